@@ -89,7 +89,12 @@ def with_retries(
                 raise
             wait = delay * 2 ** (attempt - 1)
             _log.warning(
-                "%s failed (%s); retry %d/%d in %.1fs", what, _reason(e), attempt, attempts - 1, wait
+                "%s failed (%s); retry %d/%d in %.1fs",
+                what,
+                _reason(e),
+                attempt,
+                attempts - 1,
+                wait,
             )
             time.sleep(wait)
     return fn()

@@ -6,202 +6,35 @@ fail so a broken CI image cannot pass by skipping. `.ci/postgres.sh` installs th
 
 from __future__ import annotations
 
-import glob
 import os
-import pwd
-import secrets
-import shutil
-import socket
-import subprocess
-import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import NoReturn
 
 import pytest
-from sqlalchemy.engine import URL
 
-_SERVER_SETTINGS = (
-    # Throwaway data: trade durability for speed on small shared CI machines.
-    "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-    "-c shared_buffers=16MB -c max_connections=60"
-)
-
-
-@dataclass
-class PostgresServer:
-    """A running test server; `.url` is a ready postgresql+psycopg URL for user `hpo`.
-
-    The password deliberately contains URL-special characters: build URLs with `.url`.
-    """
-
-    bindir: Path
-    root: Path
-    port: int
-    run_as: str | None
-    user: str = "hpo"
-    password: str = field(default_factory=lambda: f"hpo-{secrets.token_hex(8)}@/:%")
-    dbname: str = "hpo"
-    host: str = "127.0.0.1"
-    running: bool = False
-
-    @property
-    def url(self) -> str:
-        url = URL.create(
-            "postgresql+psycopg",
-            username=self.user,
-            password=self.password,
-            host=self.host,
-            port=self.port,
-            database=self.dbname,
-        )
-        return url.render_as_string(hide_password=False)
-
-    @property
-    def socket_dir(self) -> Path:
-        return self.root / "socket"
-
-    def start(self) -> None:
-        options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses={self.host} "
-        self._pg_ctl(
-            "start", "-w", "-t", "60", "-l", str(self.root / "server.log"),
-            "-o", options + _SERVER_SETTINGS,
-        )
-        self.running = True
-
-    def stop(self) -> None:
-        self._pg_ctl("stop", "-w", "-t", "60", "-m", "fast")
-        self.running = False
-
-    def restart(self) -> None:
-        """Stop and start on the same data dir and port, dropping every client connection."""
-        self.stop()
-        self.start()
-
-    def initdb(self) -> None:
-        self._run(
-            "initdb", "-D", str(self.root / "data"), "-U", "postgres", "-E", "UTF8",
-            "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync",
-        )
-        self.socket_dir.mkdir()
-        if self.run_as:
-            shutil.chown(self.socket_dir, self.run_as)
-
-    def create_user_and_database(self) -> None:
-        import psycopg
-        from psycopg import sql
-
-        with psycopg.connect(
-            host=str(self.socket_dir), port=self.port, user="postgres", dbname="postgres",
-            autocommit=True,
-        ) as conn:
-            conn.execute(
-                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                    sql.Identifier(self.user), sql.Literal(self.password)
-                )
-            )
-            conn.execute(
-                sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                    sql.Identifier(self.dbname), sql.Identifier(self.user)
-                )
-            )
-
-    def log_tail(self, lines: int = 20) -> str:
-        log = self.root / "server.log"
-        return "\n".join(log.read_text().splitlines()[-lines:]) if log.exists() else ""
-
-    def _pg_ctl(self, *args: str) -> None:
-        self._run("pg_ctl", "-D", str(self.root / "data"), *args)
-
-    def _run(self, tool: str, *args: str) -> None:
-        # PostgreSQL refuses to run as root, so root runs the tools as the postgres user.
-        prefix = ["runuser", "-u", self.run_as, "--"] if self.run_as else []
-        subprocess.run(
-            [*prefix, str(self.bindir / tool), *args],
-            cwd=self.root, check=True, capture_output=True, text=True, timeout=120,
-        )
+from tests.pg_server import PostgresServer, PostgresUnavailable, start_server, teardown
 
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """Start a fresh PostgreSQL cluster on a free 127.0.0.1 port; removed after the session."""
-    server = _create_server()
     try:
-        server.initdb()
-        server.start()
-        server.create_user_and_database()
-    except (subprocess.SubprocessError, OSError, ImportError) as e:
-        detail = getattr(e, "stderr", None) or server.log_tail() or str(e)
-        _teardown(server)
-        _unavailable(f"PostgreSQL test server did not start: {_one_line(detail)}")
+        server = start_server()
+    except PostgresUnavailable as e:
+        _unavailable(str(e))
     try:
         yield server
     finally:
-        _teardown(server)
+        teardown(server)
 
 
 @pytest.fixture(scope="session")
 def postgres_url(postgres: PostgresServer) -> str:
+    """The `postgres` server's URL, for tests that need nothing else."""
     return postgres.url
-
-
-def _create_server() -> PostgresServer:
-    bindir = _find_bindir()
-    if bindir is None:
-        _unavailable("PostgreSQL server binaries (initdb, pg_ctl) not found; run .ci/postgres.sh")
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        _unavailable("psycopg is not installed; pip install 'psycopg[binary]'")
-    run_as = _server_user()
-    root = Path(tempfile.mkdtemp(prefix="hpo-pg-"))
-    if run_as:
-        shutil.chown(root, run_as)
-    return PostgresServer(bindir=bindir, root=root, port=_free_port(), run_as=run_as)
-
-
-def _find_bindir() -> Path | None:
-    found = shutil.which("pg_ctl")
-    if found:
-        return Path(found).parent
-    # Debian keeps server binaries off PATH, one directory per major version.
-    candidates = glob.glob("/usr/lib/postgresql/*/bin/pg_ctl")
-    newest = max(candidates, key=lambda p: int(Path(p).parts[-3]), default=None)
-    return Path(newest).parent if newest else None
-
-
-def _server_user() -> str | None:
-    if os.geteuid() != 0:
-        return None
-    try:
-        pwd.getpwnam("postgres")
-    except KeyError:
-        _unavailable("running as root but there is no 'postgres' user to run the server as")
-    return "postgres"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _teardown(server: PostgresServer) -> None:
-    if server.running:
-        try:
-            server.stop()
-        except subprocess.SubprocessError:
-            pass  # still remove the data dir below
-    shutil.rmtree(server.root, ignore_errors=True)
 
 
 def _unavailable(reason: str) -> NoReturn:
     if os.environ.get("CI"):
         pytest.fail(reason, pytrace=False)
     pytest.skip(reason)
-
-
-def _one_line(text: str) -> str:
-    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
-    return " | ".join(lines[-3:]) if lines else "unknown error"

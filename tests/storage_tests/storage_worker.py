@@ -1,7 +1,7 @@
 """A separate worker process for the storage tests; the storage URL comes from HPO_STORAGE.
 
-    storage_worker.py trials STUDY N   run N quick trials (creating the study if needed)
-    storage_worker.py hang STUDY       start one trial, print RUNNING, then sleep until killed
+storage_worker.py trials STUDY N   run N quick trials (creating the study if needed)
+storage_worker.py hang STUDY       start one trial, print RUNNING, then sleep until killed
 """
 
 from __future__ import annotations

@@ -51,7 +51,11 @@ def worker(mode: str, study: str, url: str, *args: str) -> subprocess.Popen[str]
     env = {**os.environ, "HPO_STORAGE": url, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
         [sys.executable, str(WORKER), mode, study, *args],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -113,8 +117,8 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
 def test_parallel_sqlite_workers_do_not_lock_out(tmp_path: Path, study_name: str) -> None:
     url = f"sqlite:///{tmp_path}/optuna.db"  # fresh file: the workers also race to create tables
     procs = [worker("trials", study_name, url, "10") for _ in range(4)]
-    results = [proc.communicate(timeout=120) for proc in procs]
-    for proc, (_, err) in zip(procs, results):
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
         assert "locked" not in err, err
     trials = optuna.load_study(study_name=study_name, storage=open_storage(url)).trials
@@ -172,7 +176,9 @@ def test_postgres_restart_mid_study(
     try:
         reloaded = with_retries(
             lambda: optuna.load_study(study_name=study_name, storage=storage),
-            attempts=6, delay=0.5, what="load_study",
+            attempts=6,
+            delay=0.5,
+            what="load_study",
         )
     finally:
         restarter.join()

@@ -1,0 +1,138 @@
+"""Spec validation: every mistake is one line naming the file and the field."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hpo.errors import SpecError
+from hpo.spec import StudySpec, load_spec
+from tests.support import REPO, data_dir, tiny_ucc_spec
+
+SHIPPED = sorted(p.stem for p in (REPO / "studies").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_specs_validate(name, monkeypatch):
+    monkeypatch.chdir(REPO)
+    spec = load_spec(name)
+    assert spec.name == name
+    config = spec.train_config("data", {k: _any_value(p) for k, p in spec.search_space.items()})
+    assert config.monitor == spec.objective.metric
+
+
+def _any_value(param):
+    return param.choices[0] if param.type == "categorical" else param.low
+
+
+def test_classic_grid_is_the_3x3_table(monkeypatch):
+    monkeypatch.chdir(REPO)
+    spec = load_spec("roberta-multilabel")
+    assert spec.sampler.type == "grid" and spec.grid_size == 9 == spec.n_trials
+    assert spec.search_space["batch_size"].choices == [16, 32, 64]
+    assert spec.search_space["learning_rate"].choices == [1e-5, 3e-5, 5e-5]
+    assert spec.training["max_grad_norm"] == 1.0 and spec.training["epochs"] == 3 and spec.model.max_length == 128
+    assert spec.objective.metric == "tuned_macro_f1"  # not F1 at 0.5: it rewards the all-"healthy" model
+
+
+def _write(tmp_path: Path, **overrides) -> Path:
+    return tiny_ucc_spec(tmp_path / "s.yaml", **overrides)
+
+
+def _error(path: Path) -> str:
+    with pytest.raises(SpecError) as e:
+        load_spec(str(path))
+    message = str(e.value)
+    assert "\n" not in message and str(path) in message
+    return message
+
+
+def test_unknown_key_is_named(tmp_path):
+    path = _write(tmp_path, training={"epochs": 2, "batch_sise": 3})
+    assert "batch_sise" in _error(path)
+
+
+def test_unknown_top_level_key(tmp_path):
+    path = _write(tmp_path, n_trails=3)
+    assert "n_trails" in _error(path) and "unknown field" in _error(path)
+
+
+def test_wrong_type_names_field_and_value(tmp_path):
+    path = _write(tmp_path, n_trials="many")
+    message = _error(path)
+    assert "n_trials" in message and "'many'" in message
+
+
+def test_bad_search_space_value(tmp_path):
+    path = _write(tmp_path, search_space={"batch_size": {"type": "categorical", "choices": [16, -1]}})
+    assert "search_space.batch_size" in _error(path)
+
+
+def test_unknown_metric_and_task_mismatch(tmp_path):
+    assert "objective.metric" in _error(_write(tmp_path, objective={"metric": "f2"}))
+    assert "does not apply" in _error(_write(tmp_path, objective={"metric": "accuracy"}))
+
+
+def test_grid_needs_categoricals(tmp_path):
+    path = _write(tmp_path, sampler={"type": "grid"})
+    assert "categorical" in _error(path)
+
+
+def test_missing_spec_lists_available(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    with pytest.raises(SpecError, match="ucc-minilm"):
+        load_spec("no-such-study")
+
+
+def test_not_a_mapping(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("- a\n- b\n")
+    assert "mapping" in _error(path)
+
+
+def _cli(*args, cwd=REPO, env_extra=None):
+    import os
+
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "hpo", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
+
+
+def test_cli_prints_one_line_for_missing_column(tmp_path):
+    path = _write(tmp_path, data={"text_column": "body"})
+    result = _cli("check", str(path), "--data-dir", str(data_dir()))
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [lines[-1]] and "missing column" in lines[-1] and "'body'" in lines[-1]
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_label_column_not_binary(tmp_path):
+    # '_trusted_judgments' holds counts like 3: not a 0/1 label.
+    path = _write(tmp_path, data={"label_columns": ["healthy", "_trusted_judgments"]})
+    result = _cli("check", str(path), "--data-dir", str(data_dir()))
+    assert result.returncode == 2 and "'_trusted_judgments' must hold 0/1" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_missing_data_dir(tmp_path):
+    path = _write(tmp_path)
+    result = _cli("check", str(path), "--data-dir", str(tmp_path / "nowhere"))
+    assert result.returncode == 2 and "file not found" in result.stderr and "DATA_DIR" in result.stderr
+
+
+def test_cli_missing_model_is_one_clear_line(tmp_path):
+    path = _write(tmp_path, model={"name_or_path": "roberta-base", "from_config": None})
+    result = _cli("check", str(path), "--data-dir", str(data_dir()), env_extra={"HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 2
+    assert "model 'roberta-base'" in result.stderr and "model.name_or_path" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_spec_roundtrip_has_no_loose_dicts(tmp_path):
+    spec = StudySpec.model_validate(yaml.safe_load(_write(tmp_path).read_text()))
+    config = spec.train_config(data_dir(), {"learning_rate": 1e-3}, seed=7)
+    assert config.hyper.learning_rate == 1e-3 and config.hyper.seed == 7 and config.hyper.epochs == 2

@@ -1,0 +1,72 @@
+"""A real study: tiny models trained in worker processes, persisted in real SQLite."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from hpo.runner import n_finished, open_study, run_study
+from hpo.spec import load_spec
+from tests.support import slice_dataset, tiny_ucc_spec
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory):
+    return slice_dataset(tmp_path_factory.mktemp("data"), "ucc", {"train": 240, "val": 120, "test": 60})
+
+
+def _spec(tmp_path, **overrides):
+    search = {"epochs": {"type": "categorical", "choices": [1, 2]}}
+    return load_spec(str(tiny_ucc_spec(tmp_path / "tiny.yaml", search_space=search, **overrides)))
+
+
+def test_pruned_and_complete_trials_persist_with_their_curves(tmp_path, small_data):
+    spec = _spec(tmp_path, n_trials=2, objective={"metric": "macro_roc_auc"})
+    url = f"sqlite:///{tmp_path}/study.db"
+    # A real Optuna pruner with a deterministic verdict: past epoch 1, anything under AUC 0.99 is pruned.
+    study = optuna.create_study(study_name=spec.name, storage=url, direction="maximize",
+                                pruner=optuna.pruners.ThresholdPruner(lower=0.99, n_warmup_steps=1))
+    study.enqueue_trial({"epochs": 1})
+    study.enqueue_trial({"epochs": 2})
+    run_study(spec, study, small_data)
+
+    trials = optuna.load_study(study_name=spec.name, storage=url).get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.PRUNED]
+    complete, pruned = trials
+    assert list(complete.intermediate_values) == [1] and complete.value == complete.intermediate_values[1]
+    assert list(pruned.intermediate_values) == [1, 2]  # the worker stopped right after epoch 2
+    for trial in trials:
+        for epoch in trial.intermediate_values:
+            metrics = trial.user_attrs[f"epoch_{epoch:03d}"]
+            assert metrics["macro_roc_auc"] == pytest.approx(trial.intermediate_values[epoch])
+            assert metrics["train_loss"] > 0 and "per_label" in metrics
+    assert complete.user_attrs["best_epoch"] == 1
+
+
+def test_resume_runs_only_the_missing_trials(tmp_path, small_data):
+    url = f"sqlite:///{tmp_path}/study.db"
+    spec = _spec(tmp_path, n_trials=1, search_space={"epochs": {"type": "categorical", "choices": [1]}})
+    run_study(spec, open_study(spec, url), small_data)
+    assert n_finished(open_study(spec, url)) == 1
+
+    run_study(spec, open_study(spec, url), small_data)  # already done: nothing runs
+    assert len(open_study(spec, url).trials) == 1
+
+    more = spec.model_copy(update={"n_trials": 2})
+    run_study(more, open_study(more, url), small_data)
+    study = open_study(more, url)
+    assert n_finished(study) == 2 and len(study.trials) == 2
+
+
+def test_failed_trial_keeps_its_reason_and_the_study_goes_on(tmp_path, small_data):
+    url = f"sqlite:///{tmp_path}/study.db"
+    spec = _spec(tmp_path, n_trials=1, search_space={"precision": {"type": "categorical", "choices": ["fp16", "fp32"]}},
+                 sampler={"type": "grid"})
+    study = open_study(spec, url)
+    study.enqueue_trial({"precision": "fp16"})  # fp16 needs CUDA: on CPU this trial fails with a clear reason
+    study.enqueue_trial({"precision": "fp32"})
+    run_study(spec, study, small_data)
+    trials = open_study(spec, url).trials
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert "fp16 needs a CUDA device" in trials[0].user_attrs["fail_reason"]

