@@ -17,16 +17,16 @@ def small_data(tmp_path_factory):
 
 
 def _spec(tmp_path, **overrides):
-    search = {"epochs": {"type": "categorical", "choices": [1, 2]}}
-    return load_spec(str(tiny_ucc_spec(tmp_path / "tiny.yaml", search_space=search, **overrides)))
+    overrides.setdefault("search_space", {"epochs": {"type": "categorical", "choices": [1, 2]}})
+    return load_spec(str(tiny_ucc_spec(tmp_path / "tiny.yaml", **overrides)))
 
 
 def test_pruned_and_complete_trials_persist_with_their_curves(tmp_path, small_data):
     spec = _spec(tmp_path, n_trials=2, objective={"metric": "macro_roc_auc"})
     url = f"sqlite:///{tmp_path}/study.db"
-    # A real Optuna pruner with a deterministic verdict: past epoch 1, anything under AUC 0.99 is pruned.
+    # A real Optuna pruner with a deterministic verdict: from epoch 2 on, anything under AUC 0.99 is pruned.
     study = optuna.create_study(study_name=spec.name, storage=url, direction="maximize",
-                                pruner=optuna.pruners.ThresholdPruner(lower=0.99, n_warmup_steps=1))
+                                pruner=optuna.pruners.ThresholdPruner(lower=0.99, n_warmup_steps=2))
     study.enqueue_trial({"epochs": 1})
     study.enqueue_trial({"epochs": 2})
     run_study(spec, study, small_data)
@@ -61,8 +61,7 @@ def test_resume_runs_only_the_missing_trials(tmp_path, small_data):
 
 def test_failed_trial_keeps_its_reason_and_the_study_goes_on(tmp_path, small_data):
     url = f"sqlite:///{tmp_path}/study.db"
-    spec = _spec(tmp_path, n_trials=1, search_space={"precision": {"type": "categorical", "choices": ["fp16", "fp32"]}},
-                 sampler={"type": "grid"})
+    spec = _spec(tmp_path, n_trials=1, search_space={"precision": {"type": "categorical", "choices": ["fp16", "fp32"]}})
     study = open_study(spec, url)
     study.enqueue_trial({"precision": "fp16"})  # fp16 needs CUDA: on CPU this trial fails with a clear reason
     study.enqueue_trial({"precision": "fp32"})
