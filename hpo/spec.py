@@ -108,6 +108,14 @@ class StudySpec(_Strict):
     objective: ObjectiveSpec = ObjectiveSpec()
     n_trials: int = Field(10, ge=1)
     test_scores: bool = Field(False, description="score every finished trial on test after the study (never read by the sampler)")
+    variants: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="named overlays of this spec, run with --variant NAME as study <name>-<variant>"
+    )
+    trainer: str = Field(
+        "trainers.loop:train_and_evaluate",
+        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+        description="module:function that trains one trial: (TrainConfig, reporter) -> result with best_epoch, best_value, stopped_early",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> StudySpec:
@@ -194,8 +202,10 @@ def resolve_spec_path(name_or_path: str) -> Path:
     return STUDIES_DIR / f"{name_or_path}.yaml"
 
 
-def load_spec(name_or_path: str) -> StudySpec:
+def load_spec(name_or_path: str, variant: str | None = None) -> StudySpec:
     path = resolve_spec_path(name_or_path)
+    if not path.is_file() and variant is None and (found := _as_variant(name_or_path)):
+        return load_spec(*found)  # "roberta-multilabel-imbalance" names a variant's study
     if not path.is_file():
         available = sorted(p.stem for p in STUDIES_DIR.glob("*.yaml"))
         raise SpecError(f"{path}: no such study spec; available: {', '.join(available) or 'none'}")
@@ -205,10 +215,49 @@ def load_spec(name_or_path: str) -> StudySpec:
         raise SpecError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from e
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: a study spec is a YAML mapping, but got {type(raw).__name__}")
+    spec = _validate(raw, path)
+    for name in spec.variants:  # a broken variant is reported now, not on the day it is run
+        _validate(_with_variant(raw, name), path, f"variants.{name}: ")
+    if variant is None:
+        return spec
+    if variant not in spec.variants:
+        raise SpecError(f"{path}: no variant {variant!r}; variants: {', '.join(spec.variants) or 'none'}")
+    return _validate(_with_variant(raw, variant), path)
+
+
+def _as_variant(study_name: str) -> tuple[str, str] | None:
+    parts = study_name.split("-")
+    for i in range(len(parts) - 1, 0, -1):
+        base, variant = "-".join(parts[:i]), "-".join(parts[i:])
+        if resolve_spec_path(base).is_file():
+            return base, variant
+    return None
+
+
+def _validate(raw: dict, path: Path, prefix: str = "") -> StudySpec:
     try:
         return StudySpec.model_validate(raw)
     except ValidationError as e:
-        raise SpecError(f"{path}: {_first_error(e)}") from None
+        raise SpecError(f"{path}: {prefix}{_first_error(e)}") from None
+
+
+def _with_variant(raw: dict, variant: str) -> dict:
+    """The spec with the variant's overlay merged in (mappings merge, anything else replaces)."""
+    overlay = raw.get("variants", {}).get(variant)
+    if not isinstance(overlay, dict):
+        return raw
+    merged = _deep_merge({k: v for k, v in raw.items() if k != "variants"}, overlay)
+    # A parameter's definition is replaced whole: merging a float range into a choice list is nonsense.
+    merged["search_space"] = {**raw.get("search_space", {}), **overlay.get("search_space", {})}
+    merged["name"] = f"{raw.get('name')}-{variant}"
+    return merged
+
+
+def _deep_merge(base: dict, overlay: dict) -> dict:
+    out = dict(base)
+    for key, value in overlay.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def _first_error(e: ValidationError) -> str:

@@ -60,7 +60,9 @@ def tiny_ucc_spec(path: Path, **overrides) -> Path:
 
 def _merge(base: dict, overrides: dict) -> None:
     for k, v in overrides.items():
-        if isinstance(v, dict) and isinstance(base.get(k), dict):
+        if k == "search_space":  # each parameter's definition is replaced whole, as in spec variants
+            base[k] = {**base[k], **v}
+        elif isinstance(v, dict) and isinstance(base.get(k), dict):
             _merge(base[k], v)
         else:
             base[k] = v

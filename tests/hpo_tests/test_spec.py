@@ -136,3 +136,18 @@ def test_spec_roundtrip_has_no_loose_dicts(tmp_path):
     spec = StudySpec.model_validate(yaml.safe_load(_write(tmp_path).read_text()))
     config = spec.train_config(data_dir(), {"learning_rate": 1e-3}, seed=7)
     assert config.hyper.learning_rate == 1e-3 and config.hyper.seed == 7 and config.hyper.epochs == 2
+
+
+def test_variant_overlays_the_classic_grid(monkeypatch):
+    monkeypatch.chdir(REPO)
+    classic = load_spec("roberta-multilabel")
+    variant = load_spec("roberta-multilabel", "imbalance")
+    assert variant.name == "roberta-multilabel-imbalance" and variant.sampler.type == "tpe"
+    assert {"loss", "pos_weight_power", "head_lr_multiplier"} <= set(variant.search_space)
+    assert variant.model == classic.model and variant.training == classic.training
+    assert load_spec("roberta-multilabel-imbalance") == variant  # a variant's study name finds it
+
+
+def test_broken_variant_is_reported_at_load(tmp_path):
+    path = _write(tmp_path, variants={"fast": {"training": {"epochs": 0}}})
+    assert "variants.fast" in _error(path) and "epochs" in _error(path)
