@@ -10,8 +10,10 @@ NAME ?= ucc-minilm
 STORAGE ?=
 N ?= 2
 GPUS ?=
+VARIANT ?=
 PORT ?= 8080
-HOST ?= 127.0.0.1
+# Only `make dashboard HOST=…` changes it; an exported HOST does not.
+HOST := 127.0.0.1
 
 ifneq ($(strip $(DATA_DIR)),)
 export DATA_DIR
@@ -20,7 +22,7 @@ ifneq ($(strip $(STORAGE)),)
 export HPO_STORAGE := $(STORAGE)
 endif
 
-.PHONY: venv study check workers report retrain dashboard test bench clean-runs
+.PHONY: venv study check workers report retrain score-trials dashboard test bench clean-runs
 
 venv: $(VENV)/.installed
 
@@ -32,19 +34,22 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 study: venv
-	$(BIN)/hpo study $(NAME)
+	$(BIN)/hpo study $(NAME) $(if $(VARIANT),--variant $(VARIANT))
 
 check: venv
 	$(BIN)/hpo check $(NAME)
 
 workers: venv
-	$(BIN)/hpo workers $(NAME) -n $(N) $(if $(GPUS),--gpus $(GPUS))
+	$(BIN)/hpo workers $(NAME) -n $(N) $(if $(GPUS),--gpus $(GPUS)) $(if $(VARIANT),--variant $(VARIANT))
 
 report: venv
 	$(BIN)/hpo report $(NAME)
 
 retrain: venv
 	$(BIN)/hpo retrain $(NAME)
+
+score-trials: venv
+	$(BIN)/hpo score-trials $(NAME)
 
 dashboard: venv
 	$(BIN)/hpo dashboard --host $(HOST) --port $(PORT)

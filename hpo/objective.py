@@ -11,7 +11,9 @@ import optuna
 
 from hpo.search_space import suggest
 from hpo.spec import StudySpec
+from hpo.trial_artifacts import TrialRecorder
 from hpo.trial_process import run_trial_process
+from storage import with_retries
 
 
 class TrialFailed(Exception):
@@ -40,6 +42,7 @@ class Objective:
     spec: StudySpec
     data_dir: Path
     seed_base: int = 0
+    artifact_dir: Path | None = None  # each trial's log, metrics and plots go here; None: none kept
 
     def __call__(self, trial: optuna.Trial) -> float:
         params = suggest(trial, self.spec.search_space)
@@ -47,17 +50,30 @@ class Objective:
         metric = self.spec.objective.metric
         epochs_seen = 0
 
-        def on_epoch(epoch: int, metrics: dict) -> bool:
-            nonlocal epochs_seen
-            epochs_seen = epoch
+        def record(epoch: int, metrics: dict) -> bool:
             trial.set_user_attr(epoch_attr(epoch), slim_metrics(metrics))
             value = metrics[metric]
             if value is None or not math.isfinite(value):
                 return False  # nothing to compare; the pruner would treat NaN as worst anyway
             trial.report(value, epoch)
-            return trial.should_prune()
+            prune = trial.should_prune()
+            extra = "".join(f"  {k}={metrics[k]:.4g}" for k in ("train_loss", "epoch_time_s") if isinstance(metrics.get(k), float))
+            print(f"  trial {trial.number:3d}  epoch {epoch}  {metric}={value:.4f}{extra}{'  -> pruned' if prune else ''}", flush=True)
+            return prune
 
-        outcome = run_trial_process(config, on_epoch)
+        def on_epoch(epoch: int, metrics: dict) -> bool:
+            nonlocal epochs_seen
+            epochs_seen = epoch
+            # A database restart mid-trial: the training waits for the reconnect, it is not lost.
+            return with_retries(lambda: record(epoch, metrics), what=f"trial {trial.number}: recording epoch {epoch}")
+
+        recorder = TrialRecorder(trial, self.spec, config, self.artifact_dir) if self.artifact_dir else None
+        outcome = None
+        try:
+            outcome = run_trial_process(config, on_epoch, log_path=recorder.log_path if recorder else None, trainer=self.spec.trainer)
+        finally:
+            if recorder:
+                recorder.finish(outcome)
         if outcome.status == "failed":
             trial.set_user_attr("fail_reason", outcome.error)
             raise TrialFailed(outcome.error.splitlines()[0] if outcome.error else "unknown")

@@ -38,3 +38,16 @@ def _unavailable(reason: str) -> NoReturn:
     if os.environ.get("CI"):
         pytest.fail(reason, pytrace=False)
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _artifacts_out_of_the_repo(tmp_path_factory) -> Iterator[None]:
+    """Studies on PostgreSQL keep their artifacts under HPO_ARTIFACT_DIR (default runs/): tests
+    must not write into the checkout."""
+    previous = os.environ.get("HPO_ARTIFACT_DIR")
+    os.environ["HPO_ARTIFACT_DIR"] = str(tmp_path_factory.mktemp("artifacts"))
+    yield
+    if previous is None:
+        os.environ.pop("HPO_ARTIFACT_DIR", None)
+    else:
+        os.environ["HPO_ARTIFACT_DIR"] = previous
