@@ -6,26 +6,34 @@ Running it again resumes; several runners on one storage share the study (`hpo w
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import time
 from pathlib import Path
 
 import optuna
-from optuna.study import MaxTrialsCallback
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.exc import OperationalError
 
 from hpo.errors import HpoError
 from hpo.objective import Objective, TrialFailed
 from hpo.pruners import build_pruner
 from hpo.samplers import build_sampler
+from hpo.slots import TrialSlots, Turn
 from hpo.spec import StudySpec
 from storage import open_storage, redact, with_retries
 
 log = logging.getLogger(__name__)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+WORKER = f"{socket.gethostname()}:{os.getpid()}"  # each trial's user attr "worker"
+_TAG = f"{os.environ['HPO_WORKER']} " if os.environ.get("HPO_WORKER") else ""  # `hpo workers` labels its lines
 
 
 def preflight(spec: StudySpec, data_dir: Path) -> dict:
     """Read every split and the model's config before the first trial, so a wrong column or a
     missing model is one line now instead of n failed trials later. Returns data facts."""
+    from hpo.trial_process import load_trainer
     from trainers.data import load_split
     from trainers.model import load_model_config
 
@@ -39,6 +47,7 @@ def preflight(spec: StudySpec, data_dir: Path) -> dict:
         if name == "train":
             facts["train_prevalence"] = _prevalence(spec, split.labels)
     load_model_config(spec.model)
+    load_trainer(spec.trainer)
     return facts
 
 
@@ -74,26 +83,105 @@ def describe_study(study: optuna.Study, spec: StudySpec, spec_text: str, facts: 
     study.set_user_attr("model", spec.model.name_or_path)
     for key, value in facts.items():
         study.set_user_attr(key, value)
+    from hpo.dashboard import annotate_study
+
+    annotate_study(study, spec, spec_text, facts)
 
 
 def n_finished(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED))
 
 
-def run_study(spec: StudySpec, study: optuna.Study, data_dir: Path, max_failures: int | None = None) -> None:
-    """Optimise until the study (all workers together) has spec.n_trials finished trials."""
+def run_study(
+    spec: StudySpec,
+    study: optuna.Study,
+    data_dir: Path,
+    max_failures: int | None = None,
+    artifact_dir: Path | None = None,
+    poll_s: float = 1.0,
+) -> None:
+    """Optimise until the study (all workers together) has exactly spec.n_trials finished
+    trials (hpo.slots); each trial's files go to the artifact store at `artifact_dir`
+    (storage.default_artifact_dir). Near the end a worker with no trial to start polls every
+    `poll_s` seconds until the others finish, taking over any of their trials that fail."""
     if n_finished(study) >= spec.n_trials:
         log.info("study %s already has %d finished trials", spec.name, n_finished(study))
         return
+    if os.environ.get("HPO_WORKER") or study.get_trials(deepcopy=False):
+        # Every worker (and a resumed run) builds the same seeded sampler: unless reseeded, it
+        # would repeat the other workers' (or the earlier run's) suggestions.
+        study.sampler.reseed_rng()
     failures = _FailureGuard(max_failures or max(3, spec.n_trials))
-    study.optimize(
-        Objective(spec, data_dir, seed_base=spec.sampler.seed),
-        callbacks=[MaxTrialsCallback(spec.n_trials, states=FINISHED), print_trial, failures],
-        catch=(TrialFailed,),
-        gc_after_trial=True,
-    )
+    objective = Objective(spec, data_dir, seed_base=spec.sampler.seed, artifact_dir=artifact_dir)
+    slots = TrialSlots(study, spec)
+    waiting = False
+    while not failures.tripped:
+        # A database restart fails this turn; the next ones wait for it to come back. A trial whose
+        # result could not be stored stays RUNNING until its heartbeat goes stale and it is retried.
+        turn = with_retries(
+            lambda: _take_turn(study, slots, objective, failures), attempts=8, what=f"study {spec.name}", retry_if=_db_outage
+        )
+        if turn is Turn.DONE:
+            break
+        if turn is Turn.WAIT and not waiting:
+            log.info("study %s: the remaining trials are running elsewhere; waiting in case one fails", spec.name)
+        waiting = turn is Turn.WAIT
+        if waiting:
+            time.sleep(poll_s)
     if failures.tripped:
         raise HpoError(f"study {spec.name}: {failures.count} trials failed in a row; last reason: {failures.last_reason}")
+
+
+def _take_turn(study: optuna.Study, slots: TrialSlots, objective: Objective, failures: _FailureGuard) -> Turn:
+    """One trial (or none) under the study lock, which is held until the trial exists."""
+    slots.lock.acquire()
+    try:
+        turn = slots.next_turn()
+        if turn is Turn.RUN:
+            run = _Admitted(objective, slots)
+            try:
+                # No gc_after_trial: training ran in its own process, and a collection costs ~0.3 s.
+                study.optimize(run, n_trials=1, callbacks=[print_trial, failures], catch=(TrialFailed,))
+            except Exception:
+                if run.taken_over is None:
+                    raise
+                log.warning("trial %d was failed by another worker while it ran here (its heartbeat was late); "
+                            "it is retried with the same parameters", run.taken_over)
+        return turn
+    finally:
+        slots.lock.release()
+
+
+def _db_outage(e: BaseException | None) -> bool:
+    """A lost database connection, however Optuna wrapped it: when its tell fails, Optuna 5 can
+    even end in an UnboundLocalError raised while handling the OperationalError."""
+    while e is not None:
+        if isinstance(e, OperationalError):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+class _Admitted:
+    """The objective of a trial created under the study lock: frees the lock, then runs it."""
+
+    def __init__(self, objective: Objective, slots: TrialSlots) -> None:
+        self.objective, self.slots = objective, slots
+        self.taken_over: int | None = None  # the trial's number, if another worker failed it meanwhile
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        self.slots.lock.release()  # the trial exists: every other worker counts it from now on
+        trial.set_user_attr("worker", WORKER)
+        if os.environ.get("CUDA_VISIBLE_DEVICES"):
+            trial.set_user_attr("gpu", os.environ["CUDA_VISIBLE_DEVICES"])
+        try:
+            return self.objective(trial)
+        except UpdateFinishedTrialError:
+            self.taken_over = trial.number  # Optuna's tell fails next; the retry runs elsewhere
+            raise
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM (hpo.cli): Optuna marks the trial FAIL
+            trial.set_user_attr("fail_reason", "interrupted: the worker was stopped (Ctrl-C or SIGTERM)")
+            raise
 
 
 class _FailureGuard:
@@ -120,7 +208,7 @@ def print_trial(study: optuna.Study, trial: FrozenTrial) -> None:
         value = f"{trial.intermediate_values[trial.last_step]:.4f}@epoch{trial.last_step}"
     params = " ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items())
     reason = f"  ({_first_line(trial.user_attrs.get('fail_reason'))})" if trial.state == TrialState.FAIL else ""
-    print(f"trial {trial.number:3d}  {trial.state.name:8s} {value:>16s}  {seconds:6.1f}s  {params}{reason}", flush=True)
+    print(f"{_TAG}trial {trial.number:3d}  {trial.state.name:8s} {value:>16s}  {seconds:6.1f}s  {params}{reason}", flush=True)
 
 
 def _first_line(text: str | None) -> str:

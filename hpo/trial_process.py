@@ -2,32 +2,53 @@
 
 A crash, an out-of-memory error or a prune ends only that process, and its memory (GPU memory
 included) goes with it. Processes are forked from a forkserver that has already imported torch
-and transformers, so a trial starts in milliseconds instead of seconds.
+and transformers (or the spec's own trainer module), so a trial starts in milliseconds instead of
+seconds.
 """
 
 from __future__ import annotations
 
+import importlib
+import logging
 import multiprocessing as mp
 import os
+import signal
+import sys
 import threading
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from hpo.errors import HpoError
 from trainers.config import TrainConfig
 
-PRELOAD = ["trainers.loop"]  # imports torch, transformers, sklearn once, in the forkserver
+DEFAULT_TRAINER = "trainers.loop:train_and_evaluate"
 _context: mp.context.BaseContext | None = None
 
 
-def context() -> mp.context.BaseContext:
+def context(trainer: str = DEFAULT_TRAINER) -> mp.context.BaseContext:
+    """The forkserver, preloading the first trainer's module (trainers.loop imports torch,
+    transformers and sklearn once); a later, different trainer is imported by each trial."""
     global _context
     if _context is None:
         _context = mp.get_context("forkserver")
-        _context.set_forkserver_preload(PRELOAD)
+        _context.set_forkserver_preload([__name__, trainer.partition(":")[0]])
     return _context
+
+
+def load_trainer(name: str) -> Callable:
+    """Import a `module:function` trainer; modules under the current directory count, as with
+    `python -m`, so a project's own trainer needs no install."""
+    module, _, function = name.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
+    try:
+        return getattr(importlib.import_module(module), function)
+    except (ImportError, AttributeError) as e:
+        raise HpoError(f"trainer {name!r} cannot be loaded ({e}); give an importable module:function") from e
 
 
 @dataclass
@@ -44,11 +65,21 @@ class TrialOutcome:
 OnEpoch = Callable[[int, dict], bool]
 
 
-def run_trial_process(config: TrainConfig, on_epoch: OnEpoch, env: dict[str, str] | None = None) -> TrialOutcome:
-    """Start the training process, hand each epoch to `on_epoch` (True → stop it), wait for it."""
-    ctx = context()
+def run_trial_process(
+    config: TrainConfig,
+    on_epoch: OnEpoch,
+    env: dict[str, str] | None = None,
+    log_path: Path | None = None,
+    trainer: str = DEFAULT_TRAINER,
+) -> TrialOutcome:
+    """Start the training process, hand each epoch to `on_epoch` (True → stop it), wait for it.
+    The process's stdout and stderr go to `log_path` when given. `trainer` is a `module:function`
+    taking (config, reporter) and returning an object with best_epoch, best_value and
+    stopped_early, like trainers.loop.train_and_evaluate."""
+    ctx = context(trainer)
     parent, child = ctx.Pipe()
-    process = ctx.Process(target=_child_main, args=(config.to_json(), child, os.getpid(), env or {}), daemon=True)
+    args = (config.to_json(), child, os.getpid(), env or {}, str(log_path) if log_path else None, trainer)
+    process = ctx.Process(target=_child_main, args=args, daemon=True)
     process.start()
     child.close()
     try:
@@ -102,29 +133,49 @@ class _PipeReporter:
         self.conn = conn
 
     def report(self, epoch: int, metrics: dict) -> bool:
+        scalars = " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float))
+        logging.getLogger("trial").info("epoch %d: %s", epoch, scalars)  # in the trial's log only
         self.conn.send(("epoch", epoch, metrics))
         return self.conn.recv()
 
 
-def _child_main(config_json: str, conn, runner_pid: int, env: dict[str, str]) -> None:
+def _child_main(config_json: str, conn, runner_pid: int, env: dict[str, str], log_path: str | None, trainer: str) -> None:
+    # Ctrl-C reaches the whole process group: the runner alone decides how its trial ends.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.update(env)
+    if log_path:
+        _redirect_output(log_path)
     _exit_when_orphaned(runner_pid)
     from trainers.errors import TrainerError
-    from trainers.loop import train_and_evaluate
 
     try:
         config = TrainConfig.model_validate_json(config_json)
-        result = train_and_evaluate(config, _PipeReporter(conn))
+        result = load_trainer(trainer)(config, _PipeReporter(conn))
         status = "stopped" if result.stopped_early else "finished"
-        conn.send(("done", {"status": status, "best_epoch": result.best_epoch, "best_value": result.best_value}))
+        extras = {"val_probs": getattr(result, "val_probs", None)}  # the best epoch's, for the trial's plots
+        conn.send(("done", {"status": status, "best_epoch": result.best_epoch, "best_value": result.best_value, "extras": extras}))
     except TrainerError as e:
+        traceback.print_exc()
         conn.send(("error", f"{type(e).__name__}: {e}"))
     except Exception as e:  # noqa: BLE001 - any crash becomes the trial's recorded reason
+        traceback.print_exc()
         reason = "out of memory" if "out of memory" in str(e).lower() else type(e).__name__
         tail = traceback.format_exc(limit=-3)
         conn.send(("error", f"{reason}: {str(e).splitlines()[0] if str(e) else ''}\n{tail}"))
     finally:
+        sys.stdout.flush()
         conn.close()
+
+
+def _redirect_output(path: str) -> None:
+    """Send this process's fds 1 and 2 (Python, C++ and CUDA output alike) to the trial's log,
+    with INFO logging and line-buffered stdout so a killed trial's log ends where it died."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.stdout.reconfigure(line_buffering=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
 
 
 def _exit_when_orphaned(runner_pid: int) -> None:

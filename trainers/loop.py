@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import logging
 import math
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,12 +18,14 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup, set_seed
 
 from trainers.config import TrainConfig
-from trainers.batching import TokenizedSplit, length_grouped_batches, sorted_batches, tokenize_cached
+from trainers.batching import TokenizedSplit, length_grouped_batches, sorted_batches, to_device, tokenize_cached
 from trainers.data import LabelledSplit, load_split
 from trainers.errors import TrainerError
+from trainers.features import TextFeatureExtractor
+from trainers.fusion import build_model
 from trainers.losses import build_loss
 from trainers.metrics import OBJECTIVE_METRICS, compute_metrics
-from trainers.model import build_classifier, load_tokenizer
+from trainers.model import load_tokenizer
 from trainers.optim import build_optimizer
 from trainers.reporting import NullReporter, Reporter
 from trainers.sampling import oversampling_weights, weighted_epoch_indices
@@ -78,15 +82,57 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def load_tokenized(config: TrainConfig, tokenizer, path) -> TokenizedSplit:
+def load_tokenized(config: TrainConfig, tokenizer, path, extractor: TextFeatureExtractor | None = None) -> TokenizedSplit:
+    """A split's token ids, with its hand-made features when given a fitted extractor."""
     split: LabelledSplit = load_split(path, config.data, config.task)
     ids = tokenize_cached(split.texts, tokenizer, config.model.max_length, config.data.cache_dir)
-    return TokenizedSplit(ids=ids, labels=split.labels, texts=split.texts)
+    features = extractor.transform(split.texts) if extractor is not None else None
+    return TokenizedSplit(ids=ids, labels=split.labels, texts=split.texts, features=features)
 
 
-def train_and_evaluate(config: TrainConfig, reporter: Reporter | None = None, keep_model: bool = False) -> TrainResult:
-    """Fine-tune on train, evaluate on val after every epoch, report, keep the best epoch."""
-    reporter = reporter or NullReporter()
+def fit_features(config: TrainConfig, train: TokenizedSplit) -> tuple[TokenizedSplit, TextFeatureExtractor | None]:
+    """Fit the hand-made features on the training texts only (when the run uses them); every
+    other split, and prediction, gets the training statistics through the returned extractor."""
+    if not config.hyper.features:
+        return train, None
+    extractor = TextFeatureExtractor(config.hyper.tfidf_top_n)
+    return dataclasses.replace(train, features=extractor.fit_transform(train.texts)), extractor
+
+
+@dataclass
+class Run:
+    """One prepared training run. `train_and_evaluate` drives it epoch by epoch; the benchmark
+    times `train_epoch` and `predict_probs` on it, so what it measures is what studies run."""
+
+    config: TrainConfig
+    device: torch.device
+    precision: Precision
+    tokenizer: Any
+    train: TokenizedSplit
+    val: TokenizedSplit
+    model: torch.nn.Module
+    forward: Any  # the model, or its torch.compile wrapper
+    extractor: TextFeatureExtractor | None  # fitted hand-made features, when the run uses them
+    loss_fn: Any
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler
+    sample_weights: np.ndarray
+    rng: np.random.Generator
+
+    @property
+    def pad_id(self) -> int:
+        return self.tokenizer.pad_token_id
+
+    def epoch_batches(self) -> list[np.ndarray]:
+        """This epoch's row indices, batched by length (over-sampled rows when asked)."""
+        hyper = self.config.hyper
+        indices = weighted_epoch_indices(self.sample_weights, self.rng) if hyper.rare_label_oversampling > 0 else None
+        return length_grouped_batches(self.train.lengths, hyper.batch_size, self.rng, indices)
+
+
+def prepare(config: TrainConfig) -> Run:
+    """Data, model, loss, optimizer and schedule of one run, seeded."""
     hyper = config.hyper
     set_seed(hyper.seed)
     device = pick_device(config.device)
@@ -95,37 +141,61 @@ def train_and_evaluate(config: TrainConfig, reporter: Reporter | None = None, ke
         raise TrainerError(f"monitor {config.monitor!r} is not one of {sorted(OBJECTIVE_METRICS)}")
 
     tokenizer = load_tokenizer(config.model)
-    train = load_tokenized(config, tokenizer, config.data.train_path)
-    val = load_tokenized(config, tokenizer, config.data.val_path)
+    train, extractor = fit_features(config, load_tokenized(config, tokenizer, config.data.train_path))
+    val = load_tokenized(config, tokenizer, config.data.val_path, extractor)
     label_names = config.data.label_names
-    model = build_classifier(config.model, config.task, label_names, train.labels, hyper.dropout, tokenizer.pad_token_id).to(device)
+    n_features = extractor.n_features if extractor is not None else 0
+    model = build_model(config.model, config.task, label_names, train.labels, hyper, n_features, tokenizer.pad_token_id).to(device)
     if hyper.freeze_word_embeddings:
         # The embedding matrix is most of MiniLM's parameters; AdamW would rewrite all of it every step.
         model.get_input_embeddings().weight.requires_grad_(False)
-    forward = torch.compile(model) if hyper.compile else model
+    forward = compile_model(model, device) if hyper.compile else model
 
     loss_fn = build_loss(config.task, hyper, train.labels, num_classes=len(label_names))
     optimizer = build_optimizer(model, hyper, device.type)
-    steps_per_epoch = math.ceil(len(train.ids) / hyper.batch_size)
-    total_steps = steps_per_epoch * hyper.epochs
+    total_steps = math.ceil(len(train.ids) / hyper.batch_size) * hyper.epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, int(hyper.warmup_ratio * total_steps), total_steps)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision.scaler)
-    sample_weights = oversampling_weights(train.labels, hyper.rare_label_oversampling)
-    rng = np.random.default_rng(hyper.seed)
-    pad_id = tokenizer.pad_token_id
+    return Run(
+        config=config,
+        device=device,
+        precision=precision,
+        tokenizer=tokenizer,
+        train=train,
+        val=val,
+        model=model,
+        forward=forward,
+        extractor=extractor,
+        loss_fn=loss_fn,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scaler=torch.amp.GradScaler(device.type, enabled=precision.scaler),
+        sample_weights=oversampling_weights(train.labels, hyper.rare_label_oversampling),
+        rng=np.random.default_rng(hyper.seed),
+    )
+
+
+def compile_model(model: torch.nn.Module, device: torch.device):
+    """dynamic=True: one graph for every batch width and size, not a recompile for each. On CUDA,
+    "reduce-overhead" replays each width's kernels as a CUDA graph: small batches of short
+    comments are bound by kernel launches, not arithmetic."""
+    return torch.compile(model, dynamic=True, mode="reduce-overhead" if device.type == "cuda" else None)
+
+
+def train_and_evaluate(config: TrainConfig, reporter: Reporter | None = None, keep_model: bool = False) -> TrainResult:
+    """Fine-tune on train, evaluate on val after every epoch, report, keep the best epoch."""
+    reporter = reporter or NullReporter()
+    run = prepare(config)
+    model = run.model
 
     history: list[dict] = []
     best: dict | None = None
     best_state = best_probs = None
     stopped = False
     sign = 1 if config.monitor_mode == "max" else -1
-    for epoch in range(1, hyper.epochs + 1):
-        indices = weighted_epoch_indices(sample_weights, rng) if hyper.rare_label_oversampling > 0 else None
-        order = length_grouped_batches(train.lengths, hyper.batch_size, rng, indices)
-        model.train()
-        train_stats = _train_epoch(forward, train, order, pad_id, device, precision, loss_fn, optimizer, scheduler, scaler, hyper, epoch)
-        probs, val_loss, eval_stats = predict_probs(forward, val, pad_id, device, precision, config, loss_fn)
-        metrics = compute_metrics(config.task, val.labels, probs, label_names)
+    for epoch in range(1, config.hyper.epochs + 1):
+        train_stats = train_epoch(run, run.epoch_batches(), epoch)
+        probs, val_loss, eval_stats = predict_probs(run, run.val)
+        metrics = compute_metrics(config.task, run.val.labels, probs, config.data.label_names)
         metrics.update(val_loss=val_loss, epoch=epoch, **train_stats, **eval_stats)
         metrics["monitor_value"] = metrics[config.monitor]
         history.append(metrics)
@@ -146,31 +216,39 @@ def train_and_evaluate(config: TrainConfig, reporter: Reporter | None = None, ke
         best_metrics=best,
         stopped_early=stopped,
         model=model if keep_model else None,
-        tokenizer=tokenizer if keep_model else None,
+        tokenizer=run.tokenizer if keep_model else None,
         val_probs=best_probs,
+        extras={"feature_extractor": run.extractor},
     )
 
 
-def _train_epoch(model, train, order, pad_id, device, precision, loss_fn, optimizer, scheduler, scaler, hyper, epoch) -> dict:
+def train_epoch(run: Run, order: list[np.ndarray], epoch: int) -> dict:
+    """One pass over the batches in `order`. Nothing here waits for the device except the
+    loss check every `log_every` steps."""
+    hyper, device, train = run.config.hyper, run.device, run.train
+    run.model.train()
     start = time.perf_counter()
     batch_losses: list[torch.Tensor] = []
     real_tokens = padded_tokens = 0
-    bar = tqdm(total=len(order), desc=f"epoch {epoch}", leave=False, file=sys.stderr, mininterval=2)
-    for step, (rows, inputs) in enumerate(train.batches(order, pad_id, device), start=1):
-        targets = torch.as_tensor(train.labels[rows]).to(device, non_blocking=True)
-        with precision.autocast(device):
-            logits = model(**inputs).logits
-        loss = loss_fn(logits.float(), targets)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
+    # No bar when stderr is not a terminal (a trial's log file): carriage returns make it unreadable.
+    bar = tqdm(total=len(order), desc=f"epoch {epoch}", leave=False, file=sys.stderr, mininterval=2, disable=None)
+    for step, (rows, inputs) in enumerate(train.batches(order, run.pad_id, device), start=1):
+        if hyper.compile:
+            torch.compiler.cudagraph_mark_step_begin()  # last step's graph outputs may be overwritten now
+        targets = to_device(torch.as_tensor(train.labels[rows]), device)
+        with run.precision.autocast(device):
+            logits = run.forward(**inputs).logits
+        loss = run.loss_fn(logits.float(), targets)
+        run.optimizer.zero_grad(set_to_none=True)
+        run.scaler.scale(loss).backward()
         if hyper.max_grad_norm is not None:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), hyper.max_grad_norm)
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
+            run.scaler.unscale_(run.optimizer)
+            torch.nn.utils.clip_grad_norm_(run.model.parameters(), hyper.max_grad_norm)
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+        run.scheduler.step()
         batch_losses.append(loss.detach())
-        real_tokens += int(sum(len(train.ids[i]) for i in rows))
+        real_tokens += int(train.lengths[rows].sum())  # host-side numpy: no device sync
         padded_tokens += inputs["input_ids"].numel()
         bar.update()
         if step % hyper.log_every == 0:  # the only host sync inside the epoch
@@ -188,8 +266,9 @@ def _train_epoch(model, train, order, pad_id, device, precision, loss_fn, optimi
         "batch_loss_cv": float(losses.std() / max(abs(losses.mean()), 1e-12)),
         "epoch_time_s": seconds,
         "train_samples_per_s": n / seconds,
+        "real_tokens_per_s": real_tokens / seconds,
         "padding_share": 1 - real_tokens / max(padded_tokens, 1),
-        "learning_rate_end": float(scheduler.get_last_lr()[0]),
+        "learning_rate_end": float(run.scheduler.get_last_lr()[0]),
     }
 
 
@@ -199,21 +278,25 @@ def _check_finite(value: float, epoch: int, step: int) -> None:
 
 
 @torch.no_grad()
-def predict_probs(model, split: TokenizedSplit, pad_id: int, device, precision: Precision, config: TrainConfig, loss_fn=None):
-    """Probabilities in the split's row order, the mean loss (if `loss_fn`), and eval speed."""
-    model.eval()
+def predict_probs(run: Run, split: TokenizedSplit) -> tuple[np.ndarray, float, dict]:
+    """Probabilities in the split's row order, the mean loss, and eval speed. Batches are
+    sorted by length and larger than in training (no activations are kept for backward);
+    everything stays on the device until one copy at the end."""
+    config, device = run.config, run.device
+    run.model.eval()
     start = time.perf_counter()
     batch_size = config.hyper.eval_batch_size or max(128, 4 * config.hyper.batch_size)
-    out = np.zeros((len(split.ids), len(config.data.label_names)), dtype=np.float32)
-    total_loss = torch.zeros((), device=device)
-    for rows, inputs in split.batches(sorted_batches(split.lengths, batch_size), pad_id, device):
-        with precision.autocast(device):
-            logits = model(**inputs).logits.float()
-        if loss_fn is not None:
-            targets = torch.as_tensor(split.labels[rows]).to(device)
-            total_loss += loss_fn(logits, targets) * len(rows)
-        probs = torch.sigmoid(logits) if config.task == "multi_label" else torch.softmax(logits, dim=-1)
-        out[rows] = probs.cpu().numpy()
+    batches = sorted_batches(split.lengths, batch_size)
+    probs, total_loss = [], torch.zeros((), device=device)
+    for rows, inputs in split.batches(batches, run.pad_id, device):
+        if config.hyper.compile:
+            torch.compiler.cudagraph_mark_step_begin()
+        with run.precision.autocast(device):
+            logits = run.forward(**inputs).logits.float()
+        total_loss += run.loss_fn(logits, to_device(torch.as_tensor(split.labels[rows]), device)) * len(rows)
+        probs.append(torch.sigmoid(logits) if config.task == "multi_label" else torch.softmax(logits, dim=-1))
+    out = np.empty((len(split.ids), len(config.data.label_names)), dtype=np.float32)
+    out[np.concatenate(batches)] = torch.cat(probs).cpu().numpy()
+    mean_loss = float(total_loss.item() / len(split.ids))
     seconds = time.perf_counter() - start
-    mean_loss = float(total_loss.item() / len(split.ids)) if loss_fn is not None else math.nan
     return out, mean_loss, {"eval_time_s": seconds, "eval_samples_per_s": len(split.ids) / seconds}

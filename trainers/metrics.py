@@ -79,6 +79,8 @@ def multi_class_metrics(y_true: np.ndarray, probs: np.ndarray, label_names: tupl
         "weighted_f1": f1_score(y_true, pred, average="weighted", labels=range(len(label_names)), zero_division=0),
         "macro_precision": float(np.mean(p)),
         "macro_recall": float(np.mean(r)),
+        "weighted_precision": float(np.average(p, weights=support)) if support.sum() else 0.0,
+        "weighted_recall": float(np.average(r, weights=support)) if support.sum() else 0.0,
         "macro_roc_auc": _nanmean(aucs),
         "macro_ap": _nanmean([_average_precision(onehot[:, j], probs[:, j]) for j in range(len(label_names))]),
         "per_label": {

@@ -81,6 +81,14 @@ def build_classifier(
     dropout: float | None = None,
     pad_token_id: int | None = None,
 ) -> PreTrainedModel:
+    config = classifier_config(cfg, task, label_names, dropout)
+    model = instantiate(AutoModelForSequenceClassification, cfg, config, pad_token_id)
+    init_output_bias(output_layer(model, len(label_names)), task, train_labels)
+    return model
+
+
+def classifier_config(cfg: ModelConfig, task: Task, label_names: tuple[str, ...], dropout: float | None = None):
+    """The architecture's config with the labels and the dropout of this run."""
     id2label = dict(enumerate(label_names))
     overrides = dict(
         num_labels=len(label_names),
@@ -89,19 +97,19 @@ def build_classifier(
         problem_type="multi_label_classification" if task == "multi_label" else "single_label_classification",
         **_dropout_overrides(dropout),
     )
-    config = load_model_config(cfg, **overrides)
+    return load_model_config(cfg, **overrides)
+
+
+def instantiate(auto_class, cfg: ModelConfig, config, pad_token_id: int | None = None) -> PreTrainedModel:
+    """`auto_class` (AutoModel, AutoModelForSequenceClassification) with the pretrained weights
+    of `cfg.name_or_path`, or with random weights when `cfg.from_config` gives the architecture."""
     if cfg.from_config is not None:
         if pad_token_id is not None:
             config.pad_token_id = pad_token_id
         config._attn_implementation = "sdpa"
-        model = AutoModelForSequenceClassification.from_config(config)
-    else:
-        path = resolve_model_path(cfg.name_or_path)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            path, config=config, attn_implementation="sdpa", local_files_only=Path(path).is_dir()
-        )
-    init_output_bias(output_layer(model, len(label_names)), task, train_labels)
-    return model
+        return auto_class.from_config(config)
+    path = resolve_model_path(cfg.name_or_path)
+    return auto_class.from_pretrained(path, config=config, attn_implementation="sdpa", local_files_only=Path(path).is_dir())
 
 
 def _dropout_overrides(dropout: float | None) -> dict:

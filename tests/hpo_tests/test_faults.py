@@ -1,0 +1,123 @@
+"""Faults during a study: workers killed or stopped mid-trial, the database restarted, a trial's
+process killed. Real PostgreSQL/SQLite, real worker processes, the sleep trainer."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+from optuna.trial import TrialState
+
+from hpo.runner import open_study, run_study
+from hpo.spec import load_spec
+from hpo.workers import wait_workers
+from tests.hpo_tests.workers_support import (
+    FINISHED,
+    create_and_start,
+    mid_trial,
+    n_finished,
+    process_gone,
+    sleep_spec,
+    states,
+    stop_all,
+    wait_until,
+)
+
+
+@pytest.mark.postgres
+def test_worker_killed_mid_trial_its_trial_fails_and_is_retried(postgres, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("SLEEP_EPOCH_S", "0.4")
+    study, procs = create_and_start(sleep_spec(tmp_path, n_trials=6), postgres.url, n_workers=2)
+    try:
+        trial, victim = wait_until(lambda: mid_trial(study, procs), what="a trial in its second epoch")
+        victim.send_signal(signal.SIGKILL)
+        # The last live worker notices the silent trial, fails it, runs its retry, finishes the study.
+        assert [p.wait() for p in procs if p is not victim] == [0]
+    finally:
+        stop_all(procs)
+
+    assert wait_until(lambda: process_gone(trial.user_attrs["epoch_001"]["pid"]), timeout_s=10, what="the orphaned trial process to exit")
+    after = study.get_trials(deepcopy=False)
+    killed = next(t for t in after if t.number == trial.number)
+    assert killed.state.name == "FAIL"  # by another worker, once its heartbeat went stale
+    retries = [t for t in after if trial.number in t.system_attrs.get("retry_history", [])]
+    assert [r.params for r in retries] == [trial.params] and retries[0].state in FINISHED
+    assert n_finished(study) == 6 and set(states(study)) <= {"COMPLETE", "PRUNED", "FAIL"}
+
+
+def test_sigterm_fails_the_running_trial_and_stops_its_process(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("SLEEP_EPOCH_S", "0.4")
+    study, procs = create_and_start(sleep_spec(tmp_path, n_trials=4), f"sqlite:///{tmp_path}/optuna.db", n_workers=2)
+    try:
+        trial, victim = wait_until(lambda: mid_trial(study, procs), what="a trial in its second epoch")
+        victim.send_signal(signal.SIGTERM)
+        assert victim.wait(timeout=30) == 130  # hpo.cli: interrupted
+        assert process_gone(trial.user_attrs["epoch_001"]["pid"])  # stopped by its runner, not orphaned
+        stopped = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
+        assert stopped.state.name == "FAIL" and stopped.user_attrs["fail_reason"].startswith("interrupted")
+        assert [p.wait() for p in procs if p is not victim] == [0]  # the other finishes the study
+    finally:
+        stop_all(procs)
+    assert n_finished(study) == 4 and states(study)["RUNNING"] == 0
+
+
+def test_a_trial_failed_by_another_worker_while_running_is_retried_and_the_worker_goes_on(tmp_path: Path, monkeypatch) -> None:
+    """What another worker does when this one's heartbeat is late (a stall, a slow database)."""
+    monkeypatch.setenv("SLEEP_EPOCH_S", "0.3")
+    study, procs = create_and_start(sleep_spec(tmp_path, n_trials=3), f"sqlite:///{tmp_path}/optuna.db", n_workers=1)
+    try:
+        trial, worker = wait_until(lambda: mid_trial(study, procs), what="a trial in its second epoch")
+        storage = study._storage
+        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)  # as fail_stale_trials does
+        storage.get_heartbeat_stale_trial_callback()(study, storage.get_trial(trial._trial_id))
+        assert worker.wait(timeout=60) == 0
+    finally:
+        stop_all(procs)
+    retries = [t for t in study.trials if trial.number in t.system_attrs.get("retry_history", [])]
+    assert [r.params for r in retries] == [trial.params] and retries[0].state in FINISHED
+    assert n_finished(study) == 3 and states(study)["RUNNING"] == 0
+
+@pytest.mark.postgres
+def test_postgres_restart_mid_study_loses_no_finished_trial(postgres, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("SLEEP_EPOCH_S", "0.3")
+    study, procs = create_and_start(sleep_spec(tmp_path, n_trials=10), postgres.url, n_workers=2)
+    try:
+        wait_until(lambda: n_finished(study) >= 3, what="3 finished trials")
+        before = {t.number for t in study.get_trials(deepcopy=False, states=FINISHED)}
+        postgres.restart()  # every client connection dropped
+        assert wait_workers(procs) == 0
+    finally:
+        stop_all(procs)
+    after = {t.number: t.state for t in study.get_trials(deepcopy=False)}
+    assert all(after[n] in FINISHED for n in before)
+    assert n_finished(study) == 10 and states(study)["RUNNING"] == 0
+
+
+def test_trial_process_killed_like_oom_fails_with_its_reason_and_the_study_goes_on(tmp_path: Path) -> None:
+    spec = load_spec(str(sleep_spec(tmp_path, n_trials=1, trainer="tests.hpo_tests.fault_trainers:oom_when_lr_above_1",
+                                    search_space={"learning_rate": {"type": "float", "low": 1e-5, "high": 10.0, "log": True}})))
+    study = open_study(spec, f"sqlite:///{tmp_path}/optuna.db")
+    study.enqueue_trial({"learning_rate": 5.0})  # its process dies by SIGKILL after one epoch
+    study.enqueue_trial({"learning_rate": 1e-3})
+    run_study(spec, study, tmp_path)
+    first, second = study.trials
+    assert first.state.name == "FAIL" and "killed by signal 9 (out of memory?)" in first.user_attrs["fail_reason"]
+    assert "epoch_001" in first.user_attrs  # what it reported before dying is kept
+    assert second.state.name == "COMPLETE" and n_finished(study) == 1
+
+
+def test_a_database_outage_is_recognised_however_optuna_wraps_it() -> None:
+    """Optuna 5's tell, failing on a dead connection, can raise UnboundLocalError instead."""
+    from sqlalchemy.exc import OperationalError
+
+    from hpo.runner import _db_outage
+
+    try:
+        try:
+            raise OperationalError("UPDATE trials", {}, ConnectionError("server closed the connection"))
+        except OperationalError:
+            raise UnboundLocalError("cannot access local variable 'updated_state'")  # noqa: B904 - as Optuna does
+    except UnboundLocalError as e:
+        assert _db_outage(e)
+    assert not _db_outage(ValueError("not a database problem"))

@@ -1,0 +1,219 @@
+"""Study reports: the tables hold the trials' own numbers, for any study (failed and pruned
+trials, other search spaces, too few trials), and `hpo report` runs without torch."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.trial import TrialState, create_trial
+from sklearn.metrics import accuracy_score, confusion_matrix
+
+from hpo.errors import HpoError
+from hpo.report import (
+    TEST_COLUMN,
+    TEST_SCORES_ATTR,
+    batch_size_tables,
+    best_model_tables,
+    epoch_metrics,
+    loss_table,
+    marginal,
+    objective_pivot,
+    open_existing_study,
+    summarize,
+    trials_table,
+)
+from hpo.report_render import write_study_report
+from hpo.retrain import json_safe
+from hpo.spec import StudySpec
+from tests.hpo_tests.tiny_study import GRID, NAME, tiny_study
+from tests.support import UCC_LABELS, tiny_architecture
+from trainers.evaluate import bootstrap_intervals, multi_class_scores
+
+
+@pytest.fixture(scope="module")
+def study_copy(tmp_path_factory):
+    """The shared tiny study, copied, plus one FAILED and one PRUNED trial."""
+    shared = tiny_study(tmp_path_factory)
+    root = tmp_path_factory.mktemp("report")
+    study, spec = open_existing_study(NAME, shared.copy_to(root))
+    epoch = dict(epoch_metrics(study.trials[0])[0])
+    epoch["tuned_macro_f1"] = epoch["monitor_value"] = 0.01
+    study.add_trial(_trial(TrialState.PRUNED, {"batch_size": 16, "learning_rate": 1e-3}, {"epoch_001": epoch, "best_epoch": 1}, {1: 0.01}))
+    study.add_trial(_trial(TrialState.FAIL, {"batch_size": 32, "learning_rate": 3e-3}, {"fail_reason": "NonFiniteLossError: loss became nan\ntraceback..."}))
+    return study, spec, shared, root
+
+
+def _trial(state, params, attrs, intermediate=None):
+    dists = {k: CategoricalDistribution(GRID[k]) for k in params}
+    return create_trial(state=state, params=params, distributions=dists, user_attrs=attrs, intermediate_values=intermediate or {})
+
+
+def test_trials_table_holds_each_trials_own_numbers(study_copy):
+    study, spec, _, _ = study_copy
+    table = trials_table(study, spec).set_index("trial")
+    assert len(table) == 6
+    for t in study.get_trials(states=(TrialState.COMPLETE,)):
+        row = table.loc[t.number]
+        epochs = epoch_metrics(t)
+        best = next(m for m in epochs if m["epoch"] == t.user_attrs["best_epoch"])
+        assert row["objective"] == t.value == best["tuned_macro_f1"]
+        assert row["train_loss_first"] == epochs[0]["train_loss"]
+        assert row["train_loss_last"] == epochs[-1]["train_loss"]
+        assert row["train_loss_change"] == pytest.approx((epochs[-1]["train_loss"] - epochs[0]["train_loss"]) / epochs[0]["train_loss"])
+        assert (row["val_micro_f1"], row["val_macro_f1"], row["val_subset_accuracy"]) == (best["micro_f1"], best["macro_f1"], best["subset_accuracy"])
+        assert row["epochs_run"] == 2 and row["state"] == "COMPLETE"
+
+
+def test_batch_size_tables_pivot_and_best(study_copy):
+    study, spec, _, _ = study_copy
+    trials = trials_table(study, spec)
+    complete = {(t.params["batch_size"], t.params["learning_rate"]): t.value for t in study.get_trials(states=(TrialState.COMPLETE,))}
+    tables = batch_size_tables(trials, spec.task)
+    assert sorted(tables) == [16, 32]
+    assert list(tables[16]["learning_rate"]) == [1e-3, 1e-3, 3e-3]  # the complete and the pruned trial at 1e-3
+    assert set(tables[32]["state"]) == {"COMPLETE", "FAIL"}
+    pivot = objective_pivot(trials, "batch_size", "learning_rate", maximize=True)
+    for (bs, lr), value in complete.items():
+        assert pivot.loc[bs, lr] == value  # the pruned (0.01) and failed trials do not enter
+    by_bs = marginal(trials, "batch_size", maximize=True)
+    for bs in (16, 32):
+        values = [v for (b, _), v in complete.items() if b == bs]
+        assert by_bs.loc[bs, "mean_objective"] == pytest.approx(sum(values) / 2)
+        assert by_bs.loc[bs, "best_objective"] == max(values)
+    summary = summarize(study, spec)
+    best = summary.tables["best_configuration"].set_index("setting")["value"]
+    assert best["trial"] == study.best_trial.number and best["tuned_macro_f1"] == study.best_value
+    assert summary.pivot_axes == ("batch_size", "learning_rate")
+
+
+def test_failed_and_pruned_trials_are_reported(study_copy, tmp_path):
+    study, spec, _, _ = study_copy
+    summary = summarize(study, spec)
+    trials = summary.tables["trials"].set_index("state")
+    assert trials.loc["PRUNED", "objective"] == 0.01 and trials.loc["PRUNED", "best_epoch"] == 1
+    assert trials.loc["FAIL", "fail_reason"] == "NonFiniteLossError: loss became nan"
+    assert math.isnan(trials.loc["FAIL", "objective"])
+    epochs = summary.tables["epochs"]
+    assert len(epochs) == 4 * 2 + 1  # two epochs per complete trial, one for the pruned one
+    html = write_study_report(study, summary, tmp_path)
+    markdown = (tmp_path / "report.md").read_text()
+    assert "| FAIL |" in markdown and "| PRUNED |" in markdown
+    assert "Intermediate values" in html.read_text() and "plotly" in html.read_text()
+    assert pd.read_csv(tmp_path / "trials.csv").shape[0] == 6
+    assert (tmp_path / "pivot_batch_size_x_learning_rate.csv").is_file()
+
+
+def test_test_scores_have_their_own_column(study_copy, tmp_path):
+    _, _, shared, _ = study_copy
+    study, spec = open_existing_study(NAME, shared.copy_to(tmp_path))
+    number = study.best_trial.number
+    study.set_user_attr(TEST_SCORES_ATTR.format(number), {"tuned_macro_f1": 0.123})
+    table = trials_table(study, spec).set_index("trial")
+    assert table.loc[number, TEST_COLUMN] == 0.123
+    assert table[TEST_COLUMN].isna().sum() == 3  # the other complete trials
+
+
+def test_report_command_writes_files_without_importing_torch(study_copy, tmp_path):
+    _, _, shared, root = study_copy
+    code = (
+        "import sys; from hpo.cli import main; "
+        f"code = main(['report', {NAME!r}, '--storage', {f'sqlite:///{root}/optuna.db'!r}, '--data-dir', {str(shared.data_dir)!r}]); "
+        "assert 'torch' not in sys.modules, 'hpo report imported torch'; sys.exit(code)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "runs" / NAME / "report"
+    assert {"report.md", "report.html", "trials.csv", "batch_size_16.csv", "baseline_val.csv"} <= {p.name for p in out.iterdir()}
+    assert "All-majority baseline" in (out / "report.md").read_text()
+
+
+def test_a_missing_study_is_named_with_the_ones_there(study_copy):
+    _, _, _, root = study_copy
+    with pytest.raises(HpoError, match=f"no study 'nope' .* studies there: {NAME}"):
+        open_existing_study("nope", f"sqlite:///{root}/optuna.db")
+
+
+# ---- studies built from created trials: other spaces, loss types, too few trials -----------
+
+
+def _spec(**space) -> StudySpec:
+    return StudySpec.model_validate({
+        "name": "made", "task": "multi_label",
+        "data": {"dir": "ucc", "text_column": "comment", "label_columns": UCC_LABELS},
+        "model": {"from_config": tiny_architecture()}, "search_space": space,
+    })  # fmt: skip
+
+
+def _made_trial(value, params, dists, loss_ap=0.5, state=TrialState.COMPLETE):
+    per_label = {n: {"ap": loss_ap, "predicted_positive": 1} for n in UCC_LABELS}
+    epoch = {"epoch": 1, "train_loss": 1.0, "tuned_macro_f1": value, "per_label": per_label}
+    return create_trial(state=state, value=value if state == TrialState.COMPLETE else None, params=params,
+                        distributions=dists, user_attrs={"epoch_001": epoch, "best_epoch": 1})  # fmt: skip
+
+
+def test_other_spaces_pivot_on_the_two_most_important_settings():
+    space = {"dropout": {"type": "float", "low": 0.0, "high": 0.5}, "warmup_ratio": {"type": "float", "low": 0.0, "high": 0.2},
+             "weight_decay": {"type": "float", "low": 0.0, "high": 0.1}}  # fmt: skip
+    spec = _spec(**space)
+    dists = {k: FloatDistribution(v["low"], v["high"]) for k, v in space.items()}
+    study = optuna.create_study(direction="maximize")
+    for i in range(12):
+        dropout = 0.04 * i
+        study.add_trial(_made_trial(1 - dropout + 0.001 * (i % 3), {"dropout": dropout, "warmup_ratio": 0.01 * (i % 3), "weight_decay": 0.05}, dists))
+    summary = summarize(study, spec)
+    assert summary.pivot_axes[0] == "dropout"  # the objective follows dropout
+    assert summary.tables["param_importances"]["parameter"].iloc[0] == "dropout"
+    pivot = summary.tables[f"pivot_{summary.pivot_axes[0]}_x_{summary.pivot_axes[1]}"]
+    assert len(pivot.index) <= 4  # 12 distinct dropouts are binned
+    assert pivot.max().max() == study.best_value
+
+
+def test_loss_types_are_compared_when_trials_differ_in_loss():
+    spec = _spec(loss={"type": "categorical", "choices": ["bce", "focal"]})
+    dists = {"loss": CategoricalDistribution(["bce", "focal"])}
+    study = optuna.create_study(direction="maximize")
+    for value, loss, ap in ((0.3, "bce", 0.1), (0.5, "bce", 0.2), (0.4, "focal", 0.7), (0.2, "focal", 0.8)):
+        study.add_trial(_made_trial(value, {"loss": loss}, dists, ap))
+    study.add_trial(_made_trial(0.9, {"loss": "focal"}, dists, 0.9, state=TrialState.PRUNED))
+    table = loss_table(trials_table(study, spec), study, spec).set_index("loss")
+    assert table.loc["bce", "best_objective"] == 0.5 and table.loc["bce", "median_objective"] == pytest.approx(0.4)
+    assert table.loc["focal", "trials"] == 3 and table.loc["focal", "complete"] == 2
+    assert table.loc["focal", "best_objective"] == 0.4 and table.loc["focal", "ap_hostile"] == 0.7
+
+
+@pytest.mark.parametrize("states", [(), (TrialState.FAIL,), (TrialState.COMPLETE,)])
+def test_sparse_studies_still_report(states, tmp_path):
+    spec = _spec(dropout={"type": "float", "low": 0.0, "high": 0.5})
+    dists = {"dropout": FloatDistribution(0.0, 0.5)}
+    study = optuna.create_study(direction="maximize")
+    for state in states:
+        if state == TrialState.FAIL:
+            study.add_trial(create_trial(state=state, params={"dropout": 0.1}, distributions=dists, user_attrs={"fail_reason": "boom"}))
+        else:
+            study.add_trial(_made_trial(0.4, {"dropout": 0.1}, dists))
+    summary = summarize(study, spec)
+    assert summary.pivot_axes is None and summary.notes
+    write_study_report(study, summary, tmp_path)
+    assert (tmp_path / "report.html").stat().st_size > 0
+
+
+def test_multi_class_best_model_tables_hold_the_test_scores():
+    rng = np.random.default_rng(0)
+    names = ["neg", "neu", "pos"]
+    y = rng.integers(0, 3, 90)
+    probs = rng.dirichlet(np.ones(3), 90) + np.eye(3)[y] * 0.4
+    test = {"default": multi_class_scores(y, probs, tuple(names)), "intervals": bootstrap_intervals("multi_class", y, probs, None, 50)}
+    metrics = json_safe({"task": "multi_class", "labels": names, "test": test, "trial": 3, "n_test": 90, "seconds_per_1000_texts": 2.5})
+    tables = best_model_tables(metrics)
+    headline = tables["test_metrics"].set_index("metric")
+    assert headline.loc["accuracy", "test"] == accuracy_score(y, probs.argmax(axis=1))
+    assert headline.loc["accuracy", "95% CI"].startswith("[") and headline.loc["macro_ap", "95% CI"] == ""
+    np.testing.assert_array_equal(tables["test_confusion"].to_numpy(), confusion_matrix(y, probs.argmax(axis=1)))
+    assert tables["model_facts"].set_index("fact").loc["seconds_per_1000_texts", "value"] == 2.5
