@@ -38,13 +38,13 @@ def features_table(trials: pd.DataFrame, maximize: bool) -> pd.DataFrame | None:
     on, off = rows
     rows.append({
         "features": DIFFERENCE,
-        "complete_trials": None,
-        "pruned_trials": None,
+        "complete_trials": pd.NA,
+        "pruned_trials": pd.NA,
         "best": on["best"] - off["best"],
         "mean": on["mean"] - off["mean"],
         "std": _standard_error(on, off),
     })  # fmt: skip
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).astype({"complete_trials": "Int64", "pruned_trials": "Int64"})
 
 
 def features_by_setting(trials: pd.DataFrame, setting: str, maximize: bool) -> pd.DataFrame | None:

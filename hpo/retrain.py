@@ -182,7 +182,7 @@ def _best_trial(study: optuna.Study) -> FrozenTrial:
 
 def _best_header(m: dict, spec: StudySpec) -> list[str]:
     o = m["objective"]
-    params = ", ".join(f"{k}={v}" for k, v in m["params"].items())
+    params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in m["params"].items())
     return [
         f"Trial {m['trial']} ({params}) retrained for {m['epochs']} epoch(s), its best epoch count.",
         f"Validation {o['metric']}: trial {_show(o['trial_value'])}, retrained {_show(o['retrained_val_value'])}, "

@@ -125,7 +125,7 @@ def test_build_optimizer_keeps_the_group_lrs_and_steps():
     model = bert()
     optimizer = build_optimizer(model, HYPER, device_type="cpu")
     assert sorted(g["lr"] for g in optimizer.param_groups) == sorted(g["lr"] for g in parameter_groups(model, HYPER))
-    assert not optimizer.defaults["fused"]
+    assert optimizer.defaults["fused"]  # one pass over each tensor: the CPU step is memory-bound
     out = model(input_ids=torch.tensor([[1, 2, 3]])).logits.sum()
     out.backward()
     before = model.classifier.weight.detach().clone()
