@@ -76,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check)
 
     dash = sub.add_parser("dashboard", help="serve optuna-dashboard on the study storage, with the trials' artifacts")
-    dash.add_argument("--storage", help="storage URL (default: $HPO_STORAGE or sqlite:///runs/optuna.db)")
+    _storage(dash)
     dash.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     dash.add_argument("--port", type=int, default=8080)
     dash.add_argument("--artifact-dir", help="artifact store (default: next to a SQLite file, else $HPO_ARTIFACT_DIR or runs/artifacts)")
@@ -88,8 +88,12 @@ def _parser() -> argparse.ArgumentParser:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="study name (studies/<name>.yaml) or a path to a spec")
     p.add_argument("--data-dir", help="folder holding the data sets (default: $DATA_DIR or data/)")
-    p.add_argument("--storage", help="storage URL (default: $HPO_STORAGE or sqlite:///runs/optuna.db)")
+    _storage(p)
     p.add_argument("--variant", help="run one of the spec's named variants (study <name>-<variant>)")
+
+
+def _storage(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--storage", help="storage URL (default: $HPO_STORAGE or sqlite:///runs/optuna.db)")
 
 
 def _heartbeat(p: argparse.ArgumentParser) -> None:
@@ -202,7 +206,7 @@ def _add_result_commands(sub) -> None:
 def _study_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="study name")
     p.add_argument("--data-dir", help="folder holding the data sets (default: $DATA_DIR or data/)")
-    p.add_argument("--storage", help="storage URL (default: $HPO_STORAGE or sqlite:///runs/optuna.db)")
+    _storage(p)
 
 
 def cmd_report(args) -> int:
