@@ -123,13 +123,14 @@ def cmd_check(args) -> int:
 
 
 def cmd_study(args) -> int:
-    from hpo.runner import describe_study, n_finished, open_study, preflight, print_best, run_study
+    from hpo.runner import check_same_spec, describe_study, n_finished, open_study, preflight, print_best, run_study
     from storage import default_artifact_dir, redact, resolve_storage_url
 
     spec, path, data_dir = _load(args)
     url = resolve_storage_url(args.storage)
     facts = None if args.join else preflight(spec, data_dir)  # `hpo workers` checked the data once
     study = open_study(spec, url, heartbeat_interval=args.heartbeat)
+    check_same_spec(study, spec, url)
     if facts is not None:
         describe_study(study, spec, Path(path).read_text(), facts)
     print(
@@ -145,7 +146,7 @@ def cmd_study(args) -> int:
 
 
 def cmd_workers(args) -> int:
-    from hpo.runner import describe_study, n_finished, open_study, preflight, print_best
+    from hpo.runner import check_same_spec, describe_study, n_finished, open_study, preflight, print_best
     from hpo.workers import start_workers, wait_workers, worker_envs
     from storage import redact, resolve_storage_url
 
@@ -157,6 +158,7 @@ def cmd_workers(args) -> int:
         raise HpoError("hpo workers: give the number of workers with -n K (or devices with --gpus 0,1)")
     facts = preflight(spec, data_dir)
     study = open_study(spec, url, heartbeat_interval=args.heartbeat)  # created once, here: workers only load it
+    check_same_spec(study, spec, url)
     describe_study(study, spec, Path(path).read_text(), facts)
     envs = worker_envs(n, gpus)
     placement = ", ".join(f"{e['HPO_WORKER']}→GPU {e['CUDA_VISIBLE_DEVICES']}" for e in envs) if gpus else f"{envs[0]['OMP_NUM_THREADS']} CPU threads each"

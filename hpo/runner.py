@@ -75,9 +75,42 @@ def open_study(spec: StudySpec, storage_url: str, *, heartbeat_interval: int | N
     )
 
 
+# The resolved spec a study was started from, minus what may change on resume (n_trials: run more).
+SPEC_ATTR = "spec_resolved"
+
+
+def _comparable(spec: StudySpec) -> dict:
+    return spec.model_dump(mode="json", exclude={"n_trials", "description"})
+
+
+def check_same_spec(study: optuna.Study, spec: StudySpec, storage_url: str) -> None:
+    """One study, one search: resuming a study with a changed spec would mix its trials silently."""
+    stored = study.user_attrs.get(SPEC_ATTR)
+    if stored is None or not study.get_trials(deepcopy=False):
+        return
+    current = _comparable(spec)
+    changed = [path for key in sorted(set(stored) | set(current)) for path in _changed(key, stored.get(key), current.get(key))]
+    if changed:
+        url = redact(storage_url)
+        raise HpoError(
+            f"study {spec.name!r} on {url} was started from a different spec ({', '.join(changed)} changed); "
+            f"delete it (optuna delete-study --study-name {spec.name} --storage {url}) or give the spec a new name"
+        )
+
+
+def _changed(key: str, old: object, new: object) -> list[str]:
+    """`key`, or `key.sub` for each changed entry when both sides are mappings."""
+    if old == new:
+        return []
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [f"{key}.{k}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    return [key]
+
+
 def describe_study(study: optuna.Study, spec: StudySpec, spec_text: str, facts: dict) -> None:
     """Study-level facts the dashboard and reports show."""
     study.set_user_attr("spec_yaml", spec_text)
+    study.set_user_attr(SPEC_ATTR, _comparable(spec))
     study.set_user_attr("objective", f"{spec.objective.metric} ({spec.objective.resolved_direction})")
     study.set_user_attr("task", spec.task)
     study.set_user_attr("model", spec.model.name_or_path)

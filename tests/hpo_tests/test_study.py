@@ -69,3 +69,25 @@ def test_failed_trial_keeps_its_reason_and_the_study_goes_on(tmp_path, small_dat
     trials = open_study(spec, url).trials
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
     assert "fp16 needs a CUDA device" in trials[0].user_attrs["fail_reason"]
+
+
+def test_resuming_with_a_changed_spec_is_refused_in_one_line(tmp_path, capsys):
+    """Trials from two different searches must not mix in one study; n_trials may grow."""
+    from hpo.cli import main
+
+    data = slice_dataset(tmp_path / "data", "ucc", {"train": 40, "val": 20, "test": 20})
+    path = tiny_ucc_spec(tmp_path / "tiny.yaml", n_trials=1, training={"epochs": 1})
+    url = f"sqlite:///{tmp_path}/study.db"
+    assert main(["study", str(path), "--storage", url, "--data-dir", str(data)]) == 0
+
+    tiny_ucc_spec(path, n_trials=2, training={"epochs": 1})  # more trials: resumes
+    assert main(["study", str(path), "--storage", url, "--data-dir", str(data)]) == 0
+    assert n_finished(optuna.load_study(study_name="tiny-ucc", storage=url)) == 2
+
+    tiny_ucc_spec(path, n_trials=3, training={"epochs": 2}, search_space={"learning_rate": {"type": "float", "low": 1e-3, "high": 3e-3}})
+    capsys.readouterr()
+    assert main(["study", str(path), "--storage", url, "--data-dir", str(data)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "'tiny-ucc'" in err and "search_space.learning_rate, training.epochs changed" in err and "optuna delete-study" in err
+    assert n_finished(optuna.load_study(study_name="tiny-ucc", storage=url)) == 2  # nothing lost, nothing run
