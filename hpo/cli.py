@@ -238,8 +238,12 @@ def cmd_retrain(args) -> int:
     metrics = retrain_best(study, spec, default_data_dir(args.data_dir), out, n_resamples=args.resamples)
     attach_to_best_trial(study, [out / "metrics.json"], default_artifact_dir(url))
     test = metrics["test"]
-    shown = {"at 0.5": test["default"]["macro_f1"], **({"tuned": test["tuned"]["macro_f1"]} if "tuned" in test else {})}
-    print(f"best model: {out}  test macro F1 " + ", ".join(f"{k} {v:.4f}" for k, v in shown.items()))
+    d = test["default"]
+    if "tuned" in test:
+        shown = f"macro F1 {d['macro_f1']:.4f} at 0.5, {test['tuned']['macro_f1']:.4f} at tuned thresholds"
+    else:
+        shown = f"accuracy {d['accuracy']:.4f}, macro F1 {d['macro_f1']:.4f}"
+    print(f"best model: {out}  test {shown}, macro ROC-AUC {d['macro_roc_auc']:.4f}")
     for warning in metrics["collapse"]:
         print(f"warning: {warning}")
     return 0

@@ -79,6 +79,8 @@ class SamplerSpec(_Strict):
 class PrunerSpec(_Strict):
     type: Literal["none", "median", "successive_halving", "hyperband"] = "median"
     n_startup_trials: int = Field(2, ge=0)
+    # Steps are epochs, numbered from 1, and Optuna prunes once step >= n_warmup_steps: 0 and 1
+    # both allow pruning after epoch 1; 2 waits for epoch 2.
     n_warmup_steps: int = Field(0, ge=0)
     min_resource: int = Field(1, ge=1)
     reduction_factor: int = Field(3, ge=2)

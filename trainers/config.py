@@ -62,6 +62,9 @@ class Hyperparams(_Strict):
     batch_size: int = Field(32, ge=1)
     eval_batch_size: int | None = Field(None, ge=1)
     epochs: int = Field(3, ge=1)
+    # Train only the first this-many of `epochs`, on the schedule of all `epochs`: retraining a
+    # trial up to its best epoch then reproduces the weights the trial scored there.
+    stop_after_epochs: int | None = Field(None, ge=1)
     max_grad_norm: float | None = Field(1.0, gt=0)
     warmup_ratio: float = Field(0.0, ge=0, le=1)
     weight_decay: float = Field(0.0, ge=0)
@@ -93,6 +96,10 @@ class Hyperparams(_Strict):
     tfidf_top_n: int = Field(300, ge=0)
     feature_dim: int = Field(64, ge=1)
     text_projection_dim: int = Field(256, ge=1)
+
+    @property
+    def epochs_to_run(self) -> int:
+        return min(self.epochs, self.stop_after_epochs or self.epochs)
 
 
 class TrainConfig(_Strict):

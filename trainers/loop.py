@@ -194,7 +194,7 @@ def train_and_evaluate(config: TrainConfig, reporter: Reporter | None = None, ke
     best_state = best_probs = None
     stopped = False
     sign = 1 if config.monitor_mode == "max" else -1
-    for epoch in range(1, config.hyper.epochs + 1):
+    for epoch in range(1, config.hyper.epochs_to_run + 1):
         train_stats = train_epoch(run, run.epoch_batches(), epoch)
         probs, val_loss, eval_stats = predict_probs(run, run.val)
         metrics = compute_metrics(config.task, run.val.labels, probs, config.data.label_names)

@@ -43,6 +43,8 @@ def test_best_directory_holds_model_labels_thresholds_and_metrics(retrained):
     assert {"model.safetensors", "config.json", "tokenizer.json", "labels.json", "thresholds.json", "metrics.json", "report.html", "report.md"} <= names
     assert json.loads((best_dir / "metrics.json").read_text()) == metrics
     assert metrics["trial"] == study.best_trial.number and metrics["epochs"] == study.best_trial.user_attrs["best_epoch"]
+    # Same configuration, seed and schedule, stopped at the best epoch: the model the trial scored.
+    assert metrics["objective"]["retrained_val_value"] == pytest.approx(study.best_trial.value, abs=1e-6)
     for key in ("default.macro_f1", "tuned.macro_f1", "macro_roc_auc"):
         low, high = metrics["test"]["intervals"][key]
         assert 0 <= low <= high <= 1

@@ -96,3 +96,17 @@ def test_output_bias_starts_at_the_label_prior(tmp_path):
     model = build_classifier(ModelConfig(from_config=tiny_architecture()), "multi_label", ("a", "b"), labels)
     bias = output_layer(model, 2).bias.detach().numpy()
     assert np.allclose(bias, np.log(0.25 / 0.75), atol=1e-5)
+
+
+def test_stopping_after_an_epoch_keeps_the_full_runs_schedule_and_weights(tmp_path):
+    """Retraining a trial up to its best epoch must give the model the trial scored there."""
+    full = train_and_evaluate(_config(tmp_path, epochs=3))
+    stopped = train_and_evaluate(_config(tmp_path, epochs=3, stop_after_epochs=1))
+    squeezed = train_and_evaluate(_config(tmp_path, epochs=1))
+    assert len(full.history) == 3 and len(stopped.history) == 1
+    first = full.history[0]
+    assert first["learning_rate_end"] > 0
+    assert stopped.history[0]["learning_rate_end"] == pytest.approx(first["learning_rate_end"])
+    assert stopped.history[0]["macro_roc_auc"] == pytest.approx(first["macro_roc_auc"])
+    assert stopped.history[0]["val_loss"] == pytest.approx(first["val_loss"])
+    assert squeezed.history[0]["learning_rate_end"] == 0  # a one-epoch schedule decays to zero: another model
