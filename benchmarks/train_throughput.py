@@ -272,9 +272,18 @@ def one_batch_per_shape(lengths: np.ndarray, order: list[np.ndarray]) -> list[np
 
 def measure(case: Case) -> dict:
     """Run one case in a fresh process: its own peak RSS, no state shared with other cases."""
-    target = run_baseline if case.loop == "baseline" else run_ours
     with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
-        return pool.submit(target, case).result()
+        return pool.submit(_run_quietly, case).result()
+
+
+def _run_quietly(case: Case) -> dict:
+    """Without transformers' load report (the fresh head's weights are expected to be missing)
+    and progress bars between the table's rows."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    return run_baseline(case) if case.loop == "baseline" else run_ours(case)
 
 
 # --- data ------------------------------------------------------------------------------------
