@@ -19,6 +19,7 @@ from trainers.batching import TokenizedSplit, sorted_batches
 from trainers.checkpoint import BestModel
 from trainers.config import Task
 from trainers.metrics import multi_class_metrics, multi_label_metrics
+from trainers.model import probabilities
 from trainers.thresholds import apply_thresholds
 
 
@@ -37,9 +38,7 @@ def predict_probabilities(best: BestModel, texts: Sequence[str], batch_size: int
     out = np.empty((len(encoded), len(labels.names)), dtype=np.float32)
     model.eval()
     for rows, inputs in split.batches(sorted_batches(split.lengths, batch_size), tokenizer.pad_token_id, device):
-        logits = model(**inputs).logits.float()
-        probs = torch.sigmoid(logits) if labels.task == "multi_label" else torch.softmax(logits, dim=-1)
-        out[rows] = probs.cpu().numpy()
+        out[rows] = probabilities(model(**inputs).logits.float(), labels.task).cpu().numpy()
     return out, time.perf_counter() - start
 
 

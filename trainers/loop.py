@@ -25,7 +25,7 @@ from trainers.features import TextFeatureExtractor
 from trainers.fusion import build_model
 from trainers.losses import build_loss
 from trainers.metrics import OBJECTIVE_METRICS, compute_metrics
-from trainers.model import load_tokenizer
+from trainers.model import load_tokenizer, probabilities
 from trainers.optim import build_optimizer
 from trainers.reporting import NullReporter, Reporter
 from trainers.sampling import oversampling_weights, weighted_epoch_indices
@@ -296,7 +296,7 @@ def predict_probs(run: Run, split: TokenizedSplit) -> tuple[np.ndarray, float, d
         with run.precision.autocast(device):
             logits = run.forward(**inputs).logits.float()
         total_loss += run.loss_fn(logits, to_device(torch.as_tensor(split.labels[rows]), device)) * len(rows)
-        probs.append(torch.sigmoid(logits) if config.task == "multi_label" else torch.softmax(logits, dim=-1))
+        probs.append(probabilities(logits, config.task))
     out = np.empty((len(split.ids), len(config.data.label_names)), dtype=np.float32)
     out[np.concatenate(batches)] = torch.cat(probs).cpu().numpy()
     mean_loss = float(total_loss.item() / len(split.ids))

@@ -138,3 +138,8 @@ def init_output_bias(layer: nn.Linear, task: Task, train_labels: np.ndarray) -> 
         counts = np.bincount(train_labels, minlength=layer.out_features) + 1.0
         bias = np.log(counts / counts.sum())
     layer.bias.copy_(torch.as_tensor(bias, dtype=layer.bias.dtype))
+
+
+def probabilities(logits: torch.Tensor, task: Task) -> torch.Tensor:
+    """Each label's own probability (multi-label), or one distribution over the classes."""
+    return torch.sigmoid(logits) if task == "multi_label" else torch.softmax(logits, dim=-1)
