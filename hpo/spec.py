@@ -36,6 +36,7 @@ class DataSpec(_Strict):
     label_column: str | None = None
     class_names: list[str] | None = None
     encoding: str = "auto"
+    agreement_suffix: str | None = Field(None, description="label_columns only: `<label><suffix>` is the annotators' agreement with that 0/1 label")
 
     @model_validator(mode="after")
     def _one_label_layout(self) -> DataSpec:
@@ -43,6 +44,8 @@ class DataSpec(_Strict):
             raise ValueError("give either label_columns (multi-label) or label_column with class_names (multi-class)")
         if self.label_column and not self.class_names:
             raise ValueError("label_column needs class_names (their order fixes the class ids)")
+        if self.agreement_suffix and not self.label_columns:
+            raise ValueError("agreement_suffix is for label_columns (multi-label) only")
         return self
 
 
@@ -159,6 +162,7 @@ class StudySpec(_Strict):
             label_column=self.data.label_column,
             class_names=tuple(self.data.class_names) if self.data.class_names else None,
             encoding=self.data.encoding,
+            agreement_suffix=self.data.agreement_suffix,
         )
 
 
@@ -178,6 +182,9 @@ def _check_hyperparams(spec: StudySpec) -> None:
         if unknown:
             raise ValueError(f"{section}: unknown setting(s) {unknown}; known: {', '.join(sorted(known))}")
     Hyperparams.model_validate(spec.training)
+    soft = "soft_label_weight" in spec.search_space or spec.training.get("soft_label_weight", 0)
+    if soft and not spec.data.agreement_suffix:
+        raise ValueError("soft_label_weight needs data.agreement_suffix, the suffix of the columns with annotator agreement")
     for name, param in spec.search_space.items():
         values = param.choices if isinstance(param, CategoricalParam) else [param.low, param.high]
         if not isinstance(param, CategoricalParam) and param.low > param.high:

@@ -111,6 +111,11 @@ class TokenizedSplit:
     labels: np.ndarray
     texts: list[str]
     features: np.ndarray | None = None  # hand-made features, float32 (n, F), fed as `features`
+    soft_targets: np.ndarray | None = None  # what training aims at instead of `labels`, when set
+
+    @property
+    def targets(self) -> np.ndarray:
+        return self.labels if self.soft_targets is None else self.soft_targets
 
     @cached_property
     def lengths(self) -> np.ndarray:

@@ -36,6 +36,9 @@ class DataConfig(_Strict):
     label_column: str | None = None
     class_names: tuple[str, ...] | None = None
     encoding: str = "auto"
+    # Column `<label><agreement_suffix>` holds the share of annotators who agreed with the row's
+    # 0/1 label (UCC: ":confidence"); training can use it as a soft target.
+    agreement_suffix: str | None = None
     cache_dir: Path = Path("runs/cache")
 
     @property
@@ -90,6 +93,8 @@ class Hyperparams(_Strict):
     head_lr_multiplier: float = Field(1.0, gt=0)
     layer_lr_decay: float = Field(1.0, gt=0, le=1)
     rare_label_oversampling: float = Field(0.0, ge=0)
+    # Training target = label + w * (annotator-agreement target - label); 0: the 0/1 labels.
+    soft_label_weight: float = Field(0.0, ge=0, le=1)
     # Hand-made features fused with the transformer (issue 8).
     features: bool = False
     pooling: Pooling = "cls"

@@ -25,6 +25,7 @@ class LabelledSplit:
     texts: list[str]
     labels: np.ndarray  # multi-label: float32 (n, L) of 0/1; multi-class: int64 (n,)
     n_dropped_empty: int = 0
+    agreement: np.ndarray | None = None  # float32 (n, L): annotators' share agreeing with each label
 
 
 def read_csv(path: Path, encoding: str = "auto") -> pd.DataFrame:
@@ -43,6 +44,7 @@ def read_csv(path: Path, encoding: str = "auto") -> pd.DataFrame:
 def load_split(path: Path, data: DataConfig, task: Task) -> LabelledSplit:
     frame = read_csv(path, data.encoding)
     needed = [data.text_column, *(data.label_columns or ()), *([data.label_column] if data.label_column else [])]
+    needed += _agreement_columns(data)
     missing = [c for c in needed if c not in frame.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {missing}; columns are {list(frame.columns)}")
@@ -53,7 +55,34 @@ def load_split(path: Path, data: DataConfig, task: Task) -> LabelledSplit:
         log.warning("%s: dropped %d row(s) with empty text", path, n_dropped)
     frame = frame[keep]
     labels = _multi_label(frame, data, path) if task == "multi_label" else _multi_class(frame, data, path)
-    return LabelledSplit(texts=texts[keep].tolist(), labels=labels, n_dropped_empty=n_dropped)
+    agreement = _agreement(frame, data, path) if data.agreement_suffix else None
+    return LabelledSplit(texts=texts[keep].tolist(), labels=labels, n_dropped_empty=n_dropped, agreement=agreement)
+
+
+def soft_targets(labels: np.ndarray, agreement: np.ndarray, weight: float) -> np.ndarray:
+    """Labels moved `weight` of the way to the annotators' view: a comment that 2 of 3 annotators
+    called hostile gets target 0.67, one that 1 of 3 did gets 0.33 instead of 0. On crowd-labelled
+    rare labels this tells the model which negatives were borderline."""
+    by_annotators = np.where(labels > 0, agreement, 1.0 - agreement)
+    return (labels + weight * (by_annotators - labels)).astype(np.float32)
+
+
+def _agreement_columns(data: DataConfig) -> list[str]:
+    if not data.agreement_suffix:
+        return []
+    return [f"{name}{data.agreement_suffix}" for name in data.label_columns or ()]
+
+
+def _agreement(frame: pd.DataFrame, data: DataConfig, path: Path) -> np.ndarray:
+    columns = []
+    for name in _agreement_columns(data):
+        values = pd.to_numeric(frame[name].str.strip(), errors="coerce")
+        bad = ~values.between(0.0, 1.0)  # NaN too
+        if bad.any():
+            example = frame[name][bad].iloc[0]
+            raise DataError(f"{path}: agreement column {name!r} must hold shares in [0, 1], but has {example!r} ({int(bad.sum())} rows)")
+        columns.append(values.to_numpy(np.float32))
+    return np.stack(columns, axis=1)
 
 
 def _multi_label(frame: pd.DataFrame, data: DataConfig, path: Path) -> np.ndarray:

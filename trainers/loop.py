@@ -19,7 +19,7 @@ from transformers import get_linear_schedule_with_warmup, set_seed
 
 from trainers.config import TrainConfig
 from trainers.batching import TokenizedSplit, length_grouped_batches, sorted_batches, to_device, tokenize_cached
-from trainers.data import LabelledSplit, load_split
+from trainers.data import LabelledSplit, load_split, soft_targets
 from trainers.errors import TrainerError
 from trainers.features import TextFeatureExtractor
 from trainers.fusion import build_model
@@ -86,10 +86,24 @@ def pick_device(name: str) -> torch.device:
 
 def load_tokenized(config: TrainConfig, tokenizer, path, extractor: TextFeatureExtractor | None = None) -> TokenizedSplit:
     """A split's token ids, with its hand-made features when given a fitted extractor."""
-    split: LabelledSplit = load_split(path, config.data, config.task)
+    return tokenize_split(config, tokenizer, load_split(path, config.data, config.task), extractor)
+
+
+def tokenize_split(config: TrainConfig, tokenizer, split: LabelledSplit, extractor: TextFeatureExtractor | None = None) -> TokenizedSplit:
     ids = tokenize_cached(split.texts, tokenizer, config.model.max_length, config.data.cache_dir)
     features = extractor.transform(split.texts) if extractor is not None else None
     return TokenizedSplit(ids=ids, labels=split.labels, texts=split.texts, features=features)
+
+
+def with_soft_targets(config: TrainConfig, train: TokenizedSplit, agreement: np.ndarray | None) -> TokenizedSplit:
+    """Training split with the annotators' agreement mixed into its targets, when asked;
+    validation and test keep their 0/1 labels, so every metric stays comparable."""
+    weight = config.hyper.soft_label_weight
+    if weight == 0:
+        return train
+    if agreement is None:
+        raise TrainerError(f"soft_label_weight {weight} needs data.agreement_suffix (the columns with annotator agreement)")
+    return dataclasses.replace(train, soft_targets=soft_targets(train.labels, agreement, weight))
 
 
 def fit_features(config: TrainConfig, train: TokenizedSplit) -> tuple[TokenizedSplit, TextFeatureExtractor | None]:
@@ -143,7 +157,9 @@ def prepare(config: TrainConfig) -> Run:
         raise TrainerError(f"monitor {config.monitor!r} is not one of {sorted(OBJECTIVE_METRICS)}")
 
     tokenizer = load_tokenizer(config.model)
-    train, extractor = fit_features(config, load_tokenized(config, tokenizer, config.data.train_path))
+    train_split = load_split(config.data.train_path, config.data, config.task)
+    train, extractor = fit_features(config, tokenize_split(config, tokenizer, train_split))
+    train = with_soft_targets(config, train, train_split.agreement)
     val = load_tokenized(config, tokenizer, config.data.val_path, extractor)
     label_names = config.data.label_names
     n_features = extractor.n_features if extractor is not None else 0
@@ -237,7 +253,7 @@ def train_epoch(run: Run, order: list[np.ndarray], epoch: int) -> dict:
     for step, (rows, inputs) in enumerate(train.batches(order, run.pad_id, device), start=1):
         if hyper.compile:
             torch.compiler.cudagraph_mark_step_begin()  # last step's graph outputs may be overwritten now
-        targets = to_device(torch.as_tensor(train.labels[rows]), device)
+        targets = to_device(torch.as_tensor(train.targets[rows]), device)
         with run.precision.autocast(device):
             logits = run.forward(**inputs).logits
         loss = run.loss_fn(logits.float(), targets)

@@ -151,3 +151,10 @@ def test_variant_overlays_the_classic_grid(monkeypatch):
 def test_broken_variant_is_reported_at_load(tmp_path):
     path = _write(tmp_path, variants={"fast": {"training": {"epochs": 0}}})
     assert "variants.fast" in _error(path) and "epochs" in _error(path)
+
+
+def test_soft_labels_need_the_agreement_columns(tmp_path):
+    path = _write(tmp_path, search_space={"soft_label_weight": {"type": "float", "low": 0.0, "high": 1.0}})
+    assert "soft_label_weight needs data.agreement_suffix" in _error(path)
+    ok = _write(tmp_path, data={"agreement_suffix": ":confidence"}, training={"soft_label_weight": 0.5})
+    assert load_spec(str(ok)).data_config("d").agreement_suffix == ":confidence"
