@@ -74,25 +74,22 @@ def _agreement_columns(data: DataConfig) -> list[str]:
 
 
 def _agreement(frame: pd.DataFrame, data: DataConfig, path: Path) -> np.ndarray:
-    columns = []
-    for name in _agreement_columns(data):
-        values = pd.to_numeric(frame[name].str.strip(), errors="coerce")
-        bad = ~values.between(0.0, 1.0)  # NaN too
-        if bad.any():
-            example = frame[name][bad].iloc[0]
-            raise DataError(f"{path}: agreement column {name!r} must hold shares in [0, 1], but has {example!r} ({int(bad.sum())} rows)")
-        columns.append(values.to_numpy(np.float32))
-    return np.stack(columns, axis=1)
+    return _numeric_columns(frame, _agreement_columns(data), path, "agreement", "shares in [0, 1]", lambda v: v.between(0.0, 1.0))
 
 
 def _multi_label(frame: pd.DataFrame, data: DataConfig, path: Path) -> np.ndarray:
+    return _numeric_columns(frame, list(data.label_columns or ()), path, "label", "0/1", lambda v: v.isin([0.0, 1.0]))
+
+
+def _numeric_columns(frame: pd.DataFrame, names: list[str], path: Path, kind: str, must: str, valid) -> np.ndarray:
+    """float32 (n, len(names)); the first invalid cell (NaN included) is a one-line error."""
     columns = []
-    for name in data.label_columns or ():
+    for name in names:
         values = pd.to_numeric(frame[name].str.strip(), errors="coerce")
-        bad = ~values.isin([0.0, 1.0])
+        bad = ~valid(values)
         if bad.any():
             example = frame[name][bad].iloc[0]
-            raise DataError(f"{path}: label column {name!r} must hold 0/1, but has {example!r} ({int(bad.sum())} rows)")
+            raise DataError(f"{path}: {kind} column {name!r} must hold {must}, but has {example!r} ({int(bad.sum())} rows)")
         columns.append(values.to_numpy(np.float32))
     return np.stack(columns, axis=1)
 
