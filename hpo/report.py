@@ -232,8 +232,9 @@ def param_importances(study: optuna.Study) -> pd.Series:
 
 def pivot_axes(spec: StudySpec, importances: pd.Series) -> tuple[str, str] | None:
     """batch_size × learning_rate when both are searched, else the two most important settings
-    (the first two searched ones while importances cannot be computed)."""
-    searched = list(spec.search_space)
+    (the first two searched ones while importances cannot be computed). A conditional setting
+    is left out: most trials have no value for it."""
+    searched = [name for name, p in spec.search_space.items() if not p.when]
     if {"batch_size", "learning_rate"} <= set(searched):
         return "batch_size", "learning_rate"
     ranked = [p for p in importances.index if p in searched] or searched

@@ -14,7 +14,13 @@ from hpo.spec import CategoricalParam, FloatParam, Param, StudySpec
 
 
 def suggest(trial: optuna.trial.BaseTrial, space: dict[str, Param]) -> dict[str, Any]:
-    return {name: _suggest_one(trial, name, p) for name, p in space.items()}
+    """The trial's parameters, in spec order; one whose `when` does not hold is not suggested,
+    so it keeps the trainer's default and the study records no value for it."""
+    chosen: dict[str, Any] = {}
+    for name, p in space.items():
+        if p.applies(chosen):
+            chosen[name] = _suggest_one(trial, name, p)
+    return chosen
 
 
 def _suggest_one(trial: optuna.trial.BaseTrial, name: str, p: Param) -> Any:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hpo.errors import SpecError
 from trainers.config import DataConfig, Hyperparams, ModelConfig, Task, TrainConfig
@@ -49,12 +49,28 @@ class DataSpec(_Strict):
         return self
 
 
-class CategoricalParam(_Strict):
+class _ParamBase(_Strict):
+    when: dict[str, list[Any]] | None = Field(
+        None, description="suggest this parameter only when an earlier categorical one took one of these values"
+    )
+
+    @field_validator("when", mode="before")
+    @classmethod
+    def _values_as_lists(cls, when: Any) -> Any:
+        if isinstance(when, dict):
+            return {k: v if isinstance(v, list) else [v] for k, v in when.items()}
+        return when
+
+    def applies(self, chosen: dict[str, Any]) -> bool:
+        return not self.when or all(chosen.get(name) in values for name, values in self.when.items())
+
+
+class CategoricalParam(_ParamBase):
     type: Literal["categorical"]
     choices: list[Any] = Field(min_length=1)
 
 
-class FloatParam(_Strict):
+class FloatParam(_ParamBase):
     type: Literal["float"]
     low: float
     high: float
@@ -62,7 +78,7 @@ class FloatParam(_Strict):
     step: float | None = None
 
 
-class IntParam(_Strict):
+class IntParam(_ParamBase):
     type: Literal["int"]
     low: int
     high: int
@@ -126,6 +142,7 @@ class StudySpec(_Strict):
     def _consistent(self) -> StudySpec:
         _check_objective(self)
         _check_hyperparams(self)
+        _check_conditions(self)
         if self.sampler.type == "grid":
             _check_grid(self)
         return self
@@ -196,7 +213,24 @@ def _check_hyperparams(spec: StudySpec) -> None:
                 raise ValueError(f"search_space.{name}: value {value!r} is invalid ({e.errors()[0]['msg']})") from None
 
 
+def _check_conditions(spec: StudySpec) -> None:
+    """A `when` names a categorical parameter listed earlier, by values it can take."""
+    earlier: dict[str, Param] = {}
+    for name, param in spec.search_space.items():
+        for other, values in (param.when or {}).items():
+            where = f"search_space.{name}.when.{other}"
+            if not isinstance(earlier.get(other), CategoricalParam):
+                raise ValueError(f"{where}: {other!r} must be a categorical parameter listed before {name!r}")
+            unknown = [v for v in values if v not in earlier[other].choices]  # type: ignore[union-attr]
+            if unknown:
+                raise ValueError(f"{where}: {unknown} not among its choices {earlier[other].choices}")  # type: ignore[union-attr]
+        earlier[name] = param
+
+
 def _check_grid(spec: StudySpec) -> None:
+    conditional = [n for n, p in spec.search_space.items() if p.when]
+    if conditional:
+        raise ValueError(f"sampler grid cannot skip parameters, but {conditional} have `when`; use tpe or random")
     ranged = [n for n, p in spec.search_space.items() if not isinstance(p, CategoricalParam)]
     if ranged:
         raise ValueError(f"sampler grid needs categorical parameters only, but {ranged} are ranges")

@@ -158,3 +158,46 @@ def test_soft_labels_need_the_agreement_columns(tmp_path):
     assert "soft_label_weight needs data.agreement_suffix" in _error(path)
     ok = _write(tmp_path, data={"agreement_suffix": ":confidence"}, training={"soft_label_weight": 0.5})
     assert load_spec(str(ok)).data_config("d").agreement_suffix == ":confidence"
+
+
+LOSS_SPACE = {
+    "loss": {"type": "categorical", "choices": ["bce", "focal"]},
+    "focal_gamma": {"type": "float", "low": 0.5, "high": 3.0, "when": {"loss": "focal"}},
+    "learning_rate": {"type": "float", "low": 1e-4, "high": 1e-3, "log": True},
+}
+
+
+def test_conditional_parameter_is_suggested_only_when_it_applies(tmp_path):
+    import optuna
+
+    from hpo.search_space import replay, suggest
+
+    spec = load_spec(str(_write(tmp_path, search_space=LOSS_SPACE)))
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=4))
+    study.optimize(lambda t: float(len(suggest(t, spec.search_space))), n_trials=12)
+    for t in study.trials:
+        assert ("focal_gamma" in t.params) == (t.params["loss"] == "focal")
+    assert {t.params["loss"] for t in study.trials} == {"bce", "focal"}
+    # A retrained bce trial keeps the trainer's default gamma, whatever the trial once recorded.
+    params = replay(spec, {"loss": "bce", "focal_gamma": 0.7, "learning_rate": 2e-4})
+    assert params == {"loss": "bce", "learning_rate": 2e-4}
+    assert spec.train_config("d", params).hyper.focal_gamma == 2.0
+
+
+@pytest.mark.parametrize(
+    "when, expected",
+    [
+        ({"losss": "focal"}, "'losss' must be a categorical parameter listed before 'focal_gamma'"),
+        ({"learning_rate": 1e-4}, "'learning_rate' must be a categorical parameter"),
+        ({"loss": ["focal", "asl"]}, "search_space.focal_gamma.when.loss: ['asl'] not among its choices"),
+    ],
+)
+def test_bad_condition_is_named(tmp_path, when, expected):
+    space = {**LOSS_SPACE, "focal_gamma": {**LOSS_SPACE["focal_gamma"], "when": when}}
+    space = {"learning_rate": space.pop("learning_rate"), **space}  # learning_rate now comes first
+    assert expected in _error(_write(tmp_path, search_space=space))
+
+
+def test_grid_refuses_conditions(tmp_path):
+    space = {"loss": LOSS_SPACE["loss"], "focal_gamma": {"type": "categorical", "choices": [1.0, 2.0], "when": {"loss": "focal"}}}
+    assert "have `when`" in _error(_write(tmp_path, search_space=space, sampler={"type": "grid"}))
