@@ -141,9 +141,13 @@ def trials_table(study: optuna.Study, spec: StudySpec) -> pd.DataFrame:
         if scores:
             row[TEST_COLUMN] = _num(scores.get(t.number, {}).get(metric))
         rows.append(row)
+    # The spec's order, not first appearance: a conditional setting first seen in trial 5 would
+    # otherwise land behind the figures.
+    columns = ["trial", "state", *spec.search_space]
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
+    frame = frame[[c for c in columns if c in frame] + [c for c in frame if c not in columns]]
     frame["best_epoch"] = frame["best_epoch"].astype("Int64")  # missing for failed trials
     return frame
 

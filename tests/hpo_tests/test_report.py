@@ -217,3 +217,20 @@ def test_multi_class_best_model_tables_hold_the_test_scores():
     assert headline.loc["accuracy", "95% CI"].startswith("[") and headline.loc["macro_ap", "95% CI"] == ""
     np.testing.assert_array_equal(tables["test_confusion"].to_numpy(), confusion_matrix(y, probs.argmax(axis=1)))
     assert tables["model_facts"].set_index("fact").loc["seconds_per_1000_texts", "value"] == 2.5
+
+
+def test_conditional_settings_stay_with_the_settings_and_blank_where_unused():
+    spec = _spec(loss={"type": "categorical", "choices": ["bce", "focal"]},
+                 focal_gamma={"type": "float", "low": 0.5, "high": 3.0, "when": {"loss": "focal"}},
+                 learning_rate={"type": "float", "low": 1e-5, "high": 1e-3})  # fmt: skip
+    dists = {"loss": CategoricalDistribution(["bce", "focal"]), "focal_gamma": FloatDistribution(0.5, 3.0),
+             "learning_rate": FloatDistribution(1e-5, 1e-3)}  # fmt: skip
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(_made_trial(0.3, {"loss": "bce", "learning_rate": 1e-4}, {k: dists[k] for k in ("loss", "learning_rate")}))
+    study.add_trial(_made_trial(0.4, {"loss": "focal", "focal_gamma": 2.5, "learning_rate": 2e-4}, dists))
+    study.add_trial(_made_trial(0.5, {"loss": "bce", "learning_rate": 3e-4}, {k: dists[k] for k in ("loss", "learning_rate")}))
+    table = trials_table(study, spec)
+    assert list(table.columns[:5]) == ["trial", "state", "loss", "focal_gamma", "learning_rate"]
+    assert table["focal_gamma"].isna().tolist() == [True, False, True]
+    summary = summarize(study, spec)
+    assert "focal_gamma" not in (summary.pivot_axes or ())
