@@ -218,12 +218,12 @@ def _check_conditions(spec: StudySpec) -> None:
     earlier: dict[str, Param] = {}
     for name, param in spec.search_space.items():
         for other, values in (param.when or {}).items():
-            where = f"search_space.{name}.when.{other}"
-            if not isinstance(earlier.get(other), CategoricalParam):
+            where, source = f"search_space.{name}.when.{other}", earlier.get(other)
+            if not isinstance(source, CategoricalParam):
                 raise ValueError(f"{where}: {other!r} must be a categorical parameter listed before {name!r}")
-            unknown = [v for v in values if v not in earlier[other].choices]  # type: ignore[union-attr]
+            unknown = [v for v in values if v not in source.choices]
             if unknown:
-                raise ValueError(f"{where}: {unknown} not among its choices {earlier[other].choices}")  # type: ignore[union-attr]
+                raise ValueError(f"{where}: {unknown} not among its choices {source.choices}")
         earlier[name] = param
 
 
