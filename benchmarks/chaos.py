@@ -24,9 +24,9 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from hpo.runner import open_study
+from hpo.study import open_study
 from hpo.spec import load_spec
-from hpo.workers import start_workers, wait_workers, worker_envs
+from hpo.study.workers import start_workers, wait_workers, worker_envs
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 HEARTBEAT_S = 1  # a killed worker's trial is failed and re-queued ~2 s after its last beat

@@ -34,9 +34,9 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from hpo.runner import open_study
+from hpo.study import open_study
 from hpo.spec import load_spec
-from hpo.workers import start_workers, wait_workers, worker_envs
+from hpo.study.workers import start_workers, wait_workers, worker_envs
 from storage import open_storage
 
 EPOCHS = 3

@@ -114,16 +114,16 @@ def _load(args):
 
 
 def cmd_check(args) -> int:
-    from hpo.runner import preflight
+    from hpo.study import preflight
 
     spec, path, data_dir = _load(args)
     facts = preflight(spec, data_dir)
-    print(f"{path}: ok  ({', '.join(f'{k}={v}' for k, v in facts.items() if k.startswith('n_'))})")
+    print(f"{path}: ok  ({', '.join(f'n_{split}={n}' for split, n in facts.rows.items())})")
     return 0
 
 
 def cmd_study(args) -> int:
-    from hpo.runner import check_same_spec, describe_study, n_finished, open_study, preflight, print_best, run_study
+    from hpo.study import check_same_spec, describe_study, n_finished, open_study, preflight, print_best, run_study
     from storage import default_artifact_dir, redact, resolve_storage_url
 
     spec, path, data_dir = _load(args)
@@ -146,8 +146,8 @@ def cmd_study(args) -> int:
 
 
 def cmd_workers(args) -> int:
-    from hpo.runner import check_same_spec, describe_study, n_finished, open_study, preflight, print_best
-    from hpo.workers import start_workers, wait_workers, worker_envs
+    from hpo.study import check_same_spec, describe_study, n_finished, open_study, preflight, print_best
+    from hpo.study.workers import start_workers, wait_workers, worker_envs
     from storage import redact, resolve_storage_url
 
     spec, path, data_dir = _load(args)
@@ -212,10 +212,9 @@ def _study_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_report(args) -> int:
-    from hpo.report import open_existing_study
-    from hpo.report_render import report_study
+    from hpo.dashboard.attach import attach_to_best_trial
+    from hpo.report import open_existing_study, report_study
     from hpo.spec import default_data_dir
-    from hpo.trial_artifacts import attach_to_best_trial
     from storage import default_artifact_dir, resolve_storage_url
 
     url = resolve_storage_url(args.storage)
@@ -226,32 +225,31 @@ def cmd_report(args) -> int:
 
 
 def cmd_retrain(args) -> int:
+    from hpo.best import retrain_best
+    from hpo.dashboard.attach import attach_to_best_trial
     from hpo.report import open_existing_study
-    from hpo.retrain import retrain_best
     from hpo.spec import default_data_dir
-    from hpo.trial_artifacts import attach_to_best_trial
     from storage import default_artifact_dir, resolve_storage_url, run_dir
 
     url = resolve_storage_url(args.storage)
     study, spec = open_existing_study(args.name, url)
     out = run_dir(spec.name) / "best"
     metrics = retrain_best(study, spec, default_data_dir(args.data_dir), out, n_resamples=args.resamples)
-    attach_to_best_trial(study, [out / "metrics.json"], default_artifact_dir(url))
-    test = metrics["test"]
-    d = test["default"]
-    if "tuned" in test:
-        shown = f"macro F1 {d['macro_f1']:.4f} at 0.5, {test['tuned']['macro_f1']:.4f} at tuned thresholds"
+    attach_to_best_trial(study, [out / metrics.FILENAME], default_artifact_dir(url))
+    d, tuned = metrics.test.default, metrics.test.tuned
+    if tuned is not None:
+        shown = f"macro F1 {d['macro_f1']:.4f} at 0.5, {tuned['macro_f1']:.4f} at tuned thresholds"
     else:
         shown = f"accuracy {d['accuracy']:.4f}, macro F1 {d['macro_f1']:.4f}"
     print(f"best model: {out}  test {shown}, macro ROC-AUC {d['macro_roc_auc']:.4f}")
-    for warning in metrics["collapse"]:
+    for warning in metrics.collapse:
         print(f"warning: {warning}")
     return 0
 
 
 def cmd_score_trials(args) -> int:
+    from hpo.best import score_trials
     from hpo.report import open_existing_study
-    from hpo.retrain import score_trials
     from hpo.spec import default_data_dir
     from storage import resolve_storage_url
 
@@ -262,7 +260,7 @@ def cmd_score_trials(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from hpo.predict import predict
+    from hpo.best import predict
 
     n = predict(args.model_dir, args.text, args.file, args.text_column, args.out)
     if args.out:

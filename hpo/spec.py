@@ -18,6 +18,7 @@ from trainers.config import DataConfig, Hyperparams, ModelConfig, Task, TrainCon
 from trainers.metrics import OBJECTIVE_METRICS
 
 STUDIES_DIR = Path("studies")
+DEFAULT_TRAINER = "trainers.loop:train_and_evaluate"
 MULTI_LABEL_ONLY = {"micro_f1", "tuned_macro_f1", "subset_accuracy"}
 MULTI_CLASS_ONLY = {"accuracy", "weighted_f1"}
 
@@ -133,7 +134,7 @@ class StudySpec(_Strict):
         default_factory=dict, description="named overlays of this spec, run with --variant NAME as study <name>-<variant>"
     )
     trainer: str = Field(
-        "trainers.loop:train_and_evaluate",
+        DEFAULT_TRAINER,
         pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
         description="module:function that trains one trial: (TrainConfig, reporter) -> result with best_epoch, best_value, stopped_early",
     )
@@ -146,6 +147,17 @@ class StudySpec(_Strict):
         if self.sampler.type == "grid":
             _check_grid(self)
         return self
+
+    @property
+    def max_epochs(self) -> int:
+        """The most epochs a trial can train: a searched `epochs`' upper end, else the fixed or
+        default value (Hyperband's maximum resource)."""
+        searched = self.search_space.get("epochs")
+        if isinstance(searched, CategoricalParam):
+            return int(max(searched.choices))
+        if searched is not None:
+            return int(searched.high)
+        return Hyperparams.model_validate(self.training).epochs
 
     @property
     def grid_size(self) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 from optuna.trial import TrialState
 
-from hpo.runner import open_study, run_study
+from hpo.study import open_study, run_study
 from hpo.spec import load_spec
 from tests.support import UCC_LABELS, slice_dataset, tiny_ucc_spec
 from trainers.config import PACKAGED_MINILM

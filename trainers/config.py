@@ -74,12 +74,13 @@ class Hyperparams(_Strict):
     dropout: float | None = Field(None, ge=0, lt=1)
     precision: Precision = "auto"
     seed: int = 0
-    # Speed (issue 3).
+    # Speed: frozen word embeddings skip their gradient (a third of MiniLM's weights);
+    # torch.compile pays a compile once per trial for faster steps.
     freeze_word_embeddings: bool = False
     compile: bool = False
-    num_workers: int = Field(0, ge=0)
     log_every: int = Field(50, ge=1)
-    # Imbalance and optimisation (issue 7).
+    # Imbalance and optimisation: losses for rare labels, per-label weights, learning rates by
+    # depth, oversampling rows with the rarest labels.
     loss: LossName | None = None  # None: bce for multi-label, cross_entropy for multi-class
     pos_weight_power: float = Field(0.0, ge=0, le=1)
     pos_weight_cap: float = Field(50.0, gt=0)
@@ -95,7 +96,8 @@ class Hyperparams(_Strict):
     rare_label_oversampling: float = Field(0.0, ge=0)
     # Training target = label + w * (annotator-agreement target - label); 0: the 0/1 labels.
     soft_label_weight: float = Field(0.0, ge=0, le=1)
-    # Hand-made features fused with the transformer (issue 8).
+    # Hand-made text features (lexicons, readability, TF-IDF terms) fused with the transformer's
+    # pooled output.
     features: bool = False
     pooling: Pooling = "cls"
     tfidf_top_n: int = Field(300, ge=0)
@@ -116,9 +118,6 @@ class TrainConfig(_Strict):
     monitor: str = "tuned_macro_f1"
     monitor_mode: Literal["max", "min"] = "max"
     device: str = "auto"
-    # Where to save the best epoch's model; None keeps it in memory only (study trials).
-    output_dir: Path | None = None
-    evaluate_test: bool = False
 
     @model_validator(mode="after")
     def _labels_match_task(self) -> TrainConfig:
@@ -128,10 +127,6 @@ class TrainConfig(_Strict):
         if self.task == "multi_class" and not (d.label_column and d.class_names):
             raise ValueError("multi_class needs data.label_column and data.class_names")
         return self
-
-    def with_hyper(self, **updates: Any) -> TrainConfig:
-        hyper = Hyperparams.model_validate({**self.hyper.model_dump(), **updates})
-        return self.model_copy(update={"hyper": hyper})
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)

@@ -20,7 +20,7 @@ from hpo.cli import main
 from hpo.dashboard import dashboard_url, make_dashboard_server
 from hpo.errors import HpoError
 from hpo.spec import load_spec
-from hpo.trial_artifacts import attach_to_best_trial
+from hpo.dashboard.attach import attach_to_best_trial
 from storage import default_artifact_dir
 from tests.support import slice_dataset, tiny_ucc_spec
 
@@ -31,7 +31,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 @pytest.fixture(scope="module")
 def study_db(tmp_path_factory):
     """A finished 2-trial study with its artifacts, and a report attached to its best trial."""
-    from hpo.runner import describe_study, open_study, preflight, run_study
+    from hpo.study import describe_study, open_study, preflight, run_study
 
     root = tmp_path_factory.mktemp("dash")
     data = slice_dataset(root / "data", "ucc", {"train": 96, "val": 48, "test": 16})
@@ -124,7 +124,7 @@ def test_report_attached_to_the_best_trial_opens_from_its_note(study_db, dashboa
 
 
 def test_a_failed_trial_still_leaves_its_log_with_the_traceback(study_db, tmp_path):
-    from hpo.runner import open_study, run_study
+    from hpo.study import open_study, run_study
 
     fp16 = {"precision": {"type": "categorical", "choices": ["fp16"]}}  # needs CUDA: fails on CPU
     spec = load_spec(str(tiny_ucc_spec(tmp_path / "fail.yaml", n_trials=1, search_space=fp16)))

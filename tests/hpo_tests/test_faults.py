@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
-from hpo.runner import open_study, run_study
+from hpo.study import open_study, run_study
 from hpo.spec import load_spec
-from hpo.workers import wait_workers
+from hpo.study.workers import wait_workers
 from tests.hpo_tests.workers_support import (
     FINISHED,
     create_and_start,
@@ -111,7 +111,7 @@ def test_a_database_outage_is_recognised_however_optuna_wraps_it() -> None:
     """Optuna 5's tell, failing on a dead connection, can raise UnboundLocalError instead."""
     from sqlalchemy.exc import OperationalError
 
-    from hpo.runner import _db_outage
+    from hpo.study.loop import _db_outage
 
     try:
         try:

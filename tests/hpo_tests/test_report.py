@@ -16,22 +16,12 @@ from optuna.trial import TrialState, create_trial
 from sklearn.metrics import accuracy_score, confusion_matrix
 
 from hpo.errors import HpoError
-from hpo.report import (
-    TEST_COLUMN,
-    TEST_SCORES_ATTR,
-    batch_size_tables,
-    best_model_tables,
-    epoch_metrics,
-    loss_table,
-    marginal,
-    objective_pivot,
-    open_existing_study,
-    summarize,
-    trials_table,
-)
-from hpo.report_render import write_study_report
-from hpo.retrain import json_safe
+from hpo import stored
+from hpo.report import open_existing_study, summarize, trials_table, write_study_report
+from hpo.report.best_tables import best_model_tables
+from hpo.report.tables import TEST_COLUMN, batch_size_tables, loss_table, marginal, objective_pivot
 from hpo.spec import StudySpec
+from hpo.stored import BestMetrics
 from tests.hpo_tests.tiny_study import GRID, NAME, tiny_study
 from tests.support import UCC_LABELS, tiny_architecture
 from trainers.evaluate import bootstrap_intervals, multi_class_scores
@@ -43,7 +33,7 @@ def study_copy(tmp_path_factory):
     shared = tiny_study(tmp_path_factory)
     root = tmp_path_factory.mktemp("report")
     study, spec = open_existing_study(NAME, shared.copy_to(root))
-    epoch = dict(epoch_metrics(study.trials[0])[0])
+    epoch = dict(stored.epoch_history(study.trials[0].user_attrs)[0])
     epoch["tuned_macro_f1"] = epoch["monitor_value"] = 0.01
     study.add_trial(_trial(TrialState.PRUNED, {"batch_size": 16, "learning_rate": 1e-3}, {"epoch_001": epoch, "best_epoch": 1}, {1: 0.01}))
     study.add_trial(_trial(TrialState.FAIL, {"batch_size": 32, "learning_rate": 3e-3}, {"fail_reason": "NonFiniteLossError: loss became nan\ntraceback..."}))
@@ -61,7 +51,7 @@ def test_trials_table_holds_each_trials_own_numbers(study_copy):
     assert len(table) == 6
     for t in study.get_trials(states=(TrialState.COMPLETE,)):
         row = table.loc[t.number]
-        epochs = epoch_metrics(t)
+        epochs = stored.epoch_history(t.user_attrs)
         best = next(m for m in epochs if m["epoch"] == t.user_attrs["best_epoch"])
         assert row["objective"] == t.value == best["tuned_macro_f1"]
         assert row["train_loss_first"] == epochs[0]["train_loss"]
@@ -88,7 +78,7 @@ def test_batch_size_tables_pivot_and_best(study_copy):
         assert by_bs.loc[bs, "mean_objective"] == pytest.approx(sum(values) / 2)
         assert by_bs.loc[bs, "best_objective"] == max(values)
     summary = summarize(study, spec)
-    best = summary.tables["best_configuration"].set_index("setting")["value"]
+    best = summary.table("best_configuration").set_index("setting")["value"]
     assert best["trial"] == study.best_trial.number and best["tuned_macro_f1"] == study.best_value
     assert summary.pivot_axes == ("batch_size", "learning_rate")
 
@@ -96,11 +86,11 @@ def test_batch_size_tables_pivot_and_best(study_copy):
 def test_failed_and_pruned_trials_are_reported(study_copy, tmp_path):
     study, spec, _, _ = study_copy
     summary = summarize(study, spec)
-    trials = summary.tables["trials"].set_index("state")
+    trials = summary.table("trials").set_index("state")
     assert trials.loc["PRUNED", "objective"] == 0.01 and trials.loc["PRUNED", "best_epoch"] == 1
     assert trials.loc["FAIL", "fail_reason"] == "NonFiniteLossError: loss became nan"
     assert math.isnan(trials.loc["FAIL", "objective"])
-    epochs = summary.tables["epochs"]
+    epochs = summary.table("epochs")
     assert len(epochs) == 4 * 2 + 1  # two epochs per complete trial, one for the pruned one
     html = write_study_report(study, summary, tmp_path)
     markdown = (tmp_path / "report.md").read_text()
@@ -114,7 +104,7 @@ def test_test_scores_have_their_own_column(study_copy, tmp_path):
     _, _, shared, _ = study_copy
     study, spec = open_existing_study(NAME, shared.copy_to(tmp_path))
     number = study.best_trial.number
-    study.set_user_attr(TEST_SCORES_ATTR.format(number), {"tuned_macro_f1": 0.123})
+    study.set_user_attr(stored.test_scores_key(number), {"tuned_macro_f1": 0.123})
     table = trials_table(study, spec).set_index("trial")
     assert table.loc[number, TEST_COLUMN] == 0.123
     assert table[TEST_COLUMN].isna().sum() == 3  # the other complete trials
@@ -169,8 +159,8 @@ def test_other_spaces_pivot_on_the_two_most_important_settings():
         study.add_trial(_made_trial(1 - dropout + 0.001 * (i % 3), {"dropout": dropout, "warmup_ratio": 0.01 * (i % 3), "weight_decay": 0.05}, dists))
     summary = summarize(study, spec)
     assert summary.pivot_axes[0] == "dropout"  # the objective follows dropout
-    assert summary.tables["param_importances"]["parameter"].iloc[0] == "dropout"
-    pivot = summary.tables[f"pivot_{summary.pivot_axes[0]}_x_{summary.pivot_axes[1]}"]
+    assert summary.table("param_importances")["parameter"].iloc[0] == "dropout"
+    pivot = summary.table(f"pivot_{summary.pivot_axes[0]}_x_{summary.pivot_axes[1]}")
     assert len(pivot.index) <= 4  # 12 distinct dropouts are binned
     assert pivot.max().max() == study.best_value
 
@@ -210,8 +200,13 @@ def test_multi_class_best_model_tables_hold_the_test_scores():
     y = rng.integers(0, 3, 90)
     probs = rng.dirichlet(np.ones(3), 90) + np.eye(3)[y] * 0.4
     test = {"default": multi_class_scores(y, probs, tuple(names)), "intervals": bootstrap_intervals("multi_class", y, probs, None, 50)}
-    metrics = json_safe({"task": "multi_class", "labels": names, "test": test, "trial": 3, "n_test": 90, "seconds_per_1000_texts": 2.5})
-    tables = best_model_tables(metrics)
+    objective = {"metric": "macro_f1", "trial_value": 0.5, "retrained_val_value": 0.5, "baseline_val_value": 0.1}
+    metrics = BestMetrics.model_validate(stored.json_safe({
+        "study": "made", "trial": 3, "params": {}, "epochs": 2, "task": "multi_class", "labels": names, "thresholds": None,
+        "objective": objective, "val": {}, "baseline_val": {}, "test": test, "n_test": 90, "texts_per_s": 400.0,
+        "seconds_per_1000_texts": 2.5, "model_size_mb": 1.0,
+    }))  # fmt: skip
+    tables = {t.key: t.frame for t in best_model_tables(metrics)}
     headline = tables["test_metrics"].set_index("metric")
     assert headline.loc["accuracy", "test"] == accuracy_score(y, probs.argmax(axis=1))
     assert headline.loc["accuracy", "95% CI"].startswith("[") and headline.loc["macro_ap", "95% CI"] == ""

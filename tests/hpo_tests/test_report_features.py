@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from hpo.report_features import DIFFERENCE, features_by_setting, features_table
+from hpo.report.features import DIFFERENCE, features_by_setting, features_table
 
 
 def _trials() -> pd.DataFrame:

@@ -14,10 +14,9 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 
 from hpo.errors import HpoError
-from hpo.predict import predict
-from hpo.report import TEST_COLUMN, open_existing_study, trials_table
-from hpo.report_render import report_study
-from hpo.retrain import retrain_best, score_trials
+from hpo.best import predict, retrain_best, score_trials
+from hpo.report import open_existing_study, report_study, trials_table
+from hpo.report.tables import TEST_COLUMN
 from tests.hpo_tests.tiny_study import GRID, NAME, tiny_study
 from tests.support import data_dir
 from trainers.checkpoint import load_best
@@ -33,7 +32,7 @@ def retrained(tmp_path_factory):
     url = shared.copy_to(root)
     study, spec = open_existing_study(NAME, url)
     best_dir = root / "runs" / NAME / "best"
-    metrics = retrain_best(study, spec, shared.data_dir, best_dir, n_resamples=50)
+    metrics = retrain_best(study, spec, shared.data_dir, best_dir, n_resamples=50).model_dump(mode="json")
     return study, spec, shared, root, url, best_dir, metrics
 
 
@@ -76,7 +75,7 @@ def test_a_different_test_file_changes_no_threshold(retrained, tmp_path):
         (other / "ucc" / f"{split}.csv").write_bytes((shared.data_dir / "ucc" / f"{split}.csv").read_bytes())
     real_test = pd.read_csv(data_dir() / "ucc" / "test.csv", dtype=str, keep_default_na=False)
     real_test.iloc[500:548].to_csv(other / "ucc" / "test.csv", index=False)
-    again = retrain_best(study, spec, other, tmp_path / "best", n_resamples=10)
+    again = retrain_best(study, spec, other, tmp_path / "best", n_resamples=10).model_dump(mode="json")
     assert again["thresholds"] == pytest.approx(metrics["thresholds"], abs=1e-4)
     assert again["test"]["default"]["per_label"] != metrics["test"]["default"]["per_label"]
 

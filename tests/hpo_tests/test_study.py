@@ -6,7 +6,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from hpo.runner import n_finished, open_study, run_study
+from hpo.study import n_finished, open_study, run_study
 from hpo.spec import load_spec
 from tests.support import slice_dataset, tiny_ucc_spec
 

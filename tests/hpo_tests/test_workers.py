@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from hpo.errors import HpoError
-from hpo.runner import open_study
+from hpo.study import open_study
 from hpo.spec import load_spec
-from hpo.trial_process import load_trainer
-from hpo.workers import wait_workers, worker_envs
+from hpo.trial import load_trainer
+from hpo.study.workers import wait_workers, worker_envs
 from tests.hpo_tests.workers_support import create_and_start, n_finished, sleep_spec, states, stop_all
 from tests.support import REPO, slice_dataset, tiny_ucc_spec
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from hpo.runner import describe_study, open_study, run_study
+from hpo.study import DataFacts, describe_study, open_study, run_study
 from hpo.spec import StudySpec, load_spec
 from tests.support import slice_dataset, tiny_ucc_spec
 
@@ -56,7 +56,7 @@ def tiny_study(tmp_path_factory) -> TinyStudy:
     study.spec_path.write_text(yaml.safe_dump(raw, sort_keys=False))
     spec = study.spec
     optuna_study = open_study(spec, study.url)
-    describe_study(optuna_study, spec, study.spec_path.read_text(), {})
+    describe_study(optuna_study, spec, study.spec_path.read_text(), DataFacts())
     run_study(spec, optuna_study, study.data_dir)
     (root / "done").touch()
     return study

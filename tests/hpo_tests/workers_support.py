@@ -16,9 +16,9 @@ import pytest
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from hpo.runner import open_study
+from hpo.study import open_study
 from hpo.spec import load_spec
-from hpo.workers import start_workers, worker_envs
+from hpo.study.workers import start_workers, worker_envs
 
 HEARTBEAT_S = 1  # stale after 2 s: a killed worker's trial is retried within seconds
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)

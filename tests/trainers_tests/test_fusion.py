@@ -11,7 +11,7 @@ from optuna.trial import TrialState
 from transformers import BertForSequenceClassification
 
 from hpo.report import summarize, trials_table
-from hpo.runner import open_study, run_study
+from hpo.study import open_study, run_study
 from hpo.spec import load_spec
 from tests.support import COVID_CLASSES, slice_dataset, tiny_architecture
 from trainers.checkpoint import FEATURES_FILE, LabelInfo, load_best, save_best
@@ -145,7 +145,7 @@ def test_tiny_study_searching_features_runs_through_the_trainer(tmp_path):
     assert sorted(t.params["features"] for t in trials) == [False, True]
     assert all(0 <= t.user_attrs["epoch_001"]["accuracy"] <= 1 for t in trials)
     summary = summarize(study, spec)
-    table = summary.tables["features"]
+    table = summary.table("features")
     assert list(table["features"]) == ["with features", "without features", "with − without"]
     assert list(table["complete_trials"][:2]) == [1, 1]
     by_value = {t.params["features"]: t.value for t in trials}

@@ -1,15 +1,12 @@
 """Retrain a study's best configuration, save it, and evaluate it once on test.
 
 The best trial's parameters are replayed through the spec's search space (FixedTrial) and
-trained for the best trial's best epoch count. Per-label thresholds are chosen on validation;
-only then is the test split read, once, and scored at 0.5 and at those thresholds. Test scores
-never go back into the study's sampler: `score_trials` keeps them in study attributes that
-only the report reads.
+trained up to the best trial's best epoch. Per-label thresholds are chosen on validation; only
+then is the test split read, once, and scored at 0.5 and at those thresholds.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import dataclass
@@ -20,17 +17,14 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from hpo import stored
 from hpo.errors import HpoError
-from hpo.report import (
-    TEST_SCORES_ATTR,
-    StudySummary,
-    best_model_tables,
-    collapse_warnings,
-    majority_baseline,
-    test_scores,
-)
+from hpo.report.baseline import collapse_warnings, majority_baseline
+from hpo.report.best_tables import best_model_tables
+from hpo.report.summary import StudySummary
 from hpo.search_space import replay
 from hpo.spec import StudySpec
+from hpo.stored import BestMetrics
 from trainers.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -52,7 +46,7 @@ def retrain_config(spec: StudySpec, trial: FrozenTrial, data_dir: Path) -> Train
     different model than the one the trial scored (on ucc-imbalance, val macro ROC-AUC 0.736
     instead of the trial's 0.763 after epoch 1 of 3)."""
     params = replay(spec, trial.params)
-    best_epoch = trial.user_attrs.get("best_epoch")
+    best_epoch = trial.user_attrs.get(stored.BEST_EPOCH)
     stop = {"stop_after_epochs": int(best_epoch)} if best_epoch else {}
     config = spec.train_config(data_dir, {**params, **stop}, seed=spec.sampler.seed + trial.number)
     if config.data.test_path is None:
@@ -98,13 +92,14 @@ def evaluate_test(best, config: TrainConfig, n_resamples: int = 1000, seed: int 
     return {"test": scores, **speed}, y, probs
 
 
-def retrain_best(study: optuna.Study, spec: StudySpec, data_dir: Path, out_dir: Path, n_resamples: int = 1000) -> dict:
+def retrain_best(study: optuna.Study, spec: StudySpec, data_dir: Path, out_dir: Path, n_resamples: int = 1000) -> BestMetrics:
     """Retrain the best trial, save it under `out_dir`, evaluate it on test, write
     metrics.json and its report; returns the metrics."""
-    from hpo.report_render import best_figures, write_best_report
+    from hpo.report.figures import best_figures
+    from hpo.report.render import write_best_report
     from trainers.checkpoint import load_best, save_best, weights_size_mb
 
-    trial = _best_trial(study)
+    trial = best_trial(study)
     config = retrain_config(spec, trial, data_dir)
     log.info("retraining trial %d of %s for %d of its %d epoch(s): %s", trial.number, spec.name, config.hyper.epochs_to_run, config.hyper.epochs, trial.params)
     trained = train(config)
@@ -116,7 +111,16 @@ def retrain_best(study: optuna.Study, spec: StudySpec, data_dir: Path, out_dir: 
     names = config.data.label_names
     maximize = spec.objective.resolved_direction == "maximize"
     baseline = majority_baseline(spec, data_dir)
-    metrics = {
+    objective = {
+        "metric": spec.objective.metric,
+        "trial_value": trial.value,
+        "retrained_val_value": trained.val_metrics["monitor_value"],
+        "baseline_val_value": baseline.get(spec.objective.metric),
+    }
+    predicted = {n: v["predicted_positive"] for n, v in evaluation["test"]["default"]["per_label"].items()}
+    where = "at 0.5 on test" if config.task == "multi_label" else "on test"
+    collapse = collapse_warnings(predicted, objective["retrained_val_value"], objective["baseline_val_value"], maximize, where)
+    metrics = BestMetrics.model_validate(stored.json_safe({
         "study": spec.name,
         "trial": trial.number,
         "params": trial.params,
@@ -124,91 +128,41 @@ def retrain_best(study: optuna.Study, spec: StudySpec, data_dir: Path, out_dir: 
         "task": config.task,
         "labels": list(names),
         "thresholds": None if model.thresholds is None else dict(zip(names, map(float, model.thresholds), strict=True)),
-        "objective": {
-            "metric": spec.objective.metric,
-            "trial_value": trial.value,
-            "retrained_val_value": trained.val_metrics["monitor_value"],
-            "baseline_val_value": baseline.get(spec.objective.metric),
-        },
+        "objective": objective,
         "val": trained.val_metrics,
         "baseline_val": baseline,
         **evaluation,
         "model_size_mb": weights_size_mb(out_dir),
-    }
-    predicted = {n: v["predicted_positive"] for n, v in evaluation["test"]["default"]["per_label"].items()}
-    where = "at 0.5 on test" if config.task == "multi_label" else "on test"
-    metrics["collapse"] = [
-        f"retrained model: {w}"
-        for w in collapse_warnings(predicted, metrics["objective"]["retrained_val_value"], metrics["objective"]["baseline_val_value"], maximize, where)
-    ]
-    metrics = json_safe(metrics)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    summary = StudySummary(name=spec.name, spec=spec, tables=best_model_tables(metrics), warnings=metrics["collapse"])
-    header = _best_header(metrics, spec)
-    write_best_report(out_dir, f"{spec.name}: retrained best model (trial {trial.number})", header, summary, best_figures(config.task, y, probs, names, model.thresholds))
+        "collapse": [f"retrained model: {w}" for w in collapse],
+    }))  # fmt: skip
+    metrics.write(out_dir)
+    summary = StudySummary(name=spec.name, spec=spec, warnings=list(metrics.collapse))
+    for table in best_model_tables(metrics):
+        summary.add(table.key, table.title, table.frame)
+    header = _best_header(metrics)
+    figures = best_figures(config.task, y, probs, names, model.thresholds)
+    write_best_report(out_dir, f"{spec.name}: retrained best model (trial {trial.number})", header, summary, figures)
     return metrics
 
 
-def score_trials(study: optuna.Study, spec: StudySpec, data_dir: Path) -> list[int]:
-    """Retrain each complete trial that has no test scores yet and keep its test scores as a
-    study attribute (finished trials are read-only). Returns the trial numbers scored."""
-    if not spec.test_scores:
-        raise HpoError(f"study {spec.name}: the spec has test_scores: false; set it to true to score every trial on test")
-    done = set(test_scores(study))
-    scored = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if trial.number in done:
-            continue
-        config = retrain_config(spec, trial, data_dir)
-        trained = train(config)
-        evaluation, _, _ = evaluate_test(trained.best, config, n_resamples=0)
-        study.set_user_attr(TEST_SCORES_ATTR.format(trial.number), json_safe(flat_test_scores(evaluation["test"], config.task)))
-        scored.append(trial.number)
-        print(f"trial {trial.number}: test {spec.objective.metric} = {_show(flat_test_scores(evaluation['test'], config.task).get(spec.objective.metric))}", flush=True)
-    return scored
-
-
-def flat_test_scores(test: dict, task: str) -> dict[str, float]:
-    """Test scores under the validation metrics' names; "tuned_macro_f1" is macro F1 at the
-    thresholds chosen on validation (not re-tuned on test)."""
-    default = {k: v for k, v in test["default"].items() if not isinstance(v, (dict, list))}
-    if task == "multi_label":
-        default["tuned_macro_f1"] = test["tuned"]["macro_f1"]
-    return default
-
-
-def _best_trial(study: optuna.Study) -> FrozenTrial:
+def best_trial(study: optuna.Study) -> FrozenTrial:
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         raise HpoError(f"study {study.study_name} has no complete trial to retrain; run `hpo study {study.study_name}` first")
     return study.best_trial
 
 
-def _best_header(m: dict, spec: StudySpec) -> list[str]:
-    o = m["objective"]
-    params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in m["params"].items())
+def _best_header(m: BestMetrics) -> list[str]:
+    o = m.objective
+    params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in m.params.items())
     return [
-        f"Trial {m['trial']} ({params}) retrained for {m['epochs']} epoch(s), its best epoch count.",
-        f"Validation {o['metric']}: trial {_show(o['trial_value'])}, retrained {_show(o['retrained_val_value'])}, "
-        f"all-majority baseline {_show(o['baseline_val_value'])}.",
+        f"Trial {m.trial} ({params}) retrained for {m.epochs} epoch(s), its best epoch count.",
+        f"Validation {o.metric}: trial {show(o.trial_value)}, retrained {show(o.retrained_val_value)}, "
+        f"all-majority baseline {show(o.baseline_val_value)}.",
         "Thresholds were chosen on validation only; the test split was read once, after training."
-        if m["task"] == "multi_label" else "Multi-class: the predicted class is the most probable one.",
-        f"Test: {m['n_test']} texts; 95 % intervals from bootstrap resampling of the test texts.",
+        if m.task == "multi_label" else "Multi-class: the predicted class is the most probable one.",
+        f"Test: {m.n_test} texts; 95 % intervals from bootstrap resampling of the test texts.",
     ]
 
 
-def _show(x: Any) -> str:
+def show(x: Any) -> str:
     return f"{x:.4f}" if isinstance(x, (int, float)) and math.isfinite(x) else "n/a"
-
-
-def json_safe(value: Any) -> Any:
-    """numpy → Python, NaN → None: metrics.json and study attributes are strict JSON."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    return value
-

@@ -1,5 +1,4 @@
-"""optuna-dashboard on the study storage, with the trials' artifact store, and what it shows of a
-study beyond its trials: the objective's name and a note with the spec and the data.
+"""optuna-dashboard on the study storage, with the trials' artifact store.
 
 Served by a threaded wsgiref server around `optuna_dashboard.wsgi` (the app `run_server`
 builds): the port is bound before the URL is printed, port 0 picks a free one, and the browser's
@@ -12,54 +11,16 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
-import warnings
 from pathlib import Path
 from socketserver import ThreadingMixIn
-from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-import optuna
 from sqlalchemy.engine import make_url
 
 from hpo.errors import HpoError
 from storage import artifact_store, open_storage, redact
 
-if TYPE_CHECKING:
-    from hpo.spec import StudySpec  # imports scikit-learn: not needed to serve
-
 log = logging.getLogger(__name__)
-
-
-def annotate_study(study: optuna.Study, spec: StudySpec, spec_text: str, facts: dict) -> None:
-    """Name the objective (the dashboard's axis titles) and write the study note. The note is
-    rewritten from the spec whenever it changes: notes of your own belong on trials."""
-    from optuna_dashboard import get_note, save_note
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names([spec.objective.metric])
-    body = study_note(spec, spec_text, facts)
-    if get_note(study) != body:
-        save_note(study, body)
-
-
-def study_note(spec: StudySpec, spec_text: str, facts: dict) -> str:
-    objective = spec.objective
-    sizes = ", ".join(f"{k[2:]} {v}" for k, v in facts.items() if k.startswith("n_"))
-    lines = [
-        f"## {spec.name}",
-        spec.description,
-        "",
-        f"**Objective:** {objective.resolved_direction} `{objective.metric}` on the validation split, "
-        "reported after every epoch (the trials' intermediate values); a trial's value is its best epoch's.",
-        "",
-        f"**Task:** {spec.task}, model `{spec.model.name_or_path}`. **Data** (rows): {sizes}.",
-    ]
-    prevalence = facts.get("train_prevalence") or {}
-    if prevalence:
-        lines += ["", "| label | share of train |", "|---|---|", *(f"| {k} | {v:.3f} |" for k, v in prevalence.items())]
-    lines += ["", "### Spec", "```yaml", spec_text.rstrip(), "```"]
-    return "\n".join(lines)
 
 
 class _ThreadingServer(ThreadingMixIn, WSGIServer):

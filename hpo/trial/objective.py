@@ -5,36 +5,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import optuna
 
+from hpo import stored
 from hpo.search_space import suggest
 from hpo.spec import StudySpec
-from hpo.trial_artifacts import TrialRecorder
-from hpo.trial_process import run_trial_process
+from hpo.trial.artifacts import TrialRecorder
+from hpo.trial.process import run_trial_process
 from storage import with_retries
 
 
 class TrialFailed(Exception):
     """The trial's training failed; the reason is in its user attributes and the study goes on."""
-
-
-def epoch_attr(epoch: int) -> str:
-    return f"epoch_{epoch:03d}"
-
-
-def slim_metrics(metrics: dict) -> dict:
-    """JSON-safe metrics for user attributes: NaN → None (the dashboard's JSON has no NaN)."""
-    out: dict[str, Any] = {}
-    for k, v in metrics.items():
-        if isinstance(v, dict):
-            out[k] = slim_metrics(v)
-        elif isinstance(v, float) and not math.isfinite(v):
-            out[k] = None
-        else:
-            out[k] = v
-    return out
 
 
 @dataclass
@@ -51,7 +34,7 @@ class Objective:
         epochs_seen = 0
 
         def record(epoch: int, metrics: dict) -> bool:
-            trial.set_user_attr(epoch_attr(epoch), slim_metrics(metrics))
+            trial.set_user_attr(stored.epoch_key(epoch), stored.json_safe(metrics))
             value = metrics[metric]
             if value is None or not math.isfinite(value):
                 return False  # nothing to compare; the pruner would treat NaN as worst anyway
@@ -75,9 +58,9 @@ class Objective:
             if recorder:
                 recorder.finish(outcome)
         if outcome.status == "failed":
-            trial.set_user_attr("fail_reason", outcome.error)
+            trial.set_user_attr(stored.FAIL_REASON, outcome.error)
             raise TrialFailed(outcome.error.splitlines()[0] if outcome.error else "unknown")
-        trial.set_user_attr("best_epoch", outcome.best_epoch)
+        trial.set_user_attr(stored.BEST_EPOCH, outcome.best_epoch)
         if outcome.status == "stopped":
             raise optuna.TrialPruned(f"pruned after epoch {epochs_seen}")
         return outcome.best_value

@@ -25,11 +25,10 @@ from typing import Any
 from hpo.errors import HpoError
 from trainers.config import TrainConfig
 
-DEFAULT_TRAINER = "trainers.loop:train_and_evaluate"
 _context: mp.context.BaseContext | None = None
 
 
-def context(trainer: str = DEFAULT_TRAINER) -> mp.context.BaseContext:
+def context(trainer: str) -> mp.context.BaseContext:
     """The forkserver, preloading the first trainer's module (trainers.loop imports torch,
     transformers and sklearn once); a later, different trainer is imported by each trial."""
     global _context
@@ -70,7 +69,8 @@ def run_trial_process(
     on_epoch: OnEpoch,
     env: dict[str, str] | None = None,
     log_path: Path | None = None,
-    trainer: str = DEFAULT_TRAINER,
+    *,
+    trainer: str,
 ) -> TrialOutcome:
     """Start the training process, hand each epoch to `on_epoch` (True → stop it), wait for it.
     The process's stdout and stderr go to `log_path` when given. `trainer` is a `module:function`

@@ -1,0 +1,262 @@
+"""The study report's tables, as pandas frames with titles; no rendering (hpo.report.render).
+
+Pivots and means use complete trials only; a pruned trial's figures are its best epoch's.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.trial import TrialState
+
+from hpo import stored
+from hpo.report.baseline import collapse_warnings
+from hpo.report.best_tables import best_model_tables
+from hpo.report.features import features_by_setting, features_table
+from hpo.report.read import best_epoch_metrics, finite, hyperparam, loss_type, num
+from hpo.report.summary import StudySummary
+from hpo.spec import StudySpec
+from hpo.stored import BestMetrics
+
+TEST_COLUMN = "test (after study, not used for selection)"
+MAX_LEVELS = 8  # a numeric axis with more distinct values is binned for the pivots
+VAL_COLUMNS = {
+    "multi_label": ("micro_f1", "macro_f1", "tuned_macro_f1", "subset_accuracy", "macro_roc_auc"),
+    "multi_class": ("accuracy", "macro_f1", "weighted_f1", "macro_roc_auc"),
+}
+
+
+def trials_table(study: optuna.Study, spec: StudySpec) -> pd.DataFrame:
+    """One row per trial: its settings, state, objective, training-loss trend and validation
+    figures at the epoch its value comes from."""
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    metric = spec.objective.metric
+    scores = stored.test_scores_of(study.user_attrs)
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        epochs = stored.epoch_history(t.user_attrs)
+        best = best_epoch_metrics(t, metric, maximize)
+        first = epochs[0].get("train_loss") if epochs else None
+        last = epochs[-1].get("train_loss") if epochs else None
+        row = {"trial": t.number, "state": t.state.name, **t.params}
+        row.update({k: hyperparam(t, spec, k) for k in ("batch_size", "learning_rate") if k not in row})
+        row.update(
+            loss=loss_type(t, spec),
+            # A pruned trial's Optuna value is its last epoch's; the best epoch's is comparable.
+            objective=t.value if t.state == TrialState.COMPLETE else num(best.get(metric)),
+            best_epoch=t.user_attrs.get(stored.BEST_EPOCH),
+            epochs_run=len(epochs),
+            train_loss_first=num(first),
+            train_loss_last=num(last),
+            train_loss_change=(last - first) / first if finite(first) and finite(last) and first else math.nan,
+            **{f"val_{k}": num(best.get(k)) for k in VAL_COLUMNS[spec.task]},
+            duration_s=t.duration.total_seconds() if t.duration else math.nan,
+            fail_reason=_first_line(t.user_attrs.get(stored.FAIL_REASON)),
+        )
+        if scores:
+            row[TEST_COLUMN] = num(scores.get(t.number, {}).get(metric))
+        rows.append(row)
+    # The spec's order, not first appearance: a conditional setting first seen in trial 5 would
+    # otherwise land behind the figures.
+    columns = ["trial", "state", *spec.search_space]
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    frame = frame[[c for c in columns if c in frame] + [c for c in frame if c not in columns]]
+    frame["best_epoch"] = frame["best_epoch"].astype("Int64")  # missing for failed trials
+    return frame
+
+
+def batch_size_tables(trials: pd.DataFrame, task: str) -> dict[Any, pd.DataFrame]:
+    """Per batch size, one row per learning rate: loss trend, validation F1/accuracy, state."""
+    accuracy = "val_subset_accuracy" if task == "multi_label" else "val_accuracy"
+    f1 = ["val_micro_f1", "val_macro_f1"] if task == "multi_label" else ["val_macro_f1", "val_weighted_f1"]
+    columns = ["learning_rate", "trial", "train_loss_first", "train_loss_last", "train_loss_change", *f1, accuracy, "state"]
+    return {bs: group.sort_values(["learning_rate", "trial"])[columns].reset_index(drop=True) for bs, group in trials.groupby("batch_size")}
+
+
+def complete(trials: pd.DataFrame) -> pd.DataFrame:
+    return trials[trials["state"] == TrialState.COMPLETE.name]
+
+
+def axis_levels(values: pd.Series) -> pd.Series:
+    """The values as pivot levels: as they are, or binned (log-spaced for a positive range
+    spanning a decade or more) when a numeric setting has more than MAX_LEVELS values."""
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    if not numeric or values.nunique() <= MAX_LEVELS:
+        return values
+    low, high = values.min(), values.max()
+    edges = np.geomspace(low, high, 5) if low > 0 and high / low >= 10 else np.linspace(low, high, 5)
+    return pd.cut(values, edges, include_lowest=True).astype(str)
+
+
+def objective_pivot(trials: pd.DataFrame, rows: str, columns: str, maximize: bool) -> pd.DataFrame:
+    """Best objective of the complete trials at each (rows, columns) combination."""
+    done = complete(trials)
+    frame = pd.DataFrame({rows: axis_levels(done[rows]), columns: axis_levels(done[columns]), "objective": done["objective"]})
+    return frame.pivot_table(index=rows, columns=columns, values="objective", aggfunc="max" if maximize else "min")
+
+
+def marginal(trials: pd.DataFrame, param: str, maximize: bool) -> pd.DataFrame:
+    """Trials, mean and best objective of the complete trials at each value of `param`."""
+    done = complete(trials)
+    grouped = done["objective"].groupby(axis_levels(done[param]))
+    return pd.DataFrame({"trials": grouped.size(), "mean_objective": grouped.mean(), "best_objective": grouped.max() if maximize else grouped.min()})
+
+
+def best_configuration(study: optuna.Study, spec: StudySpec) -> pd.DataFrame:
+    """The best complete trial: number, objective, epoch its value comes from, every setting."""
+    best = study.best_trial
+    rows = [("trial", best.number), (spec.objective.metric, best.value), ("best_epoch", best.user_attrs.get(stored.BEST_EPOCH))]
+    rows += [(k, v) for k, v in best.params.items()]
+    rows += [(k, v) for k, v in spec.training.items() if k not in best.params]
+    return pd.DataFrame(rows, columns=["setting", "value"], dtype=object)
+
+
+def epoch_table(study: optuna.Study, metric: str) -> pd.DataFrame:
+    """Every trial's epochs: training loss (all batches and the first tenth), its batch-to-batch
+    coefficient of variation, validation loss and the objective metric."""
+    rows = [
+        {
+            "trial": t.number,
+            "state": t.state.name,
+            "epoch": m.get("epoch"),
+            "train_loss": num(m.get("train_loss")),
+            "train_loss_first_batches": num(m.get("train_loss_first_batches")),
+            "batch_loss_cv": num(m.get("batch_loss_cv")),
+            "val_loss": num(m.get("val_loss")),
+            metric: num(m.get(metric)),
+            "epoch_time_s": num(m.get("epoch_time_s")),
+        }
+        for t in study.get_trials(deepcopy=False)
+        for m in stored.epoch_history(t.user_attrs)
+    ]
+    return pd.DataFrame(rows)
+
+
+def param_importances(study: optuna.Study) -> pd.Series:
+    """Optuna's importance of each searched setting; empty when the complete trials are too few
+    or show no variation to explain."""
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if len(done) < 2 or not any(t.params for t in done):
+        return pd.Series(dtype=float, name="importance")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            importances = optuna.importance.get_param_importances(study)
+    except (ValueError, RuntimeError, ZeroDivisionError):
+        return pd.Series(dtype=float, name="importance")
+    return pd.Series(importances, name="importance", dtype=float)
+
+
+def pivot_axes(spec: StudySpec, importances: pd.Series) -> tuple[str, str] | None:
+    """batch_size × learning_rate when both are searched, else the two most important settings
+    (the first two searched ones while importances cannot be computed). A conditional setting
+    is left out: most trials have no value for it."""
+    searched = [name for name, p in spec.search_space.items() if not p.when]
+    if {"batch_size", "learning_rate"} <= set(searched):
+        return "batch_size", "learning_rate"
+    ranked = [p for p in importances.index if p in searched] or searched
+    return (ranked[0], ranked[1]) if len(ranked) >= 2 else None
+
+
+def loss_table(trials: pd.DataFrame, study: optuna.Study, spec: StudySpec) -> pd.DataFrame | None:
+    """Per loss type (when the trials differ in it): trials, best and median objective of the
+    complete ones, and the best trial's per-label average precision on validation."""
+    if trials["loss"].nunique() < 2:
+        return None
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+    rows = []
+    for loss, group in trials.groupby("loss"):
+        done = complete(group)
+        row: dict[str, Any] = {"loss": loss, "trials": len(group), "complete": len(done)}
+        if len(done):
+            best = done.loc[done["objective"].idxmax() if maximize else done["objective"].idxmin()]
+            row.update(best_objective=best["objective"], median_objective=done["objective"].median(), best_trial=int(best["trial"]))
+            per_label = best_epoch_metrics(by_number[int(best["trial"])], spec.objective.metric, maximize).get("per_label", {})
+            row.update({f"ap_{name}": num(v.get("ap")) for name, v in per_label.items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+TITLES = {
+    "trials": "All trials (validation figures at the epoch each value comes from)",
+    "param_importances": "Parameter importances (Optuna, complete trials)",
+    "best_configuration": "Best configuration",
+    "epochs": "Training loss per epoch, with the batch-loss coefficient of variation",
+    "by_loss": "By loss type: complete trials' objective and the best trial's validation average precision",
+    "baseline_val": "All-majority baseline on validation",
+    "features": "With and without the hand-made features: objective of complete trials (last row: the differences; its std is the standard error of the difference of means)",
+    "features_x_pooling": "Best objective of complete trials: features × pooling (without features, CLS pooling is the plain transformers head)",
+}
+
+
+def summarize(study: optuna.Study, spec: StudySpec, baseline: dict | None = None, best_metrics: BestMetrics | None = None) -> StudySummary:
+    """Every table of the study report (`baseline`: hpo.report.baseline.majority_baseline;
+    `best_metrics`: the retrained model's metrics.json)."""
+    summary = StudySummary(name=study.study_name, spec=spec)
+    trials = trials_table(study, spec)
+    if trials.empty:
+        summary.notes.append("the study has no trials yet")
+        return summary
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    add = summary.add
+    add("trials", TITLES["trials"], trials)
+    for bs, table in batch_size_tables(trials, spec.task).items():
+        add(f"batch_size_{bs}", f"Batch size {bs}: one row per learning rate", table)
+    importances = param_importances(study)
+    if not importances.empty:
+        add("param_importances", TITLES["param_importances"], importances.rename_axis("parameter").reset_index())
+    else:
+        summary.notes.append("parameter importances need at least two complete trials that differ in their settings")
+    has_complete = not complete(trials).empty
+    summary.pivot_axes = pivot_axes(spec, importances)
+    if summary.pivot_axes and has_complete:
+        rows, columns = summary.pivot_axes
+        add(f"pivot_{rows}_x_{columns}", f"Best objective of complete trials: {rows} × {columns}",
+            objective_pivot(trials, rows, columns, maximize), pivot=True)  # fmt: skip
+        for p in summary.pivot_axes:
+            add(f"objective_by_{p}", f"Objective of complete trials by {p}", marginal(trials, p, maximize).reset_index())
+    elif not summary.pivot_axes:
+        summary.notes.append("no pivot: the study searches fewer than two settings")
+    if has_complete:
+        add("best_configuration", TITLES["best_configuration"], best_configuration(study, spec))
+        summary.warnings += _study_collapse(study, spec, baseline, maximize)
+    else:
+        summary.notes.append("no complete trial yet: no pivot and no best configuration")
+    add("epochs", TITLES["epochs"], epoch_table(study, spec.objective.metric))
+    losses = loss_table(trials, study, spec)
+    if losses is not None:
+        add("by_loss", TITLES["by_loss"], losses)
+    features = features_table(trials, maximize)
+    if features is not None:
+        add("features", TITLES["features"], features)
+        if (by_pooling := features_by_setting(trials, "pooling", maximize)) is not None:
+            add("features_x_pooling", TITLES["features_x_pooling"], by_pooling)
+    if baseline is not None:
+        frame = pd.DataFrame([(k, v) for k, v in baseline.items() if not isinstance(v, dict)], columns=["metric", "all-majority baseline"])
+        add("baseline_val", TITLES["baseline_val"], frame)
+    if best_metrics is not None:
+        for table in best_model_tables(best_metrics):
+            add(f"best_{table.key}", f"Retrained best model. {table.title}", table.frame)
+        summary.warnings += best_metrics.collapse
+    return summary
+
+
+def _study_collapse(study: optuna.Study, spec: StudySpec, baseline: dict | None, maximize: bool) -> list[str]:
+    best = study.best_trial
+    per_label = best_epoch_metrics(best, spec.objective.metric, maximize).get("per_label", {})
+    predicted = {n: v["predicted_positive"] for n, v in per_label.items() if "predicted_positive" in v}
+    base = baseline.get(spec.objective.metric) if baseline else None
+    return [f"best trial {best.number}: {w}" for w in collapse_warnings(predicted, best.value, base, maximize, "at 0.5 on validation")]
+
+
+def _first_line(text: str | None) -> str:
+    lines = (text or "").strip().splitlines()
+    return lines[0] if lines else ""

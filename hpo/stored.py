@@ -1,0 +1,174 @@
+"""Every name the service stores, in one place: Optuna user attributes, artifact names and the
+layout of a retrained model's `metrics.json`.
+
+The study loop and the trials write through these names; reports, the dashboard notes and
+retraining read through them. A key spelt out anywhere else is a bug waiting for a rename.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from trainers.config import Task
+
+# ---- study user attributes ------------------------------------------------------------------
+
+SPEC_YAML = "spec_yaml"
+"""The spec's text as the user wrote it (shown in the study note)."""
+
+SPEC_RESOLVED = "spec_resolved"
+"""The validated spec as JSON, minus what a resumed study may change (n_trials, description):
+the fingerprint that refuses a changed spec."""
+
+OBJECTIVE = "objective"
+"""`"<metric> (<direction>)"`, for people: reports and the console name the objective with it."""
+
+TASK = "task"
+MODEL = "model"
+
+TRAIN_PREVALENCE = "train_prevalence"
+"""Each label's (or class's) share of the training split."""
+
+ROWS_PREFIX = "n_"
+"""`n_train`, `n_val`, `n_test`: rows per split."""
+
+_TEST_SCORES = re.compile(r"test_scores_(\d+)")
+
+
+def test_scores_key(trial_number: int) -> str:
+    """Study attribute holding one trial's test scores, written after the study by `hpo
+    score-trials` (finished trials are read-only) and never read by the sampler."""
+    return f"test_scores_{trial_number:04d}"
+
+
+def test_scores_of(study_attrs: dict[str, Any]) -> dict[int, dict]:
+    """Trial number → test scores, from a study's user attributes."""
+    return {int(m.group(1)): v for k, v in study_attrs.items() if (m := _TEST_SCORES.fullmatch(k))}
+
+
+# ---- trial user attributes ------------------------------------------------------------------
+
+_EPOCH = re.compile(r"epoch_(\d+)")
+
+BEST_EPOCH = "best_epoch"
+"""The epoch the trial's value comes from (its kept weights)."""
+
+FAIL_REASON = "fail_reason"
+"""Why a trial failed: first line a reason, then the end of the traceback."""
+
+WORKER = "worker"
+"""`host:pid` of the worker process that ran the trial."""
+
+GPU = "gpu"
+"""The CUDA_VISIBLE_DEVICES the trial ran under, when set."""
+
+
+def epoch_key(epoch: int) -> str:
+    """Trial attribute holding every metric of one epoch (1-based) as a dict."""
+    return f"epoch_{epoch:03d}"
+
+
+def epoch_history(user_attrs: dict[str, Any]) -> list[dict]:
+    """A trial's per-epoch metrics dicts in epoch order (numeric: epoch 1000 follows 999)."""
+    keyed = [(int(m.group(1)), v) for k, v in user_attrs.items() if (m := _EPOCH.fullmatch(k))]
+    return [v for _, v in sorted(keyed, key=lambda kv: kv[0])]
+
+
+def headline_key(metric: str) -> str:
+    """Flat, sortable trial attribute of one best-epoch metric: `val_macro_f1`, `train_loss`."""
+    return metric if metric.endswith("_loss") else f"val_{metric}"
+
+
+# ---- artifacts ------------------------------------------------------------------------------
+
+ARTIFACT_META_PREFIX = "artifacts:"
+"""Prefix of the study system attributes in which optuna.artifacts keeps each artifact's metadata."""
+
+
+def attached_name(trial_number: int, filename: str) -> str:
+    """Study artifact name of a file attached to a trial after the study."""
+    return f"trial-{trial_number}-{filename}"
+
+
+# ---- JSON -----------------------------------------------------------------------------------
+
+
+def json_safe(value: Any) -> Any:
+    """numpy → Python, NaN and infinities → None: user attributes (the dashboard) and
+    metrics.json are strict JSON."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+# ---- runs/<study>/best/metrics.json -----------------------------------------------------------
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ObjectiveFigures(_Record):
+    """The objective on validation: the trial's value, the retrained model's, the baseline's."""
+
+    metric: str
+    trial_value: float | None
+    retrained_val_value: float | None
+    baseline_val_value: float | None
+
+
+class TestFigures(_Record):
+    """Test scores: at 0.5 (multi-class: argmax), at the tuned thresholds (multi-label), and
+    95 % bootstrap intervals keyed "default.<metric>", "tuned.<metric>" or "<metric>"."""
+
+    default: dict[str, Any]
+    tuned: dict[str, Any] | None = None
+    intervals: dict[str, list[float | None]] = {}
+
+
+class BestMetrics(_Record):
+    """What `hpo retrain` measured of the model it saved; `hpo report` and the CLI read it."""
+
+    study: str
+    trial: int
+    params: dict[str, Any]
+    epochs: int
+    task: Task
+    labels: list[str]
+    thresholds: dict[str, float] | None
+    objective: ObjectiveFigures
+    val: dict[str, Any]
+    baseline_val: dict[str, Any]
+    test: TestFigures
+    n_test: int
+    texts_per_s: float
+    seconds_per_1000_texts: float
+    model_size_mb: float
+    collapse: list[str] = []
+
+    FILENAME: ClassVar[str] = "metrics.json"
+
+    def write(self, folder: Path) -> Path:
+        path = Path(folder) / self.FILENAME
+        path.write_text(json.dumps(json_safe(self.model_dump(mode="json")), indent=2))
+        return path
+
+    @classmethod
+    def read(cls, folder: Path) -> BestMetrics | None:
+        path = Path(folder) / cls.FILENAME
+        return cls.model_validate_json(path.read_text()) if path.is_file() else None
