@@ -22,7 +22,7 @@ ifneq ($(strip $(STORAGE)),)
 export HPO_STORAGE := $(STORAGE)
 endif
 
-.PHONY: venv study check workers report retrain score-trials dashboard test bench clean-runs
+.PHONY: venv study check workers report retrain score-trials dashboard test lint bench clean-runs
 
 venv: $(VENV)/.installed
 
@@ -56,6 +56,10 @@ dashboard: venv
 
 test: venv
 	DATA_DIR=$(or $(DATA_DIR),../shared/data) $(BIN)/python -m pytest -q
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: venv
 	DATA_DIR=$(or $(DATA_DIR),../shared/data) $(BIN)/python -m benchmarks
