@@ -10,6 +10,7 @@ NAME ?= ucc-minilm
 STORAGE ?=
 N ?= 2
 GPUS ?=
+PER_GPU ?=
 VARIANT ?=
 PORT ?= 8080
 # Only `make dashboard HOST=…` changes it; an exported HOST does not.
@@ -40,7 +41,7 @@ check: venv
 	$(BIN)/hpo check $(NAME)
 
 workers: venv
-	$(BIN)/hpo workers $(NAME) -n $(N) $(if $(GPUS),--gpus $(GPUS)) $(if $(VARIANT),--variant $(VARIANT))
+	$(BIN)/hpo workers $(NAME) $(if $(PER_GPU),--per-gpu $(PER_GPU),-n $(N)) $(if $(GPUS),--gpus $(GPUS)) $(if $(VARIANT),--variant $(VARIANT))
 
 report: venv
 	$(BIN)/hpo report $(NAME)

@@ -4,7 +4,9 @@ Same contract as trainers.loop.train_and_evaluate (spec field `trainer:
 benchmarks.sleep_trainer:train`): each epoch sleeps SLEEP_EPOCH_S seconds (default 2; the
 environment of the runner that starts the trial processes), then reports a value that depends on
 the learning rate and the epoch, so samplers and pruners have something to work with. It imports
-no torch, so a trial costs the service's overhead and the sleep, nothing else.
+no torch, so a trial costs the service's overhead and the sleep, nothing else. With SLEEP_PEAK_MB
+set it reports that much device memory before its first epoch, as a CUDA run does after its
+first steps, so GPU packing can be tested without a GPU.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import time
 from dataclasses import dataclass
 
 from trainers.config import TrainConfig
-from trainers.reporting import Reporter
+from trainers.reporting import Reporter, Resources, report_resources
 
 DEFAULT_EPOCH_S = 2.0
 
@@ -36,6 +38,8 @@ def train(config: TrainConfig, reporter: Reporter) -> SleepResult:
     seconds = float(os.environ.get("SLEEP_EPOCH_S", DEFAULT_EPOCH_S))
     sign = 1 if config.monitor_mode == "max" else -1
     best_epoch, best_value = 0, -math.inf * sign
+    if os.environ.get("SLEEP_PEAK_MB"):
+        report_resources(reporter, Resources(peak_device_memory_mb=float(os.environ["SLEEP_PEAK_MB"])))
     for epoch in range(1, config.hyper.epochs + 1):
         time.sleep(seconds)
         value = sign * score(config.hyper.learning_rate, epoch)

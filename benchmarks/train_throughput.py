@@ -64,12 +64,14 @@ class Case:
     timed_steps: int
     full_epoch: bool = False  # ours: time a whole epoch after the warm-up steps
     compile: bool = False
+    buckets: bool = False  # ours+compile: pad to trainers.batching.LENGTH_BUCKETS (fixed shapes)
     quality: bool = False  # train exactly one epoch from the start, then score val
     seed: int = 0
 
     @property
     def label(self) -> str:
         label = f"{self.loop}+compile" if self.compile else self.loop
+        label += "+buckets" if self.buckets else ""
         return f"{label} seed {self.seed}" if self.quality else label
 
 
@@ -92,7 +94,7 @@ def train_config(case: Case):
             cache_dir=Path(case.cache_dir),
         ),
         model=ModelConfig(**model_fields, max_length=128),
-        hyper=Hyperparams(**{**training, "epochs": 1, "batch_size": case.batch_size, "learning_rate": learning_rate, "compile": case.compile, "seed": case.seed}),
+        hyper=Hyperparams(**{**training, "epochs": 1, "batch_size": case.batch_size, "learning_rate": learning_rate, "compile": case.compile, "length_buckets": case.buckets, "seed": case.seed}),
         monitor="macro_roc_auc",
         device=case.device,
     )
@@ -206,14 +208,15 @@ def run_baseline(case: Case) -> dict:
         seconds = time.perf_counter() - start
         return np.concatenate(probs), {"eval_samples_per_s": len(val.texts) / seconds}
 
+    warmup_s = 0.0
     if case.quality:
         timed = steps(None)
     else:
-        steps(case.warmup_steps)
+        warmup_s = steps(case.warmup_steps)["seconds"]
         timed = steps(case.timed_steps)
     probs, eval_stats = evaluate()
     out = _throughput(timed, len(train.texts), measured_epoch=case.quality)
-    out.update(eval_stats, **_peaks(device))
+    out.update(eval_stats, warmup_s=warmup_s, **_peaks(device))
     out["macro_roc_auc"] = compute_metrics(config.task, val.labels, probs, UCC_LABELS)["macro_roc_auc"]
     return out
 
@@ -238,11 +241,14 @@ def run_ours(case: Case) -> dict:
 
     run = prepare(train_config(case))
     order = run.epoch_batches()
+    warmup_s = 0.0
     measured_epoch = case.quality or case.full_epoch
     if not case.quality:  # quality: exactly the first epoch of a study trial
-        warmup = order[: case.warmup_steps] + (one_batch_per_shape(run.train.lengths, order) if case.compile else [])
+        warmup = order[: case.warmup_steps] + (one_batch_per_shape(run.train.lengths, order, run.buckets) if case.compile else [])
         if warmup:
-            train_epoch(run, warmup, 0)
+            started = time.perf_counter()
+            train_epoch(run, warmup, 0)  # with compile: every shape's graph is compiled here, once per trial
+            warmup_s = time.perf_counter() - started
         order = run.epoch_batches() if case.full_epoch else order[case.warmup_steps : case.warmup_steps + case.timed_steps]
     _sync(run.device)
     stats = train_epoch(run, order, 1)  # ends with a host sync: its time is the device's too
@@ -254,19 +260,21 @@ def run_ours(case: Case) -> dict:
     padded = real / (1 - stats["padding_share"])
     timed = {"samples": n, "seconds": stats["epoch_time_s"], "real_tokens": real, "padded_tokens": padded}
     out = _throughput(timed, len(run.train.ids), measured_epoch)
-    out.update(eval_samples_per_s=eval_stats["eval_samples_per_s"], **_peaks(run.device))
+    out.update(eval_samples_per_s=eval_stats["eval_samples_per_s"], warmup_s=warmup_s, **_peaks(run.device))
     out["macro_roc_auc"] = compute_metrics("multi_label", run.val.labels, probs, UCC_LABELS)["macro_roc_auc"]
     out["attention"] = run.model.config._attn_implementation
     out["precision"] = str(run.precision.dtype or "fp32").replace("torch.", "")
     return out
 
 
-def one_batch_per_shape(lengths: np.ndarray, order: list[np.ndarray]) -> list[np.ndarray]:
+def one_batch_per_shape(lengths: np.ndarray, order: list[np.ndarray], buckets: tuple[int, ...] | None = None) -> list[np.ndarray]:
     """A batch of each (size, padded width): under CUDA graphs each shape is recorded once, in a
     trial's first epoch; warming them all up makes the timed epoch show every later epoch's speed."""
+    from trainers.batching import pad_width
+
     shapes: dict[tuple[int, int], np.ndarray] = {}
     for rows in order:
-        shapes.setdefault((len(rows), -(-int(lengths[rows].max()) // 8)), rows)
+        shapes.setdefault((len(rows), pad_width(int(lengths[rows].max()), 8, buckets)), rows)
     return list(shapes.values())
 
 
@@ -325,6 +333,7 @@ COLUMNS = (
     ("padding", "padding_share", "{:.1%}"),
     ("eval samples/s", "eval_samples_per_s", "{:.1f}"),
     ("epoch s", "epoch_s", "{:.1f}"),
+    ("warm-up s", "warmup_s", "{:.1f}"),  # with compile: the compile, paid once per trial
     ("peak RSS GiB", "peak_rss_gib", "{:.2f}"),
     ("peak GPU GiB", "peak_gpu_gib", "{:.2f}"),
 )
@@ -405,7 +414,9 @@ def main(argv: list[str] | None = None) -> int:
                 case = replace(base, model=model, batch_size=batch_size)
                 cases = [case, replace(case, loop="ours", full_epoch=full_epoch)]
                 cases.append(replace(cases[1], compile=True, warmup_steps=max(warmup, 20)))
-                loops = args.loops.split(",") if args.loops else ["baseline", "ours", *(["ours+compile"] if args.compile else [])]
+                cases.append(replace(cases[2], buckets=True))
+                compiled = ["ours+compile", "ours+compile+buckets"] if args.compile else []
+                loops = args.loops.split(",") if args.loops else ["baseline", "ours", *compiled]
                 cases = [c for c in cases if c.label in loops]
                 measure_table(f"{model}, batch {batch_size}, {device}, UCC train x{replicate}", cases)
         if quality:

@@ -67,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     _common(workers)
     workers.add_argument("-n", "--n-workers", type=int, help="how many workers (default: one per --gpus device)")
     workers.add_argument("--gpus", help="comma-separated CUDA devices, e.g. 0,1: worker i runs on device i (round-robin)")
+    workers.add_argument("--per-gpu", metavar="K|auto", help="trials per GPU: K workers each, or auto: as many as fit by the trials' measured memory")
+    workers.add_argument("--gpu-memory-mb", type=float, help="with --per-gpu auto: each GPU's memory (default: from nvidia-smi)")
     workers.add_argument("--n-trials", type=int, help="override the spec's n_trials")
     _heartbeat(workers)
     workers.set_defaults(func=cmd_workers)
@@ -147,21 +149,27 @@ def cmd_study(args) -> int:
 
 def cmd_workers(args) -> int:
     from hpo.study import check_same_spec, describe_study, n_finished, open_study, preflight, print_best
-    from hpo.study.workers import start_workers, wait_workers, worker_envs
+    from hpo.study.workers import gpu_memory, start_workers, wait_workers, worker_envs, workers_per_gpu
     from storage import redact, resolve_storage_url
 
     spec, path, data_dir = _load(args)
     url = resolve_storage_url(args.storage)
     gpus = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus else None
-    n = args.n_workers or (len(gpus) if gpus else 0)
+    if args.per_gpu and not gpus:
+        raise HpoError("hpo workers: --per-gpu needs --gpus (the devices to pack trials on)")
+    per_gpu, packed = workers_per_gpu(args.per_gpu)
+    n = args.n_workers or (per_gpu * len(gpus) if gpus else 0)
     if n < 1:
         raise HpoError("hpo workers: give the number of workers with -n K (or devices with --gpus 0,1)")
+    memory = gpu_memory(gpus, args.gpu_memory_mb) if packed and gpus else None
     facts = preflight(spec, data_dir)
     study = open_study(spec, url, heartbeat_interval=args.heartbeat)  # created once, here: workers only load it
     check_same_spec(study, spec, url)
     describe_study(study, spec, Path(path).read_text(), facts)
-    envs = worker_envs(n, gpus)
+    envs = worker_envs(n, gpus, gpu_memory_mb=memory)
     placement = ", ".join(f"{e['HPO_WORKER']}→GPU {e['CUDA_VISIBLE_DEVICES']}" for e in envs) if gpus else f"{envs[0]['OMP_NUM_THREADS']} CPU threads each"
+    if memory:
+        placement += "; trials packed by measured memory"
     print(f"study {spec.name} on {redact(url)}: {n_finished(study)}/{spec.n_trials} trials finished; {n} workers ({placement})", flush=True)
     start = time.perf_counter()
     procs = start_workers(path, envs, storage=args.storage, data_dir=data_dir, heartbeat=args.heartbeat, n_trials=args.n_trials)

@@ -69,6 +69,12 @@ WORKER = "worker"
 GPU = "gpu"
 """The CUDA_VISIBLE_DEVICES the trial ran under, when set."""
 
+PEAK_MEMORY_MB = "peak_device_memory_mb"
+"""Device memory the trial's process reserved after its first steps (CUDA only)."""
+
+RUN_ALONE = "run_alone"
+"""Set on a trial queued again after it ran out of memory beside others: it gets a GPU alone."""
+
 
 def epoch_key(epoch: int) -> str:
     """Trial attribute holding every metric of one epoch (1-based) as a dict."""

@@ -87,9 +87,19 @@ def sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def collate(ids: list[np.ndarray], pad_id: int, multiple: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
-    longest = max(len(x) for x in ids)
-    width = -(-longest // multiple) * multiple
+LENGTH_BUCKETS = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+
+
+def pad_width(longest: int, multiple: int, buckets: tuple[int, ...] | None = None) -> int:
+    """The padded width of a batch: its longest row rounded up to `multiple`, or to the next of
+    `buckets`, so a compiled model sees a few shapes (CUDA graphs replayed, not re-recorded)."""
+    if buckets:
+        return next((b for b in buckets if b >= longest), -(-longest // multiple) * multiple)
+    return -(-longest // multiple) * multiple
+
+
+def collate(ids: list[np.ndarray], pad_id: int, multiple: int = 8, buckets: tuple[int, ...] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    width = pad_width(max(len(x) for x in ids), multiple, buckets)
     input_ids = np.full((len(ids), width), pad_id, dtype=np.int64)
     mask = np.zeros((len(ids), width), dtype=np.int64)
     for row, x in enumerate(ids):
@@ -121,11 +131,13 @@ class TokenizedSplit:
     def lengths(self) -> np.ndarray:
         return np.fromiter((len(x) for x in self.ids), dtype=np.int64, count=len(self.ids))
 
-    def batches(self, order: list[np.ndarray], pad_id: int, device: torch.device) -> Iterator[tuple[np.ndarray, dict]]:
+    def batches(
+        self, order: list[np.ndarray], pad_id: int, device: torch.device, buckets: tuple[int, ...] | None = None
+    ) -> Iterator[tuple[np.ndarray, dict]]:
         """Yield (row indices, model inputs on `device`). Pinned memory lets the copy overlap."""
         multiple = 8 if device.type == "cuda" else 1
         for rows in order:
-            input_ids, mask = collate([self.ids[i] for i in rows], pad_id, multiple)
+            input_ids, mask = collate([self.ids[i] for i in rows], pad_id, multiple, buckets)
             tensors = {"input_ids": input_ids, "attention_mask": mask}
             if self.features is not None:
                 tensors["features"] = torch.from_numpy(self.features[rows])

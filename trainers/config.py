@@ -78,6 +78,9 @@ class Hyperparams(_Strict):
     # torch.compile pays a compile once per trial for faster steps.
     freeze_word_embeddings: bool = False
     compile: bool = False
+    # Pad each batch to the next of a few fixed widths (trainers.batching.LENGTH_BUCKETS): with
+    # `compile` on CUDA each width's CUDA graph is recorded once and replayed.
+    length_buckets: bool = False
     log_every: int = Field(50, ge=1)
     # Imbalance and optimisation: losses for rare labels, per-label weights, learning rates by
     # depth, oversampling rows with the rarest labels.

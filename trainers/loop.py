@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup, set_seed
 
 from trainers.config import TrainConfig
-from trainers.batching import TokenizedSplit, length_grouped_batches, sorted_batches, to_device, tokenize_cached
+from trainers.batching import LENGTH_BUCKETS, TokenizedSplit, length_grouped_batches, sorted_batches, to_device, tokenize_cached
 from trainers.data import LabelledSplit, load_split, soft_targets
 from trainers.errors import TrainerError
 from trainers.features import TextFeatureExtractor
@@ -27,10 +27,11 @@ from trainers.losses import build_loss
 from trainers.metrics import OBJECTIVE_METRICS, compute_metrics
 from trainers.model import load_tokenizer, probabilities
 from trainers.optim import build_optimizer
-from trainers.reporting import NullReporter, Reporter
+from trainers.reporting import NullReporter, Reporter, Resources, report_resources
 from trainers.sampling import oversampling_weights, weighted_epoch_indices
 
 log = logging.getLogger(__name__)
+MEASURE_AFTER_STEPS = 5  # steps after which a CUDA run's memory has reached its steady peak
 
 
 class NonFiniteLossError(TrainerError):
@@ -140,6 +141,10 @@ class Run:
     def pad_id(self) -> int:
         return self.tokenizer.pad_token_id
 
+    @property
+    def buckets(self) -> tuple[int, ...] | None:
+        return LENGTH_BUCKETS if self.config.hyper.length_buckets else None
+
     def epoch_batches(self) -> list[np.ndarray]:
         """This epoch's row indices, batched by length (over-sampled rows when asked)."""
         hyper = self.config.hyper
@@ -167,7 +172,7 @@ def prepare(config: TrainConfig) -> Run:
     if hyper.freeze_word_embeddings:
         # The embedding matrix is most of MiniLM's parameters; AdamW would rewrite all of it every step.
         model.get_input_embeddings().weight.requires_grad_(False)
-    forward = compile_model(model, device) if hyper.compile else model
+    forward = compile_model(model, device, fixed_shapes=hyper.length_buckets) if hyper.compile else model
 
     loss_fn = build_loss(config.task, hyper, train.labels, num_classes=len(label_names))
     optimizer = build_optimizer(model, hyper, device.type)
@@ -192,11 +197,12 @@ def prepare(config: TrainConfig) -> Run:
     )
 
 
-def compile_model(model: torch.nn.Module, device: torch.device):
-    """dynamic=True: one graph for every batch width and size, not a recompile for each. On CUDA,
-    "reduce-overhead" replays each width's kernels as a CUDA graph: small batches of short
+def compile_model(model: torch.nn.Module, device: torch.device, fixed_shapes: bool = False):
+    """dynamic=True: one graph for every batch width and size, not a recompile for each; with
+    bucketed widths (`fixed_shapes`) each of the few shapes gets its own specialised graph. On
+    CUDA, "reduce-overhead" replays each shape's kernels as a CUDA graph: small batches of short
     comments are bound by kernel launches, not arithmetic."""
-    return torch.compile(model, dynamic=True, mode="reduce-overhead" if device.type == "cuda" else None)
+    return torch.compile(model, dynamic=not fixed_shapes, mode="reduce-overhead" if device.type == "cuda" else None)
 
 
 def train_and_evaluate(config: TrainConfig, reporter: Reporter | None = None, keep_model: bool = False) -> TrainResult:
@@ -211,7 +217,8 @@ def train_and_evaluate(config: TrainConfig, reporter: Reporter | None = None, ke
     stopped = False
     sign = 1 if config.monitor_mode == "max" else -1
     for epoch in range(1, config.hyper.epochs_to_run + 1):
-        train_stats = train_epoch(run, run.epoch_batches(), epoch)
+        measured = (lambda: report_resources(reporter, measure_resources(run.device))) if epoch == 1 and run.device.type == "cuda" else None
+        train_stats = train_epoch(run, run.epoch_batches(), epoch, after_first_steps=measured)
         probs, val_loss, eval_stats = predict_probs(run, run.val)
         metrics = compute_metrics(config.task, run.val.labels, probs, config.data.label_names)
         metrics.update(val_loss=val_loss, epoch=epoch, **train_stats, **eval_stats)
@@ -240,9 +247,15 @@ def train_and_evaluate(config: TrainConfig, reporter: Reporter | None = None, ke
     )
 
 
-def train_epoch(run: Run, order: list[np.ndarray], epoch: int) -> dict:
+def measure_resources(device: torch.device) -> Resources:
+    """The device memory this process has reserved at its peak so far (CUDA only)."""
+    return Resources(peak_device_memory_mb=torch.cuda.max_memory_reserved(device) / 2**20)
+
+
+def train_epoch(run: Run, order: list[np.ndarray], epoch: int, after_first_steps=None) -> dict:
     """One pass over the batches in `order`. Nothing here waits for the device except the
-    loss check every `log_every` steps."""
+    loss check every `log_every` steps. `after_first_steps` is called once, after
+    MEASURE_AFTER_STEPS steps (or the last, if fewer)."""
     hyper, device, train = run.config.hyper, run.device, run.train
     run.model.train()
     start = time.perf_counter()
@@ -250,7 +263,7 @@ def train_epoch(run: Run, order: list[np.ndarray], epoch: int) -> dict:
     real_tokens = padded_tokens = 0
     # No bar when stderr is not a terminal (a trial's log file): carriage returns make it unreadable.
     bar = tqdm(total=len(order), desc=f"epoch {epoch}", leave=False, file=sys.stderr, mininterval=2, disable=None)
-    for step, (rows, inputs) in enumerate(train.batches(order, run.pad_id, device), start=1):
+    for step, (rows, inputs) in enumerate(train.batches(order, run.pad_id, device, run.buckets), start=1):
         if hyper.compile:
             torch.compiler.cudagraph_mark_step_begin()  # last step's graph outputs may be overwritten now
         targets = to_device(torch.as_tensor(train.targets[rows]), device)
@@ -269,6 +282,8 @@ def train_epoch(run: Run, order: list[np.ndarray], epoch: int) -> dict:
         real_tokens += int(train.lengths[rows].sum())  # host-side numpy: no device sync
         padded_tokens += inputs["input_ids"].numel()
         bar.update()
+        if after_first_steps is not None and step == min(MEASURE_AFTER_STEPS, len(order)):
+            after_first_steps()
         if step % hyper.log_every == 0:  # the only host sync inside the epoch
             recent = torch.stack(batch_losses[-hyper.log_every :]).float().mean().item()
             _check_finite(recent, epoch, step)
@@ -306,7 +321,7 @@ def predict_probs(run: Run, split: TokenizedSplit) -> tuple[np.ndarray, float, d
     batch_size = config.hyper.eval_batch_size or max(128, 4 * config.hyper.batch_size)
     batches = sorted_batches(split.lengths, batch_size)
     probs, total_loss = [], torch.zeros((), device=device)
-    for rows, inputs in split.batches(batches, run.pad_id, device):
+    for rows, inputs in split.batches(batches, run.pad_id, device, run.buckets):
         if config.hyper.compile:
             torch.compiler.cudagraph_mark_step_begin()
         with run.precision.autocast(device):

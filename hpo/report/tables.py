@@ -139,6 +139,35 @@ def epoch_table(study: optuna.Study, metric: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def device_table(study: optuna.Study) -> pd.DataFrame | None:
+    """Which trials shared a GPU: per trial its host, device, measured memory and the trials that
+    ran on the same device at the same time. None when no trial ran on a GPU."""
+    on_gpu = [t for t in study.get_trials(deepcopy=False) if stored.GPU in t.user_attrs and t.datetime_start]
+    if not on_gpu:
+        return None
+    now = pd.Timestamp.now().to_pydatetime()
+
+    def place(t) -> tuple[str, str]:
+        return str(t.user_attrs.get(stored.WORKER, "")).rsplit(":", 1)[0], str(t.user_attrs[stored.GPU])
+
+    def overlaps(a, b) -> bool:
+        return a.datetime_start < (b.datetime_complete or now) and b.datetime_start < (a.datetime_complete or now)
+
+    rows = [
+        {
+            "trial": t.number,
+            "state": t.state.name,
+            "host": place(t)[0],
+            "gpu": place(t)[1],
+            "peak_device_memory_mb": num(t.user_attrs.get(stored.PEAK_MEMORY_MB)),
+            "ran_alone": bool(t.user_attrs.get(stored.RUN_ALONE)),
+            "shared_with": " ".join(str(o.number) for o in on_gpu if o is not t and place(o) == place(t) and overlaps(t, o)),
+        }
+        for t in on_gpu
+    ]
+    return pd.DataFrame(rows)
+
+
 def param_importances(study: optuna.Study) -> pd.Series:
     """Optuna's importance of each searched setting; empty when the complete trials are too few
     or show no variation to explain."""
@@ -193,6 +222,7 @@ TITLES = {
     "by_loss": "By loss type: complete trials' objective and the best trial's validation average precision",
     "baseline_val": "All-majority baseline on validation",
     "features": "With and without the hand-made features: objective of complete trials (last row: the differences; its std is the standard error of the difference of means)",
+    "devices": "Trials per GPU: measured memory and the trials that ran beside each",
     "features_x_pooling": "Best objective of complete trials: features × pooling (without features, CLS pooling is the plain transformers head)",
 }
 
@@ -231,6 +261,8 @@ def summarize(study: optuna.Study, spec: StudySpec, baseline: dict | None = None
     else:
         summary.notes.append("no complete trial yet: no pivot and no best configuration")
     add("epochs", TITLES["epochs"], epoch_table(study, spec.objective.metric))
+    if (devices := device_table(study)) is not None:
+        add("devices", TITLES["devices"], devices)
     losses = loss_table(trials, study, spec)
     if losses is not None:
         add("by_loss", TITLES["by_loss"], losses)

@@ -21,6 +21,7 @@ from hpo.errors import HpoError
 from hpo.spec import StudySpec
 from hpo.study.console import first_line, print_trial
 from hpo.study.opening import n_finished
+from hpo.study.placement import requeue_alone_after_oom
 from hpo.study.turns import TrialSlots, Turn
 from hpo.trial.objective import Objective, TrialFailed
 from storage import with_retries
@@ -78,7 +79,7 @@ def _take_turn(study: optuna.Study, slots: TrialSlots, objective: Objective, fai
             run = _Admitted(objective, slots)
             try:
                 # No gc_after_trial: training ran in its own process, and a collection costs ~0.3 s.
-                study.optimize(run, n_trials=1, callbacks=[print_trial, failures], catch=(TrialFailed,))
+                study.optimize(run, n_trials=1, callbacks=[print_trial, failures, requeue_alone_after_oom], catch=(TrialFailed,))
             except Exception:
                 if run.taken_over is None:
                     raise
@@ -107,10 +108,12 @@ class _Admitted:
         self.taken_over: int | None = None  # the trial's number, if another worker failed it meanwhile
 
     def __call__(self, trial: optuna.Trial) -> float:
-        self.slots.lock.release()  # the trial exists: every other worker counts it from now on
+        # Where the trial runs is written before the lock is freed: a worker packing trials on
+        # the same GPU counts it from its first moment.
         trial.set_user_attr(stored.WORKER, WORKER)
         if os.environ.get("CUDA_VISIBLE_DEVICES"):
             trial.set_user_attr(stored.GPU, os.environ["CUDA_VISIBLE_DEVICES"])
+        self.slots.lock.release()  # the trial exists: every other worker counts it from now on
         try:
             return self.objective(trial)
         except UpdateFinishedTrialError:

@@ -25,6 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpo.search_space import grid
 from hpo.spec import StudySpec
+from hpo.study import placement
 from hpo.study.lock import study_lock
 
 
@@ -42,6 +43,7 @@ class TrialSlots:
         self.n_trials = spec.n_trials
         self.grid = grid_points(spec) if spec.sampler.type == "grid" else None
         self.lock = study_lock(study)
+        self.gpu = placement.Gpu.from_env()  # packing several trials per GPU by measured memory
 
     def next_turn(self) -> Turn:
         """Call with `lock` held; on RUN, keep holding it until the new trial exists."""
@@ -55,12 +57,19 @@ class TrialSlots:
             return Turn.DONE
         if finished + states[TrialState.RUNNING] >= self.n_trials:
             return Turn.WAIT
+        if self.gpu is not None and not self._gpu_has_room(trials):
+            return Turn.WAIT
         if self.grid is not None and not states[TrialState.WAITING]:
             point = self._free_point(trials)
             if point is None:
                 return Turn.WAIT
             self.study.enqueue_trial(point)
         return Turn.RUN
+
+    def _gpu_has_room(self, trials: list[FrozenTrial]) -> bool:
+        assert self.gpu is not None
+        running = placement.running_on(self.gpu, trials)
+        return placement.admits(self.gpu, running, placement.expected_peak(trials), placement.next_queued_alone(trials))
 
     def _free_point(self, trials: list[FrozenTrial]) -> dict[str, Any] | None:
         """The first grid point no trial holds (finished, running or queued); failed ones last."""

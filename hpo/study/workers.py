@@ -9,19 +9,55 @@ ${PGPASSWORD} reference stays unexpanded), never on a command line where `ps` wo
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from hpo.errors import HpoError
+from hpo.study.placement import CAPACITY_ENV
 
-def worker_envs(n: int, gpus: list[str] | None = None, cpus: int | None = None) -> list[dict[str, str]]:
+AUTO_MAX_PER_GPU = 8  # `--per-gpu auto` starts this many workers per GPU; memory decides how many train
+
+
+def worker_envs(n: int, gpus: list[str] | None = None, cpus: int | None = None, gpu_memory_mb: dict[str, float] | None = None) -> list[dict[str, str]]:
     """Each worker's own environment: its GPU (round-robin when there are more workers than GPUs)
-    or, without GPUs, an equal share of the CPU's threads for torch."""
+    or, without GPUs, an equal share of the CPU's threads for torch. With `gpu_memory_mb` (per
+    device) the workers pack trials by measured memory (hpo.study.placement)."""
     if gpus:
-        return [{"HPO_WORKER": f"w{i}", "CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]} for i in range(n)]
+        envs = [{"HPO_WORKER": f"w{i}", "CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]} for i in range(n)]
+        for env in envs if gpu_memory_mb else []:
+            env[CAPACITY_ENV] = str(gpu_memory_mb[env["CUDA_VISIBLE_DEVICES"]])
+        return envs
     threads = str(max(1, (cpus or len(os.sched_getaffinity(0))) // n))
     return [{"HPO_WORKER": f"w{i}", "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads} for i in range(n)]
+
+
+def workers_per_gpu(per_gpu: str | None) -> tuple[int, bool]:
+    """`--per-gpu K` or `auto`: workers per GPU, and whether memory decides admission."""
+    if per_gpu in (None, "auto"):
+        return (AUTO_MAX_PER_GPU, True) if per_gpu == "auto" else (1, False)
+    if not per_gpu.isdigit() or int(per_gpu) < 1:
+        raise HpoError(f"--per-gpu {per_gpu!r}: give a number of trials per GPU (1, 2, ...) or auto")
+    return int(per_gpu), False
+
+
+def gpu_memory(gpus: list[str], declared_mb: float | None) -> dict[str, float]:
+    """Each device's memory in MiB: as declared (--gpu-memory-mb), else from nvidia-smi, which
+    needs no CUDA context in this process."""
+    if declared_mb:
+        return dict.fromkeys(gpus, float(declared_mb))
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        raise HpoError("--per-gpu auto needs each GPU's memory: nvidia-smi is not on PATH; give it with --gpu-memory-mb")
+    query = [smi, "--query-gpu=index,memory.total", "--format=csv,noheader,nounits"]
+    rows = [line.split(",") for line in subprocess.run(query, capture_output=True, text=True, check=True).stdout.splitlines()]
+    total = {index.strip(): float(mb) for index, mb in rows}
+    missing = [g for g in gpus if g not in total]
+    if missing:
+        raise HpoError(f"--gpus {','.join(gpus)}: nvidia-smi lists no device {', '.join(missing)} (it has {', '.join(total) or 'none'})")
+    return {g: total[g] for g in gpus}
 
 
 def start_workers(

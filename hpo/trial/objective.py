@@ -50,10 +50,15 @@ class Objective:
             # A database restart mid-trial: the training waits for the reconnect, it is not lost.
             return with_retries(lambda: record(epoch, metrics), what=f"trial {trial.number}: recording epoch {epoch}")
 
+        def on_resources(resources: dict) -> None:
+            with_retries(lambda: trial.set_user_attr(stored.PEAK_MEMORY_MB, round(resources["peak_device_memory_mb"], 1)),
+                         what=f"trial {trial.number}: recording its memory")  # fmt: skip
+
         recorder = TrialRecorder(trial, self.spec, config, self.artifact_dir) if self.artifact_dir else None
         outcome = None
         try:
-            outcome = run_trial_process(config, on_epoch, log_path=recorder.log_path if recorder else None, trainer=self.spec.trainer)
+            log_path = recorder.log_path if recorder else None
+            outcome = run_trial_process(config, on_epoch, log_path=log_path, trainer=self.spec.trainer, on_resources=on_resources)
         finally:
             if recorder:
                 recorder.finish(outcome)

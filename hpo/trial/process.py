@@ -8,6 +8,7 @@ seconds.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import multiprocessing as mp
@@ -62,6 +63,7 @@ class TrialOutcome:
 
 
 OnEpoch = Callable[[int, dict], bool]
+OnResources = Callable[[dict], None]
 
 
 def run_trial_process(
@@ -71,11 +73,13 @@ def run_trial_process(
     log_path: Path | None = None,
     *,
     trainer: str,
+    on_resources: OnResources | None = None,
 ) -> TrialOutcome:
     """Start the training process, hand each epoch to `on_epoch` (True → stop it), wait for it.
     The process's stdout and stderr go to `log_path` when given. `trainer` is a `module:function`
     taking (config, reporter) and returning an object with best_epoch, best_value and
-    stopped_early, like trainers.loop.train_and_evaluate."""
+    stopped_early, like trainers.loop.train_and_evaluate. `on_resources` gets the run's measured
+    device memory (trainers.reporting.Resources as a dict) when the trainer reports it."""
     ctx = context(trainer)
     parent, child = ctx.Pipe()
     args = (config.to_json(), child, os.getpid(), env or {}, str(log_path) if log_path else None, trainer)
@@ -83,13 +87,13 @@ def run_trial_process(
     process.start()
     child.close()
     try:
-        return _serve(parent, process, on_epoch)
+        return _serve(parent, process, on_epoch, on_resources or (lambda _: None))
     finally:
         _stop(process)
         parent.close()
 
 
-def _serve(conn, process, on_epoch: OnEpoch) -> TrialOutcome:
+def _serve(conn, process, on_epoch: OnEpoch, on_resources: OnResources) -> TrialOutcome:
     while True:
         if not conn.poll(0.5):
             if not process.is_alive():
@@ -103,6 +107,8 @@ def _serve(conn, process, on_epoch: OnEpoch) -> TrialOutcome:
         kind = message[0]
         if kind == "epoch":
             conn.send(bool(on_epoch(message[1], message[2])))
+        elif kind == "resources":
+            on_resources(message[1])
         elif kind == "done":
             return TrialOutcome(**message[1])
         elif kind == "error":
@@ -137,6 +143,10 @@ class _PipeReporter:
         logging.getLogger("trial").info("epoch %d: %s", epoch, scalars)  # in the trial's log only
         self.conn.send(("epoch", epoch, metrics))
         return self.conn.recv()
+
+    def report_resources(self, resources) -> None:
+        logging.getLogger("trial").info("resources: %s", resources)
+        self.conn.send(("resources", dataclasses.asdict(resources)))
 
 
 def _child_main(config_json: str, conn, runner_pid: int, env: dict[str, str], log_path: str | None, trainer: str) -> None:

@@ -42,10 +42,11 @@ def sleep_spec(folder: Path, **overrides) -> Path:
     return path
 
 
-def create_and_start(spec_path: Path, url: str, n_workers: int) -> tuple[optuna.Study, list[subprocess.Popen]]:
-    """Create the study here (as `hpo workers` does), then start `hpo study --join` workers."""
+def create_and_start(spec_path: Path, url: str, n_workers: int, envs: list[dict[str, str]] | None = None) -> tuple[optuna.Study, list[subprocess.Popen]]:
+    """Create the study here (as `hpo workers` does), then start `hpo study --join` workers
+    (with `envs`, one per worker, instead of an equal share of the CPU each)."""
     study = open_study(load_spec(str(spec_path)), url, heartbeat_interval=HEARTBEAT_S)
-    procs = start_workers(spec_path, worker_envs(n_workers), storage=url, data_dir=spec_path.parent, heartbeat=HEARTBEAT_S)
+    procs = start_workers(spec_path, envs or worker_envs(n_workers), storage=url, data_dir=spec_path.parent, heartbeat=HEARTBEAT_S)
     return study, procs
 
 
