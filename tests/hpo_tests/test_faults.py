@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
-from hpo.study import open_study, run_study
 from hpo.spec import load_spec
+from hpo.study import n_finished, open_study, run_study
 from hpo.study.workers import wait_workers
-from tests.hpo_tests.workers_support import (
+from testing.specs import sleep_spec
+from testing.workers import (
     FINISHED,
-    create_and_start,
     mid_trial,
-    n_finished,
     process_gone,
-    sleep_spec,
+    retries_of,
+    start_study_workers,
     states,
     stop_all,
     wait_until,
@@ -27,12 +27,13 @@ from tests.hpo_tests.workers_support import (
 
 @pytest.mark.postgres
 def test_worker_killed_mid_trial_its_trial_fails_and_is_retried(postgres, tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("SLEEP_EPOCH_S", "0.4")
-    study, procs = create_and_start(sleep_spec(tmp_path, n_trials=6), postgres.url, n_workers=2)
+    """SIGKILL of one of two `hpo study --join` workers: the other fails the silent trial once
+    its heartbeat is stale, retries it and ends the study with exactly n_trials finished."""
+    monkeypatch.setenv("SLEEP_EPOCH_S", "0.3")
+    study, procs = start_study_workers(sleep_spec(tmp_path, n_trials=4), postgres.url, n_workers=2)
     try:
         trial, victim = wait_until(lambda: mid_trial(study, procs), what="a trial in its second epoch")
         victim.send_signal(signal.SIGKILL)
-        # The last live worker notices the silent trial, fails it, runs its retry, finishes the study.
         assert [p.wait() for p in procs if p is not victim] == [0]
     finally:
         stop_all(procs)
@@ -40,15 +41,15 @@ def test_worker_killed_mid_trial_its_trial_fails_and_is_retried(postgres, tmp_pa
     assert wait_until(lambda: process_gone(trial.user_attrs["epoch_001"]["pid"]), timeout_s=10, what="the orphaned trial process to exit")
     after = study.get_trials(deepcopy=False)
     killed = next(t for t in after if t.number == trial.number)
-    assert killed.state.name == "FAIL"  # by another worker, once its heartbeat went stale
-    retries = [t for t in after if trial.number in t.system_attrs.get("retry_history", [])]
+    assert killed.state.name == "FAIL"  # by the other worker, once its heartbeat went stale
+    retries = retries_of(after, trial.number)
     assert [r.params for r in retries] == [trial.params] and retries[0].state in FINISHED
-    assert n_finished(study) == 6 and set(states(study)) <= {"COMPLETE", "PRUNED", "FAIL"}
+    assert n_finished(study) == 4 and set(states(study)) <= {"COMPLETE", "PRUNED", "FAIL"}
 
 
 def test_sigterm_fails_the_running_trial_and_stops_its_process(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("SLEEP_EPOCH_S", "0.4")
-    study, procs = create_and_start(sleep_spec(tmp_path, n_trials=4), f"sqlite:///{tmp_path}/optuna.db", n_workers=2)
+    study, procs = start_study_workers(sleep_spec(tmp_path, n_trials=4), f"sqlite:///{tmp_path}/optuna.db", n_workers=2)
     try:
         trial, victim = wait_until(lambda: mid_trial(study, procs), what="a trial in its second epoch")
         victim.send_signal(signal.SIGTERM)
@@ -65,7 +66,7 @@ def test_sigterm_fails_the_running_trial_and_stops_its_process(tmp_path: Path, m
 def test_a_trial_failed_by_another_worker_while_running_is_retried_and_the_worker_goes_on(tmp_path: Path, monkeypatch) -> None:
     """What another worker does when this one's heartbeat is late (a stall, a slow database)."""
     monkeypatch.setenv("SLEEP_EPOCH_S", "0.3")
-    study, procs = create_and_start(sleep_spec(tmp_path, n_trials=3), f"sqlite:///{tmp_path}/optuna.db", n_workers=1)
+    study, procs = start_study_workers(sleep_spec(tmp_path, n_trials=3), f"sqlite:///{tmp_path}/optuna.db", n_workers=1)
     try:
         trial, worker = wait_until(lambda: mid_trial(study, procs), what="a trial in its second epoch")
         storage = study._storage
@@ -74,14 +75,15 @@ def test_a_trial_failed_by_another_worker_while_running_is_retried_and_the_worke
         assert worker.wait(timeout=60) == 0
     finally:
         stop_all(procs)
-    retries = [t for t in study.trials if trial.number in t.system_attrs.get("retry_history", [])]
+    retries = retries_of(study.trials, trial.number)
     assert [r.params for r in retries] == [trial.params] and retries[0].state in FINISHED
     assert n_finished(study) == 3 and states(study)["RUNNING"] == 0
+
 
 @pytest.mark.postgres
 def test_postgres_restart_mid_study_loses_no_finished_trial(postgres, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("SLEEP_EPOCH_S", "0.3")
-    study, procs = create_and_start(sleep_spec(tmp_path, n_trials=10), postgres.url, n_workers=2)
+    study, procs = start_study_workers(sleep_spec(tmp_path, n_trials=10), postgres.url, n_workers=2)
     try:
         wait_until(lambda: n_finished(study) >= 3, what="3 finished trials")
         before = {t.number for t in study.get_trials(deepcopy=False, states=FINISHED)}
@@ -95,7 +97,7 @@ def test_postgres_restart_mid_study_loses_no_finished_trial(postgres, tmp_path: 
 
 
 def test_trial_process_killed_like_oom_fails_with_its_reason_and_the_study_goes_on(tmp_path: Path) -> None:
-    spec = load_spec(str(sleep_spec(tmp_path, n_trials=1, trainer="tests.hpo_tests.fault_trainers:oom_when_lr_above_1",
+    spec = load_spec(str(sleep_spec(tmp_path, n_trials=1, trainer="testing.fault_trainers:oom_when_lr_above_1",
                                     search_space={"learning_rate": {"type": "float", "low": 1e-5, "high": 10.0, "log": True}})))
     study = open_study(spec, f"sqlite:///{tmp_path}/optuna.db")
     study.enqueue_trial({"learning_rate": 5.0})  # its process dies by SIGKILL after one epoch

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +9,9 @@ import yaml
 
 from hpo.errors import SpecError
 from hpo.spec import StudySpec, load_spec
-from tests.support import REPO, data_dir, tiny_ucc_spec
+from testing.data import REPO, RealData
+from testing.specs import tiny_ucc_spec
+from testing.workers import run_hpo
 
 SHIPPED = sorted(p.stem for p in (REPO / "studies").glob("*.yaml"))
 
@@ -94,47 +94,40 @@ def test_not_a_mapping(tmp_path):
     assert "mapping" in _error(path)
 
 
-def _cli(*args, cwd=REPO, env_extra=None):
-    import os
-
-    env = {**os.environ, **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "hpo", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
-
-
-def test_cli_prints_one_line_for_missing_column(tmp_path):
+def test_cli_prints_one_line_for_missing_column(tmp_path, real_data: RealData):
     path = _write(tmp_path, data={"text_column": "body"})
-    result = _cli("check", str(path), "--data-dir", str(data_dir()))
+    result = run_hpo("check", str(path), "--data-dir", str(real_data.root))
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines == [lines[-1]] and "missing column" in lines[-1] and "'body'" in lines[-1]
     assert "Traceback" not in result.stderr
 
 
-def test_cli_label_column_not_binary(tmp_path):
+def test_cli_label_column_not_binary(tmp_path, real_data: RealData):
     # '_trusted_judgments' holds counts like 3: not a 0/1 label.
     path = _write(tmp_path, data={"label_columns": ["healthy", "_trusted_judgments"]})
-    result = _cli("check", str(path), "--data-dir", str(data_dir()))
+    result = run_hpo("check", str(path), "--data-dir", str(real_data.root))
     assert result.returncode == 2 and "'_trusted_judgments' must hold 0/1" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_cli_missing_data_dir(tmp_path):
     path = _write(tmp_path)
-    result = _cli("check", str(path), "--data-dir", str(tmp_path / "nowhere"))
+    result = run_hpo("check", str(path), "--data-dir", str(tmp_path / "nowhere"))
     assert result.returncode == 2 and "file not found" in result.stderr and "DATA_DIR" in result.stderr
 
 
-def test_cli_missing_model_is_one_clear_line(tmp_path):
+def test_cli_missing_model_is_one_clear_line(tmp_path, real_data: RealData):
     path = _write(tmp_path, model={"name_or_path": "roberta-base", "from_config": None})
-    result = _cli("check", str(path), "--data-dir", str(data_dir()), env_extra={"HF_HUB_OFFLINE": "1"})
+    result = run_hpo("check", str(path), "--data-dir", str(real_data.root), HF_HUB_OFFLINE="1")
     assert result.returncode == 2
     assert "model 'roberta-base'" in result.stderr and "model.name_or_path" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_spec_roundtrip_has_no_loose_dicts(tmp_path):
+def test_spec_roundtrip_has_no_loose_dicts(tmp_path, real_data: RealData):
     spec = StudySpec.model_validate(yaml.safe_load(_write(tmp_path).read_text()))
-    config = spec.train_config(data_dir(), {"learning_rate": 1e-3}, seed=7)
+    config = spec.train_config(real_data.root, {"learning_rate": 1e-3}, seed=7)
     assert config.hyper.learning_rate == 1e-3 and config.hyper.seed == 7 and config.hyper.epochs == 2
 
 

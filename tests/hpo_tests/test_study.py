@@ -6,14 +6,16 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from hpo.study import n_finished, open_study, run_study
 from hpo.spec import load_spec
-from tests.support import slice_dataset, tiny_ucc_spec
+from hpo.study import n_finished, open_study, run_study
+from testing.data import RealData
+from testing.specs import tiny_ucc_spec
+from testing.studies import run_tiny_study
 
 
 @pytest.fixture(scope="module")
-def small_data(tmp_path_factory):
-    return slice_dataset(tmp_path_factory.mktemp("data"), "ucc", {"train": 240, "val": 120, "test": 60})
+def small_data(tmp_path_factory, real_data: RealData):
+    return real_data.slice(tmp_path_factory.mktemp("data"), "ucc", {"train": 240, "val": 120, "test": 60})
 
 
 def _spec(tmp_path, **overrides):
@@ -61,21 +63,20 @@ def test_resume_runs_only_the_missing_trials(tmp_path, small_data):
 
 def test_failed_trial_keeps_its_reason_and_the_study_goes_on(tmp_path, small_data):
     url = f"sqlite:///{tmp_path}/study.db"
-    spec = _spec(tmp_path, n_trials=1, search_space={"precision": {"type": "categorical", "choices": ["fp16", "fp32"]}})
-    study = open_study(spec, url)
-    study.enqueue_trial({"precision": "fp16"})  # fp16 needs CUDA: on CPU this trial fails with a clear reason
-    study.enqueue_trial({"precision": "fp32"})
-    run_study(spec, study, small_data)
-    trials = open_study(spec, url).trials
-    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
-    assert "fp16 needs a CUDA device" in trials[0].user_attrs["fail_reason"]
+    path = tiny_ucc_spec(tmp_path / "tiny.yaml", n_trials=1, trainer="testing.fault_trainers:raise_when_lr_above_1",
+                         search_space={"learning_rate": {"type": "categorical", "choices": [5.0, 1e-3]}})
+    run_tiny_study(path, url, small_data, enqueue=[{"learning_rate": 5.0}, {"learning_rate": 1e-3}])  # the first one fails
+    failed, complete = open_study(load_spec(str(path)), url).trials
+    assert (failed.state, complete.state) == (TrialState.FAIL, TrialState.COMPLETE)
+    assert failed.user_attrs["fail_reason"].startswith("InjectedFault: injected fault at learning rate 5")
+    assert "Traceback" in failed.user_attrs["fail_reason"] and complete.user_attrs["epoch_002"]["train_loss"] > 0
 
 
-def test_resuming_with_a_changed_spec_is_refused_in_one_line(tmp_path, capsys):
+def test_resuming_with_a_changed_spec_is_refused_in_one_line(tmp_path, capsys, real_data: RealData):
     """Trials from two different searches must not mix in one study; n_trials may grow."""
     from hpo.cli import main
 
-    data = slice_dataset(tmp_path / "data", "ucc", {"train": 40, "val": 20, "test": 20})
+    data = real_data.slice(tmp_path / "data", "ucc", {"train": 40, "val": 20, "test": 20})
     path = tiny_ucc_spec(tmp_path / "tiny.yaml", n_trials=1, training={"epochs": 1})
     url = f"sqlite:///{tmp_path}/study.db"
     assert main(["study", str(path), "--storage", url, "--data-dir", str(data)]) == 0

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.support import tiny_architecture
-from trainers.config import DataConfig, Hyperparams, ModelConfig, TrainConfig
+from testing.specs import tiny_architecture, tiny_train_config
+from trainers.config import DataConfig, ModelConfig, TrainConfig
 from trainers.loop import train_and_evaluate
 
 WORDS = ["river", "stone", "cloud", "paper", "music", "garden", "window", "orange", "silver", "forest"]
@@ -38,8 +38,7 @@ def _config(tmp_path, model_type="bert", **hyper) -> TrainConfig:
         cache_dir=tmp_path / "cache",
     )
     settings = {"epochs": 3, "batch_size": 8, "learning_rate": 2e-3, "warmup_ratio": 0.1, **hyper}
-    return TrainConfig(task="multi_label", data=data, model=ModelConfig(from_config=tiny_architecture(model_type), max_length=32),
-                       hyper=Hyperparams(**settings), monitor="macro_roc_auc")
+    return tiny_train_config(data, model_type=model_type, **settings)
 
 
 class Recorder:
