@@ -12,7 +12,9 @@ import optuna
 import pandas as pd
 import pytest
 import yaml
+from optuna.trial import TrialState
 
+from hpo import stored
 from hpo.best import predict, retrain_best, score_trials
 from hpo.errors import HpoError
 from hpo.report import open_existing_study, report_study, trials_table
@@ -20,7 +22,7 @@ from hpo.report.tables import TEST_COLUMN
 from hpo.spec import StudySpec
 from hpo.stored import BestMetrics
 from testing.data import RealData
-from testing.studies import TINY_GRID, TINY_NAME, TinyStudy, made_trial
+from testing.studies import TINY_NAME, TinyStudy
 from trainers.checkpoint import load_best
 from trainers.data import load_split
 from trainers.evaluate import multi_label_scores, predict_probabilities
@@ -120,17 +122,21 @@ def test_predict_labels_a_csv_and_texts(retrained, tmp_path, capsys):
         predict(str(best_dir), None, str(tmp_path / "in.csv"), "body", None)
 
 
-def test_score_trials_keeps_test_scores_apart_from_the_study(retrained):
+def test_score_trials_retrains_each_trial_and_keeps_its_test_scores_apart(retrained, tmp_path):
     with pytest.raises(HpoError, match="test_scores: false"):
         score_trials(retrained.study, retrained.spec, retrained.shared.data_dir)
-    raw = yaml.safe_load(retrained.shared.spec_path.read_text()) | {"name": "scored", "test_scores": True}
-    scored = optuna.create_study(study_name="scored", storage=retrained.url, direction="maximize")
-    scored.set_user_attr("spec_yaml", yaml.safe_dump(raw))
-    scored.add_trial(made_trial({"batch_size": 32, "learning_rate": 3e-3}, TINY_GRID, value=0.3, user_attrs={"best_epoch": 1}))
-    scored, scored_spec = open_existing_study("scored", retrained.url)
-    assert score_trials(scored, scored_spec, retrained.shared.data_dir) == [0]
-    assert score_trials(scored, scored_spec, retrained.shared.data_dir) == []  # already scored
-    value = scored.user_attrs["test_scores_0000"]["tuned_macro_f1"]
-    assert 0 <= value <= 1
-    assert trials_table(scored, scored_spec).loc[0, TEST_COLUMN] == value
-    assert scored.best_value == 0.3  # the trial's own value is untouched
+    study, _ = open_existing_study(TINY_NAME, retrained.shared.copy_to(tmp_path))
+    raw = yaml.safe_load(study.user_attrs[stored.SPEC_YAML])
+    study.set_user_attr(stored.SPEC_YAML, yaml.safe_dump({**raw, "test_scores": True}))
+    best = study.best_trial.number
+    for t in study.get_trials(states=(TrialState.COMPLETE,)):
+        if t.number != best:  # scored already: only the best trial is retrained here
+            study.set_user_attr(stored.test_scores_key(t.number), {"tuned_macro_f1": -1.0})
+    study, spec = open_existing_study(TINY_NAME, f"sqlite:///{tmp_path}/optuna.db")
+
+    assert score_trials(study, spec, retrained.shared.data_dir) == [best]
+    assert score_trials(study, spec, retrained.shared.data_dir) == []  # nothing left to score
+    value = study.user_attrs[stored.test_scores_key(best)]["tuned_macro_f1"]
+    # Retrained as `hpo retrain` retrains it: the same model, so the same test score.
+    assert value == pytest.approx(retrained.metrics.test.tuned["macro_f1"], abs=1e-6)
+    assert trials_table(study, spec).set_index("trial").loc[best, TEST_COLUMN] == value

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from testing.specs import tiny_architecture, tiny_train_config
 from trainers.config import DataConfig, ModelConfig, TrainConfig
@@ -82,9 +83,18 @@ def test_reporter_stops_training(tmp_path):
 
 
 def test_keeps_the_best_epochs_weights(tmp_path):
-    result = train_and_evaluate(_config(tmp_path), Recorder(), keep_model=True)
-    best = max(result.history, key=lambda m: m["monitor_value"])
-    assert result.best_epoch == best["epoch"] and result.model is not None
+    """Best is the worst validation loss here, so epoch 1: the kept weights must be those after
+    epoch 1 (a run stopped there on the same schedule), not the last epoch's."""
+    config = _config(tmp_path).model_copy(update={"monitor": "val_loss"})
+    result = train_and_evaluate(config, Recorder(), keep_model=True)
+    losses = [m["val_loss"] for m in result.history]
+    assert result.best_epoch == 1 and losses[0] == max(losses) and losses[-1] < losses[0]  # the weights moved after epoch 1
+    stop_after_1 = config.model_copy(update={"hyper": config.hyper.model_copy(update={"stop_after_epochs": 1})})
+    epoch_1 = train_and_evaluate(stop_after_1, keep_model=True).model.state_dict()
+    kept = result.model.state_dict()
+    assert kept.keys() == epoch_1.keys()
+    for name, weights in epoch_1.items():
+        torch.testing.assert_close(kept[name].cpu(), weights.cpu(), msg=name)
     assert result.val_probs.shape == (120, 2)
 
 
