@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
 from testing.sleep_trainer import SleepResult, score
 from trainers.config import TrainConfig
@@ -29,6 +30,15 @@ def oom_when_lr_above_1(config: TrainConfig, reporter: Reporter) -> SleepResult:
     return result
 
 
+def worker_killed_when_lr_above_1(config: TrainConfig, reporter: Reporter) -> SleepResult:
+    """The worker running the trial dies by SIGKILL after one epoch, as on a lost machine: the
+    trial stays RUNNING until another worker finds its heartbeat stale."""
+    result = _one_epoch(config, reporter)
+    if config.hyper.learning_rate > 1:
+        os.kill(_worker_pid(), signal.SIGKILL)
+    return result
+
+
 def raise_when_lr_above_1(config: TrainConfig, reporter: Reporter):
     """An exception before the first epoch; otherwise trainers.loop trains the model."""
     if config.hyper.learning_rate > 1:
@@ -42,3 +52,14 @@ def _one_epoch(config: TrainConfig, reporter: Reporter) -> SleepResult:
     value = score(config.hyper.learning_rate, 1)
     reporter.report(1, {config.monitor: value, "monitor_value": value, "epoch": 1, "pid": os.getpid()})
     return SleepResult(best_epoch=1, best_value=value, stopped_early=False)
+
+
+def _worker_pid() -> int:
+    """A trial process is forked by the forkserver its worker started: the worker is the
+    forkserver's parent. Outside a worker started as `hpo workers` starts them (in a test's own
+    process, say) the trainer raises rather than kill a stranger."""
+    forkserver = os.getppid()
+    if not os.environ.get("HPO_WORKER") or b"forkserver" not in Path(f"/proc/{forkserver}/cmdline").read_bytes():
+        raise InjectedFault("worker_killed_when_lr_above_1 kills only a worker process (HPO_WORKER set)")
+    stat = Path(f"/proc/{forkserver}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])

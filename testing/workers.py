@@ -3,6 +3,7 @@ waits for and looks at while they run."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -10,7 +11,7 @@ import sys
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -51,6 +52,24 @@ def hpo_command(*args: str) -> list[str]:
 def run_hpo(*args: str, cwd: Path = REPO, timeout_s: float = 300, **env: str) -> subprocess.CompletedProcess[str]:
     """`hpo ARGS` in a process of its own, to its exit; its output captured."""
     return subprocess.run(hpo_command(*args), cwd=cwd, env=hpo_env(**env), capture_output=True, text=True, timeout=timeout_s)
+
+
+@contextlib.contextmanager
+def hpo_in_background(*args: str, log: Path, cwd: Path = REPO, **env: str) -> Iterator[subprocess.Popen[str]]:
+    """`hpo ARGS` started, its output going to `log`. Still running at the end of the block, it
+    is sent SIGTERM, which `hpo` takes as Ctrl-C (a `hpo workers` stops its workers), then killed."""
+    with log.open("w") as out:
+        proc = subprocess.Popen(hpo_command(*args), cwd=cwd, env=hpo_env(**env), stdout=out, stderr=subprocess.STDOUT, text=True)
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(90)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
 
 
 def states(study: optuna.Study) -> Counter[str]:

@@ -38,13 +38,12 @@ def test_workers_share_a_study_and_finish_exactly_n_trials(storage_url: str, tmp
     assert len({t.params["learning_rate"] for t in trials}) == 12
 
 
-@pytest.mark.postgres
-def test_grid_study_runs_every_point_exactly_once(postgres, tmp_path: Path, monkeypatch) -> None:
+def test_grid_study_runs_every_point_exactly_once(storage_url: str, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("SLEEP_EPOCH_S", "0.05")
     grid = {"learning_rate": [1e-4, 3e-4, 1e-3], "batch_size": [8, 16, 32]}
     space = {name: {"type": "categorical", "choices": choices} for name, choices in grid.items()}
     spec = sleep_spec(tmp_path, n_trials=9, sampler={"type": "grid"}, search_space=space)
-    study, procs = start_study_workers(spec, postgres.url, n_workers=3)
+    study, procs = start_study_workers(spec, storage_url, n_workers=3)
     try:
         assert wait_workers(procs) == 0
     finally:
