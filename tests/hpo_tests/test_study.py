@@ -1,4 +1,5 @@
-"""A real study: tiny models trained in worker processes, persisted in real SQLite."""
+"""A real study: tiny models (or the sleep trainer) trained in processes of their own, persisted
+in real SQLite, with Optuna's own pruners."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from optuna.trial import TrialState
 from hpo.spec import load_spec
 from hpo.study import n_finished, open_study, run_study
 from testing.data import RealData
-from testing.specs import tiny_ucc_spec
+from testing.specs import sleep_spec, tiny_ucc_spec
 from testing.studies import run_tiny_study
 
 
@@ -92,3 +93,30 @@ def test_resuming_with_a_changed_spec_is_refused_in_one_line(tmp_path, capsys, r
     assert len(err.splitlines()) == 1
     assert "'tiny-ucc'" in err and "search_space.learning_rate, training.epochs changed" in err and "optuna delete-study" in err
     assert n_finished(optuna.load_study(study_name="tiny-ucc", storage=url)) == 2  # nothing lost, nothing run
+
+
+def _pruned_study(tmp_path, monkeypatch, pruner: str, learning_rates: list[float]) -> optuna.Study:
+    """The sleep trainer's 3 epochs per trial (best at learning rate 1e-3), queued in this order.
+    The name is fixed: Hyperband puts each trial in a bracket by a hash of it and the trial's number."""
+    monkeypatch.setenv("SLEEP_EPOCH_S", "0")
+    path = sleep_spec(tmp_path, name=f"prune-{pruner}", n_trials=len(learning_rates), pruner={"type": pruner})
+    return run_tiny_study(path, f"sqlite:///{tmp_path}/study.db", tmp_path, enqueue=[{"learning_rate": lr} for lr in learning_rates])
+
+
+def test_successive_halving_prunes_all_but_the_best_at_the_first_rung(tmp_path, monkeypatch):
+    """min_resource 1, reduction factor 3: at epoch 1 a trial goes on only if it is the best of
+    fewer than 6 trials there (the top third, at least one)."""
+    study = _pruned_study(tmp_path, monkeypatch, "successive_halving", [1e-3, 1e-5, 1e-1, 3e-4])
+    assert isinstance(study.pruner, optuna.pruners.SuccessiveHalvingPruner)
+    assert [(t.state, list(t.intermediate_values)) for t in study.trials] == [(TrialState.COMPLETE, [1, 2, 3])] + [(TrialState.PRUNED, [1])] * 3
+
+
+def test_hyperband_runs_its_brackets_up_to_the_specs_epochs(tmp_path, monkeypatch):
+    """Maximum resource 3 epochs, reduction factor 3: two brackets, one judging trials at epochs
+    1 and 3, the other at epoch 3 only (these 8 trials fall in both); the best learning rate is
+    never pruned."""
+    study = _pruned_study(tmp_path, monkeypatch, "hyperband", [1e-3, 1e-5, 1e-1, 3e-4, 2e-3, 1e-2, 1e-4, 1.5e-3])
+    assert isinstance(study.pruner, optuna.pruners.HyperbandPruner)
+    assert n_finished(study) == 8 and study.trials[0].state == TrialState.COMPLETE
+    pruned_at = {max(t.intermediate_values) for t in study.trials if t.state == TrialState.PRUNED}
+    assert pruned_at == {1, 3}
