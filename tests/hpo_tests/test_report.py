@@ -1,8 +1,10 @@
 """Study reports: the tables hold the trials' own numbers, for any study (failed and pruned
-trials, other search spaces, too few trials), and `hpo report` runs without torch."""
+trials, other search spaces, too few trials), they warn of a collapsed best trial, and `hpo
+report` runs without torch."""
 
 from __future__ import annotations
 
+import html
 import math
 import subprocess
 import sys
@@ -19,6 +21,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix
 from hpo import stored
 from hpo.errors import HpoError
 from hpo.report import open_existing_study, summarize, trials_table, write_study_report
+from hpo.report.baseline import collapse_warnings
 from hpo.report.best_tables import best_model_tables
 from hpo.report.tables import TEST_COLUMN, batch_size_tables, loss_table, marginal, objective_pivot
 from hpo.spec import StudySpec
@@ -145,8 +148,8 @@ def _spec(**space) -> StudySpec:
     })  # fmt: skip
 
 
-def _made_trial(value, params, space, loss_ap=0.5, state=TrialState.COMPLETE):
-    per_label = {n: {"ap": loss_ap, "predicted_positive": 1} for n in UCC_LABELS}
+def _made_trial(value, params, space, loss_ap=0.5, state=TrialState.COMPLETE, predicted=1):
+    per_label = {n: {"ap": loss_ap, "predicted_positive": predicted} for n in UCC_LABELS}
     epoch = {"epoch": 1, "train_loss": 1.0, "tuned_macro_f1": value, "per_label": per_label}
     return made_trial(params, space, state=state, value=value if state == TrialState.COMPLETE else None,
                       user_attrs={"epoch_001": epoch, "best_epoch": 1})  # fmt: skip
@@ -232,3 +235,31 @@ def test_conditional_settings_stay_with_the_settings_and_blank_where_unused():
     assert table["focal_gamma"].isna().tolist() == [True, False, True]
     summary = summarize(study, spec)
     assert "focal_gamma" not in (summary.pivot_axes or ())
+
+
+def test_collapse_warnings_name_unpredicted_labels_and_an_unbeaten_baseline():
+    assert collapse_warnings({"a": 0, "b": 5, "c": 0}, 0.40, 0.10, True, "at 0.5 on test") == ["never predicted at 0.5 on test: a, c"]
+    assert collapse_warnings({"a": 1}, 0.1005, 0.10, True, "w") == ["objective 0.1005 is no better than the all-majority baseline's 0.1000"]
+    assert collapse_warnings({"a": 1}, 0.102, 0.10, True, "w") == []
+    assert collapse_warnings({"a": 1}, 0.6995, 0.70, False, "w") == ["objective 0.6995 is no better than the all-majority baseline's 0.7000"]
+    assert collapse_warnings({"a": 1}, 0.60, 0.70, False, "w") == []
+    assert collapse_warnings({"a": 1}, math.nan, 0.10, True, "w") == collapse_warnings({"a": 1}, 0.05, None, True, "w") == []
+
+
+def test_study_report_warns_when_the_best_trial_collapsed_to_the_majority(tmp_path):
+    spec, space = _spec(dropout={"type": "float", "low": 0.0, "high": 0.5}), {"dropout": (0.0, 0.5)}
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(_made_trial(0.30, {"dropout": 0.1}, space, predicted=0))  # the best: predicts nothing at 0.5
+    study.add_trial(_made_trial(0.20, {"dropout": 0.2}, space))
+    summary = summarize(study, spec, baseline={"tuned_macro_f1": 0.30, "macro_f1": 0.0})
+    assert summary.warnings == [f"best trial 0: never predicted at 0.5 on validation: {', '.join(UCC_LABELS)}",
+                                "best trial 0: objective 0.3000 is no better than the all-majority baseline's 0.3000"]
+    write_study_report(study, summary, tmp_path)
+    markdown, page = (tmp_path / "report.md").read_text(), (tmp_path / "report.html").read_text()
+    for warning in summary.warnings:
+        assert f"> **Warning:** {warning}" in markdown and f'<p class="warn">Warning: {html.escape(warning)}</p>' in page
+    assert pd.read_csv(tmp_path / "baseline_val.csv").set_index("metric").loc["tuned_macro_f1", "all-majority baseline"] == 0.30
+
+    healthy = optuna.create_study(direction="maximize")
+    healthy.add_trial(_made_trial(0.30, {"dropout": 0.1}, space))
+    assert summarize(healthy, spec, baseline={"tuned_macro_f1": 0.10}).warnings == []
