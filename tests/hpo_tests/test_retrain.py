@@ -1,10 +1,12 @@
 """Retraining the best trial: a directory that reloads and predicts what was scored, thresholds
-from validation only, the study report picking up the test figures, and `hpo predict`."""
+from validation only, the study report picking up the test figures, and `hpo retrain` and `hpo
+predict` through their command lines (multi-label; multi-class with hand-made features)."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +24,10 @@ from hpo.report.tables import TEST_COLUMN
 from hpo.spec import StudySpec
 from hpo.stored import BestMetrics
 from testing.data import RealData
-from testing.studies import TINY_NAME, TinyStudy
-from trainers.checkpoint import load_best
+from testing.specs import tiny_covid_spec
+from testing.studies import TINY_NAME, TinyStudy, run_tiny_study
+from testing.workers import run_hpo
+from trainers.checkpoint import FEATURES_FILE, load_best
 from trainers.data import load_split
 from trainers.evaluate import multi_label_scores, predict_probabilities
 from trainers.thresholds import best_f1_thresholds
@@ -69,6 +73,16 @@ def test_best_directory_holds_model_labels_thresholds_and_metrics(retrained):
     assert before_after.loc["macro_f1", "tuned thresholds"] == pytest.approx(metrics.test.tuned["macro_f1"])
 
 
+def test_labels_the_retrained_model_never_predicts_are_warned_about(retrained):
+    """A tiny model on 64 rows leaves rare labels unpredicted at 0.5: the report must say so."""
+    per_label = retrained.metrics.test.default["per_label"]
+    never = [name for name, scores in per_label.items() if scores["predicted_positive"] == 0]
+    assert never, "the tiny model predicts every label at 0.5 on test: this test needs another model"
+    warning = f"retrained model: never predicted at 0.5 on test: {', '.join(never)}"
+    assert warning in retrained.metrics.collapse
+    assert f"> **Warning:** {warning}" in (retrained.best_dir / "report.md").read_text()
+
+
 def test_reloaded_model_reproduces_the_scores_and_thresholds_come_from_val(retrained):
     spec, metrics = retrained.spec, retrained.metrics
     best = load_best(retrained.best_dir)
@@ -103,6 +117,38 @@ def test_study_report_includes_the_retrained_models_test_figures(retrained):
     assert "Retrained best model" in (html.parent / "report.md").read_text()
 
 
+class _References(HTMLParser):
+    """Every src= and href= of the page's tags (a script's own text is not parsed as tags)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[str] = []
+        self.inline_script_chars = 0
+        self._in_script = False
+
+    def handle_starttag(self, tag, attrs):
+        self.found += [value or "" for name, value in attrs if name in ("src", "href")]
+        self._in_script = tag == "script"
+
+    def handle_endtag(self, tag):
+        self._in_script = False
+
+    def handle_data(self, data):
+        if self._in_script:
+            self.inline_script_chars += len(data)
+
+
+def test_reports_open_offline(retrained):
+    """report.html loads nothing from the network: no tag points outside the file, and
+    plotly.js (some 3-4 MB) is inlined in the page itself."""
+    study_report = report_study(TINY_NAME, retrained.url, retrained.shared.data_dir, runs_root=retrained.root / "runs")
+    for page in (study_report, retrained.best_dir / "report.html"):
+        references = _References()
+        references.feed(page.read_text())
+        assert not [r for r in references.found if r.startswith(("http:", "https:", "//"))], page
+        assert references.inline_script_chars > 1_000_000, page
+
+
 def test_predict_labels_a_csv_and_texts(retrained, tmp_path, capsys):
     best_dir = retrained.best_dir
     pd.DataFrame({"id": [1, 2, 3], "comment": TEXTS}).to_csv(tmp_path / "in.csv", index=False)
@@ -120,6 +166,57 @@ def test_predict_labels_a_csv_and_texts(retrained, tmp_path, capsys):
     assert [r["text"] for r in lines] == TEXTS[:2] and set(lines[0]["probabilities"]) == set(names)
     with pytest.raises(HpoError, match="no column 'body'"):
         predict(str(best_dir), None, str(tmp_path / "in.csv"), "body", None)
+
+
+def _predict_command(best_dir: Path, texts: list[str], text_column: str, out: Path) -> None:
+    """`hpo predict DIR --file in.csv --out OUT` in a process of its own."""
+    pd.DataFrame({text_column: texts}).to_csv(out.with_name("in.csv"), index=False)
+    done = run_hpo("predict", str(best_dir), "--file", str(out.with_name("in.csv")), "--out", str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == f"labelled {len(texts)} text(s): {out}"
+
+
+def test_predict_command_writes_json_lines(retrained, tmp_path):
+    best = load_best(retrained.best_dir)
+    probs, _ = predict_probabilities(best, TEXTS)
+    names = best.labels.names
+    _predict_command(retrained.best_dir, TEXTS, "comment", tmp_path / "out.jsonl")
+    records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["text"] for r in records] == TEXTS
+    assert [r["labels"] for r in records] == [[n for n, on in zip(names, row >= best.thresholds, strict=True) if on] for row in probs]
+    np.testing.assert_allclose([[r["probabilities"][n] for n in names] for r in records], probs, atol=1e-5)
+
+
+def test_retrain_and_predict_commands_on_a_multi_class_model_with_hand_made_features(tmp_path, real_data: RealData):
+    """COVID tweets' 5 classes, the transformer fused with lexicon, readability and TF-IDF
+    features: no thresholds, the most probable class, the fitted features saved beside the model."""
+    data = real_data.slice(tmp_path / "data", "covid-tweets", {"train": 96, "val": 48, "test": 48})
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    (trial,) = run_tiny_study(tiny_covid_spec(tmp_path / "spec.yaml", training={"features": True}), url, data).trials
+
+    done = run_hpo("retrain", "tiny-covid", "--storage", url, "--data-dir", str(data), "--resamples", "20", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    best_dir = tmp_path / "runs" / "tiny-covid" / "best"
+    metrics = BestMetrics.read(best_dir)
+    assert metrics is not None and metrics.trial == trial.number and metrics.task == "multi_class"
+    assert metrics.objective.retrained_val_value == pytest.approx(trial.value, abs=1e-6)
+    assert metrics.thresholds is None and metrics.test.tuned is None and not (best_dir / "thresholds.json").exists()
+    assert f"best model: runs/tiny-covid/best  test accuracy {metrics.test.default['accuracy']:.4f}" in done.stdout
+    best = load_best(best_dir)
+    assert (best_dir / FEATURES_FILE).is_file() and best.extractor is not None
+
+    test = pd.read_csv(data / "covid-tweets" / "test.csv", encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    texts = test["OriginalTweet"].head(5).tolist()
+    _predict_command(best_dir, texts, "OriginalTweet", tmp_path / "out.csv")
+    table = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
+    probs, _ = predict_probabilities(best, texts)
+    names = best.labels.names
+    assert list(table["label"]) == [names[i] for i in probs.argmax(axis=1)]
+    np.testing.assert_allclose(table[[f"p_{n}" for n in names]].to_numpy(), probs, atol=1e-5)
+    np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-5)
+
+
+# ---- test scores after the study ------------------------------------------------------------------
 
 
 def test_score_trials_retrains_each_trial_and_keeps_its_test_scores_apart(retrained, tmp_path):
