@@ -21,15 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
-import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from hpo.study import open_study
-from hpo.spec import load_spec
-from hpo.study.workers import start_workers, wait_workers, worker_envs
-
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-HEARTBEAT_S = 1  # a killed worker's trial is failed and re-queued ~2 s after its last beat
+from hpo.study import n_finished
+from hpo.study.workers import wait_workers
+from testing.pg_server import running_server
+from testing.specs import sleep_spec
+from testing.workers import FINISHED, mid_trial, retries_of, start_study_workers, states, worker_pid
 
 
 @dataclass
@@ -50,32 +48,11 @@ class Outcome:
 N_TRIALS = 40
 
 
-def write_spec(folder: Path, name: str, n_trials: int) -> Path:
-    spec = {
-        "name": name,
-        "task": "multi_label",
-        "data": {"dir": "unused", "text_column": "text", "label_columns": ["a", "b"]},
-        "training": {"epochs": 3},
-        "search_space": {"learning_rate": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True}},
-        "sampler": {"type": "random"},
-        "pruner": {"type": "median", "n_startup_trials": 5},
-        "n_trials": n_trials,
-        "trainer": "benchmarks.sleep_trainer:train",
-    }
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    return path
-
-
 def run_chaos(backend: str, url: str, n_workers: int, n_kills: int, epoch_s: float, folder: Path) -> Outcome:
-    name = f"chaos-{backend}-{os.getpid()}"
-    spec_path = write_spec(folder, name, N_TRIALS)
-    study = open_study(load_spec(str(spec_path)), url, heartbeat_interval=HEARTBEAT_S)
+    spec_path = sleep_spec(folder, name=f"chaos-{backend}-{os.getpid()}", n_trials=N_TRIALS, pruner={"type": "median", "n_startup_trials": 5})
     os.environ["SLEEP_EPOCH_S"] = str(epoch_s)
     start = time.perf_counter()
-    procs = start_workers(
-        spec_path, worker_envs(n_workers), storage=url, data_dir=folder, heartbeat=HEARTBEAT_S
-    )
+    study, procs = start_study_workers(spec_path, url, n_workers)
     killed: list[int] = []
     for k in range(n_kills):
         killed += kill_one_mid_trial(study, procs, after_finished=(k + 1) * N_TRIALS // (n_kills + 2))
@@ -84,7 +61,7 @@ def run_chaos(backend: str, url: str, n_workers: int, n_kills: int, epoch_s: flo
     return Outcome(
         backend=backend,
         workers=n_workers,
-        states=Counter(t.state.name for t in trials),
+        states=states(study),
         killed=sorted(killed),
         retried=sorted(n for n in killed if has_finished_retry(trials, n)),
         seconds=time.perf_counter() - start,
@@ -94,34 +71,25 @@ def run_chaos(backend: str, url: str, n_workers: int, n_kills: int, epoch_s: flo
 def kill_one_mid_trial(study: optuna.Study, procs: list[subprocess.Popen], after_finished: int) -> list[int]:
     """Once `after_finished` trials are done, SIGKILL a live worker whose trial has reported an
     epoch; returns the numbers of the trials it was running when it died."""
-    pids = {p.pid: p for p in procs}
     while any(p.poll() is None for p in procs):
-        trials = study.get_trials(deepcopy=False)
-        done = sum(t.state in FINISHED for t in trials)
-        running = [t for t in trials if t.state == TrialState.RUNNING and "epoch_001" in t.user_attrs]
-        for trial in running if done >= after_finished else []:
-            pid = _worker_pid(trial)
-            if pid in pids and pids[pid].poll() is None:
-                os.kill(pid, signal.SIGKILL)
-                pids[pid].wait()
-                # Read again: the trial seen above may have ended just before the kill.
-                hit = [t.number for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING and _worker_pid(t) == pid]
-                print(f"  killed worker pid {pid} (SIGKILL) during trial(s) {hit}", flush=True)
-                return hit
+        found = mid_trial(study, procs) if n_finished(study) >= after_finished else None
+        if found:
+            victim = found[1]
+            victim.send_signal(signal.SIGKILL)
+            victim.wait()
+            # Read again: the trial seen above may have ended just before the kill.
+            running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            hit = [t.number for t in running if worker_pid(t) == victim.pid]
+            print(f"  killed worker pid {victim.pid} (SIGKILL) during trial(s) {hit}", flush=True)
+            return hit
         time.sleep(0.1)
     return []
 
 
-def _worker_pid(trial: FrozenTrial) -> int:
-    return int(str(trial.user_attrs.get("worker", ":0")).rsplit(":", 1)[1])
-
-
 def has_finished_retry(trials: list[FrozenTrial], number: int) -> bool:
     original = next(t for t in trials if t.number == number)
-    return original.state == TrialState.FAIL and any(
-        t.state in FINISHED and number in t.system_attrs.get("retry_history", []) and t.params == original.params
-        for t in trials
-    )
+    retries = retries_of(trials, number)
+    return original.state == TrialState.FAIL and any(t.state in FINISHED and t.params == original.params for t in retries)
 
 
 def report(outcome: Outcome) -> None:
@@ -155,13 +123,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _on_postgres(folder: Path, epoch_s: float) -> Outcome:
-    from tests.pg_server import start_server, teardown
-
-    server = start_server()
-    try:
+    with running_server() as server:
         return run_chaos("postgresql", server.url, 8, 2, epoch_s, folder)
-    finally:
-        teardown(server)
 
 
 if __name__ == "__main__":

@@ -40,8 +40,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-UCC_LABELS = ("antagonize", "condescending", "dismissive", "generalisation", "generalisation_unfair", "healthy", "hostile", "sarcastic")
+from testing.data import REPO, UCC_LABELS, DataMissing, real_data
+
 QUALITY_TOLERANCE = 0.02
 
 # name -> (ModelConfig fields, the study whose fixed training settings "ours" uses, learning rate)
@@ -297,13 +297,6 @@ def _run_quietly(case: Case) -> dict:
 # --- data ------------------------------------------------------------------------------------
 
 
-def data_dir() -> Path:
-    path = Path(os.environ.get("DATA_DIR", REPO.parent / "shared" / "data"))
-    if not (path / "ucc" / "train.csv").is_file():
-        raise SystemExit(f"error: {path / 'ucc' / 'train.csv'} not found; set DATA_DIR to the folder holding ucc/")
-    return path
-
-
 def replicated_ucc(source: Path, dest: Path, times: int) -> Path:
     """UCC with train repeated `times` times (a UCC-sized epoch for fast devices); val as is."""
     (dest / "ucc").mkdir(parents=True, exist_ok=True)
@@ -406,7 +399,10 @@ def main(argv: list[str] | None = None) -> int:
 
     failed = False
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        source = data_dir()
+        try:
+            source = real_data().root
+        except DataMissing as e:
+            raise SystemExit(f"error: {e}") from None
         data = replicated_ucc(source, Path(tmp) / "data", replicate) if replicate > 1 else source
         base = Case("baseline", models[0], batch_sizes[0], device, str(data), str(Path(tmp) / "cache"), warmup, timed)
         for model in models:

@@ -2,7 +2,7 @@
 
 Each trial sleeps a fixed time per epoch (2 s, 3 epochs) and reports every epoch. It runs
 - through the service: `hpo study --join` worker processes (hpo.workers), the study lock, one
-  training process per trial (benchmarks.sleep_trainer), per-epoch reports, artifacts;
+  training process per trial (testing.sleep_trainer), per-epoch reports, artifacts;
 - through plain Optuna, the reference: k processes each calling `study.optimize` on an objective
   that sleeps and calls `trial.report` in-process, on the same storage.
 
@@ -12,7 +12,7 @@ the worker's forkserver) left out. Process start-up and the idle tail (workers w
 last trials) are not in it; the end-to-end rate (trials / wall time) is printed beside it.
 Efficiency is throughput with k workers / (k x throughput with one), i.e. cycle with one worker
 / cycle with k; the service's overhead per trial is its cycle minus the reference's. A throwaway PostgreSQL server is started
-(tests/pg_server.py).
+(testing/pg_server.py).
 
     python -m benchmarks.worker_scaling [--quick] [--workers 1,2,4,8] [--backends sqlite,postgresql]
 """
@@ -31,13 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
-import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from hpo.study import open_study
-from hpo.spec import load_spec
-from hpo.study.workers import start_workers, wait_workers, worker_envs
+from hpo.study.workers import wait_workers
 from storage import open_storage
+from testing.pg_server import running_server
+from testing.specs import sleep_spec
+from testing.workers import start_study_workers
 
 EPOCHS = 3
 TARGET_EFFICIENCY, TARGET_OVERHEAD_S = 0.90, 0.5
@@ -74,21 +74,9 @@ def wall_seconds(trials: list[FrozenTrial]) -> float:
 
 def service_run(backend: str, url: str, workers: int, rounds: int, epoch_s: float, folder: Path) -> Run:
     name = f"scaling-service-{backend}-{workers}-{os.getpid()}"
-    spec_path = folder / f"{name}.yaml"
-    spec_path.write_text(yaml.safe_dump({
-        "name": name,
-        "task": "multi_label",
-        "data": {"dir": "unused", "text_column": "text", "label_columns": ["a", "b"]},
-        "training": {"epochs": EPOCHS},
-        "search_space": {"learning_rate": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True}},
-        "sampler": {"type": "random"},
-        "pruner": {"type": "none"},
-        "n_trials": rounds * workers,
-        "trainer": "benchmarks.sleep_trainer:train",
-    }))
-    study = open_study(load_spec(str(spec_path)), url)
+    spec_path = sleep_spec(folder, name=name, training={"epochs": EPOCHS}, n_trials=rounds * workers)
     os.environ["SLEEP_EPOCH_S"] = str(epoch_s)
-    procs = start_workers(spec_path, worker_envs(workers), storage=url, data_dir=folder, heartbeat=60)
+    study, procs = start_study_workers(spec_path, url, workers, heartbeat=60)
     if wait_workers(procs):
         raise RuntimeError(f"a service worker failed ({backend}, {workers} workers)")
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -185,13 +173,8 @@ def _storage(backend: str, folder: Path) -> Iterator[str]:
     if backend == "sqlite":
         yield f"sqlite:///{folder}/scaling.db"
         return
-    from tests.pg_server import start_server, teardown
-
-    server = start_server()
-    try:
+    with running_server() as server:
         yield server.url
-    finally:
-        teardown(server)
 
 
 if __name__ == "__main__":

@@ -1,37 +1,49 @@
-"""Shared fixtures. `postgres`: a throwaway PostgreSQL server for the whole test session.
+"""Shared fixtures: the real data sets, a throwaway PostgreSQL server for the whole session, and
+`storage_url`, which runs a test once on SQLite and once on PostgreSQL.
 
-Without server binaries the PostgreSQL tests skip, except under CI (env CI set), where they
-fail so a broken CI image cannot pass by skipping. `.ci/postgres.sh` installs the binaries.
+Without the data or the server binaries their tests skip, except under CI (env CI set), where
+they fail so a broken CI image cannot pass by skipping. `.ci/postgres.sh` installs the binaries.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import NoReturn
 
 import pytest
 
-from tests.pg_server import PostgresServer, PostgresUnavailable, start_server, teardown
+from testing.data import DataMissing, RealData
+from testing.data import real_data as find_real_data
+from testing.pg_server import PostgresServer, PostgresUnavailable, running_server
+
+
+@pytest.fixture(scope="session")
+def real_data() -> RealData:
+    """The real data sets under DATA_DIR (default ../shared/data)."""
+    try:
+        return find_real_data()
+    except DataMissing as e:
+        _unavailable(str(e))
 
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
-    """Start a fresh PostgreSQL cluster on a free 127.0.0.1 port; removed after the session."""
+    """A fresh PostgreSQL cluster on a free 127.0.0.1 port; removed after the session."""
     try:
-        server = start_server()
+        with running_server() as server:
+            yield server
     except PostgresUnavailable as e:
         _unavailable(str(e))
-    try:
-        yield server
-    finally:
-        teardown(server)
 
 
-@pytest.fixture(scope="session")
-def postgres_url(postgres: PostgresServer) -> str:
-    """The `postgres` server's URL, for tests that need nothing else."""
-    return postgres.url
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh SQLite file, then the session's PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/optuna.db"
+    return request.getfixturevalue("postgres").url
 
 
 def _unavailable(reason: str) -> NoReturn:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 
 import pytest
 
-from tests.support import REPO
+from testing.data import REPO
 
 FORBIDDEN = {
     "trainers": ["optuna", "hpo", "storage"],
@@ -29,3 +30,32 @@ def test_module_does_not_import(module):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "", f"{module} imports {result.stdout.strip()}"
+
+
+SEPARATE = {
+    "tests": {"benchmarks"},
+    "benchmarks": {"tests"},
+    "testing": {"tests", "benchmarks"},
+    "hpo": {"testing", "tests", "benchmarks"},
+    "trainers": {"testing", "tests", "benchmarks"},
+    "storage": {"testing", "tests", "benchmarks"},
+}
+
+
+def _imported_packages(path) -> set[str]:
+    """Top-level names of every absolute import in a file, wherever in it the import stands."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+@pytest.mark.parametrize("package", sorted(SEPARATE))
+def test_package_does_not_import_its_neighbours(package):
+    """Tests and benchmarks share the `testing` package and never import each other; the
+    service imports neither."""
+    offenders = {str(p.relative_to(REPO)): sorted(_imported_packages(p) & SEPARATE[package]) for p in (REPO / package).rglob("*.py")}
+    assert {path: names for path, names in offenders.items() if names} == {}

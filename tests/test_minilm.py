@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import optuna
 from optuna.trial import TrialState
 
-from hpo.study import open_study, run_study
-from hpo.spec import load_spec
-from tests.support import UCC_LABELS, slice_dataset, tiny_ucc_spec
+from testing.data import UCC_LABELS
+from testing.specs import tiny_ucc_spec
+from testing.studies import run_tiny_study
 from trainers.config import PACKAGED_MINILM
 from trainers.model import resolve_model_path
 
@@ -21,12 +20,12 @@ def test_packaged_minilm_is_found_offline():
     assert (config.model_type, config.num_hidden_layers, config.hidden_size) == ("bert", 6, 384)
 
 
-def test_minilm_study_learns_and_prunes(tmp_path, monkeypatch):
+def test_minilm_study_learns_and_prunes(tmp_path, monkeypatch, real_data):
     """Two trials on real UCC comments: a learning rate that learns, and one too small to move
     the pretrained model; the second is pruned at epoch 1 by the median of the first."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    data = slice_dataset(tmp_path / "data", "ucc", {"train": 300, "val": 150})
-    spec = load_spec(str(tiny_ucc_spec(
+    data = real_data.slice(tmp_path / "data", "ucc", {"train": 300, "val": 150})
+    spec_path = tiny_ucc_spec(
         tmp_path / "minilm.yaml",
         name="minilm-e2e",
         model={"name_or_path": PACKAGED_MINILM, "from_config": None, "max_length": 64},
@@ -37,13 +36,9 @@ def test_minilm_study_learns_and_prunes(tmp_path, monkeypatch):
         pruner={"type": "median", "n_startup_trials": 1},
         sampler={"type": "grid"},
         n_trials=2,
-    )))
-    url = f"sqlite:///{tmp_path}/minilm.db"
-    study = open_study(spec, url)
-    study.enqueue_trial({"learning_rate": 1e-4})
-    study.enqueue_trial({"learning_rate": 1e-9})
-    run_study(spec, study, data)
-    first, second = optuna.load_study(study_name="minilm-e2e", storage=url).trials
+    )
+    study = run_tiny_study(spec_path, f"sqlite:///{tmp_path}/minilm.db", data, enqueue=[{"learning_rate": 1e-4}, {"learning_rate": 1e-9}])
+    first, second = study.trials
     assert first.state == TrialState.COMPLETE and len(first.intermediate_values) == 2
     # Learning beats a model that cannot move (its head starts at the label prior: AUC ~0.5).
     assert first.value > 0.5 and first.value > second.intermediate_values[1]

@@ -11,6 +11,7 @@ import os
 import socket
 import threading
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
@@ -18,38 +19,42 @@ import pytest
 
 from hpo.cli import main
 from hpo.dashboard import dashboard_url, make_dashboard_server
+from hpo.dashboard.attach import attach_to_best_trial
 from hpo.errors import HpoError
 from hpo.spec import load_spec
-from hpo.dashboard.attach import attach_to_best_trial
 from storage import default_artifact_dir
-from tests.support import slice_dataset, tiny_ucc_spec
+from testing.data import RealData
+from testing.specs import tiny_ucc_spec
+from testing.studies import run_tiny_study
 
 TRIAL_FILES = {"metrics.json", "epochs.csv", "confusion.svg", "pr_curves.svg", "train.log"}
 CHROMIUM = Path("/usr/bin/chromium")
 
 
-@pytest.fixture(scope="module")
-def study_db(tmp_path_factory):
-    """A finished 2-trial study with its artifacts, and a report attached to its best trial."""
-    from hpo.study import describe_study, open_study, preflight, run_study
+@dataclass(frozen=True)
+class StudyDb:
+    url: str
+    study: optuna.Study
+    data: Path
+    root: Path
 
+
+@pytest.fixture(scope="module")
+def study_db(tmp_path_factory, real_data: RealData) -> StudyDb:
+    """A finished 2-trial study with its artifacts, and a report attached to its best trial."""
     root = tmp_path_factory.mktemp("dash")
-    data = slice_dataset(root / "data", "ucc", {"train": 96, "val": 48, "test": 16})
-    spec_path = tiny_ucc_spec(root / "tiny.yaml", n_trials=2)
-    spec = load_spec(str(spec_path))
+    data = real_data.slice(root / "data", "ucc", {"train": 96, "val": 48, "test": 16})
     url = f"sqlite:///{root}/optuna.db"
-    study = open_study(spec, url, heartbeat_interval=None)
-    describe_study(study, spec, spec_path.read_text(), preflight(spec, data))
-    run_study(spec, study, data, artifact_dir=default_artifact_dir(url))
+    study = run_tiny_study(tiny_ucc_spec(root / "tiny.yaml", n_trials=2), url, data, artifact_dir=default_artifact_dir(url))
     report = root / "report.html"
     report.write_text("<html><body>tiny report</body></html>")
     attach_to_best_trial(study, [report], default_artifact_dir(url))
-    return {"url": url, "study": study, "spec": spec, "data": data, "root": root}
+    return StudyDb(url, study, data, root)
 
 
 @pytest.fixture(scope="module")
-def dashboard(study_db):
-    server = make_dashboard_server(study_db["url"], "127.0.0.1", 0, default_artifact_dir(study_db["url"]))
+def dashboard(study_db: StudyDb):
+    server = make_dashboard_server(study_db.url, "127.0.0.1", 0, default_artifact_dir(study_db.url))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield dashboard_url(server).removesuffix("/dashboard")
@@ -70,7 +75,7 @@ def study_detail(base: str) -> dict:
 
 def test_api_serves_the_study_its_trials_and_their_intermediate_values(study_db, dashboard):
     detail = study_detail(dashboard)
-    study = study_db["study"]
+    study = study_db.study
     assert detail["name"] == "tiny-ucc"
     assert detail["objective_names"] == ["tuned_macro_f1"]
     attrs = {a["key"]: a["value"] for a in detail["user_attrs"]}
@@ -114,9 +119,9 @@ def test_report_attached_to_the_best_trial_opens_from_its_note(study_db, dashboa
     assert f"]({link})" in best["note"]["body"] and "| epoch |" in best["note"]["body"]
     assert get(dashboard + link) == b"<html><body>tiny report</body></html>"
 
-    report = study_db["root"] / "report.html"
+    report = study_db.root / "report.html"
     report.write_text("<html><body>second report</body></html>")
-    ids = attach_to_best_trial(study_db["study"], [report], default_artifact_dir(study_db["url"]))
+    ids = attach_to_best_trial(study_db.study, [report], default_artifact_dir(study_db.url))
     assert ids == [artifact["artifact_id"]]  # same link, new content, no second copy
     again = study_detail(dashboard)
     assert len(again["artifacts"]) == 1 and again["best_trials"][0]["note"]["body"].count(link) == 1
@@ -126,18 +131,18 @@ def test_report_attached_to_the_best_trial_opens_from_its_note(study_db, dashboa
 def test_a_failed_trial_still_leaves_its_log_with_the_traceback(study_db, tmp_path):
     from hpo.study import open_study, run_study
 
-    fp16 = {"precision": {"type": "categorical", "choices": ["fp16"]}}  # needs CUDA: fails on CPU
-    spec = load_spec(str(tiny_ucc_spec(tmp_path / "fail.yaml", n_trials=1, search_space=fp16)))
+    fault = {"trainer": "testing.fault_trainers:raise_when_lr_above_1", "search_space": {"learning_rate": {"type": "categorical", "choices": [5.0]}}}
+    spec = load_spec(str(tiny_ucc_spec(tmp_path / "fail.yaml", n_trials=1, **fault)))
     study = open_study(spec, f"sqlite:///{tmp_path}/failing.db", heartbeat_interval=None)
-    with pytest.raises(HpoError, match="fp16 needs a CUDA device"):
-        run_study(spec, study, study_db["data"], max_failures=1, artifact_dir=tmp_path / "artifacts")
+    with pytest.raises(HpoError, match="InjectedFault: injected fault at learning rate 5"):
+        run_study(spec, study, study_db.data, max_failures=1, artifact_dir=tmp_path / "artifacts")
     (trial,) = study.trials
     assert trial.state == optuna.trial.TrialState.FAIL
     names = {a.filename for a in optuna.artifacts.get_all_artifact_meta(trial, storage=study._storage)}
     assert names == {"metrics.json", "epochs.csv", "train.log"}  # no epoch, so no plots
     log = (tmp_path / "tiny-ucc" / "trials" / "0" / "train.log").read_text()
-    assert json.loads(log.splitlines()[0])["params"]["precision"] == "fp16"
-    assert "Traceback" in log and "fp16 needs a CUDA device" in log
+    assert json.loads(log.splitlines()[0])["params"]["learning_rate"] == 5.0
+    assert "Traceback" in log and "InjectedFault: injected fault at learning rate 5" in log
 
 
 def test_a_missing_database_or_a_busy_port_is_one_line(tmp_path, study_db, capsys):
@@ -148,7 +153,7 @@ def test_a_missing_database_or_a_busy_port_is_one_line(tmp_path, study_db, capsy
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         with pytest.raises(HpoError, match="cannot listen on 127.0.0.1"):
-            make_dashboard_server(study_db["url"], "127.0.0.1", busy.getsockname()[1], tmp_path / "artifacts")
+            make_dashboard_server(study_db.url, "127.0.0.1", busy.getsockname()[1], tmp_path / "artifacts")
 
 
 def _chromium():

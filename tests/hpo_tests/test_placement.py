@@ -11,13 +11,14 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from hpo import stored
-from hpo.study import placement
-from hpo.study.placement import CONTEXT_MB, Gpu, GpuTrial, admits, requeue_alone_after_oom
-from hpo.study.workers import gpu_memory, wait_workers, worker_envs, workers_per_gpu
 from hpo.errors import HpoError
 from hpo.report import summarize
 from hpo.spec import load_spec
-from tests.hpo_tests.workers_support import create_and_start, sleep_spec, stop_all
+from hpo.study import placement
+from hpo.study.placement import CONTEXT_MB, Gpu, GpuTrial, admits, requeue_alone_after_oom
+from hpo.study.workers import gpu_memory, wait_workers, worker_envs, workers_per_gpu
+from testing.specs import sleep_spec
+from testing.workers import start_study_workers, stop_all
 
 GPU = Gpu(host="h", device="0", capacity_mb=10_000, margin=0.1)  # 9,000 MB usable
 
@@ -105,7 +106,7 @@ def test_workers_on_a_declared_gpu_run_only_as_many_trials_as_fit(tmp_path: Path
     monkeypatch.setenv("SLEEP_PEAK_MB", "1000")
     spec = sleep_spec(tmp_path, n_trials=6)
     envs = worker_envs(4, ["0"], gpu_memory_mb={"0": 4000.0})
-    study, procs = create_and_start(spec, f"sqlite:///{tmp_path}/optuna.db", n_workers=4, envs=envs)
+    study, procs = start_study_workers(spec, f"sqlite:///{tmp_path}/optuna.db", n_workers=4, envs=envs)
     try:
         assert wait_workers(procs) == 0
     finally:

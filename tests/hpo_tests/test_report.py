@@ -1,52 +1,61 @@
 """Study reports: the tables hold the trials' own numbers, for any study (failed and pruned
-trials, other search spaces, too few trials), and `hpo report` runs without torch."""
+trials, other search spaces, too few trials), they warn of a collapsed best trial, and `hpo
+report` runs without torch."""
 
 from __future__ import annotations
 
+import html
 import math
 import subprocess
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import optuna
 import pandas as pd
 import pytest
-from optuna.distributions import CategoricalDistribution, FloatDistribution
-from optuna.trial import TrialState, create_trial
+from optuna.trial import TrialState
 from sklearn.metrics import accuracy_score, confusion_matrix
 
-from hpo.errors import HpoError
 from hpo import stored
+from hpo.errors import HpoError
 from hpo.report import open_existing_study, summarize, trials_table, write_study_report
+from hpo.report.baseline import collapse_warnings
 from hpo.report.best_tables import best_model_tables
 from hpo.report.tables import TEST_COLUMN, batch_size_tables, loss_table, marginal, objective_pivot
 from hpo.spec import StudySpec
 from hpo.stored import BestMetrics
-from tests.hpo_tests.tiny_study import GRID, NAME, tiny_study
-from tests.support import UCC_LABELS, tiny_architecture
+from testing.data import UCC_LABELS
+from testing.specs import tiny_architecture
+from testing.studies import TINY_GRID, TINY_NAME, TinyStudy, made_trial
 from trainers.evaluate import bootstrap_intervals, multi_class_scores
 
 
+@dataclass(frozen=True)
+class StudyCopy:
+    study: optuna.Study
+    spec: StudySpec
+    shared: TinyStudy
+    root: Path  # holds the copy's optuna.db
+
+
 @pytest.fixture(scope="module")
-def study_copy(tmp_path_factory):
+def study_copy(tmp_path_factory, tiny_study: TinyStudy) -> StudyCopy:
     """The shared tiny study, copied, plus one FAILED and one PRUNED trial."""
-    shared = tiny_study(tmp_path_factory)
     root = tmp_path_factory.mktemp("report")
-    study, spec = open_existing_study(NAME, shared.copy_to(root))
+    study, spec = open_existing_study(TINY_NAME, tiny_study.copy_to(root))
     epoch = dict(stored.epoch_history(study.trials[0].user_attrs)[0])
     epoch["tuned_macro_f1"] = epoch["monitor_value"] = 0.01
-    study.add_trial(_trial(TrialState.PRUNED, {"batch_size": 16, "learning_rate": 1e-3}, {"epoch_001": epoch, "best_epoch": 1}, {1: 0.01}))
-    study.add_trial(_trial(TrialState.FAIL, {"batch_size": 32, "learning_rate": 3e-3}, {"fail_reason": "NonFiniteLossError: loss became nan\ntraceback..."}))
-    return study, spec, shared, root
-
-
-def _trial(state, params, attrs, intermediate=None):
-    dists = {k: CategoricalDistribution(GRID[k]) for k in params}
-    return create_trial(state=state, params=params, distributions=dists, user_attrs=attrs, intermediate_values=intermediate or {})
+    study.add_trial(made_trial({"batch_size": 16, "learning_rate": 1e-3}, TINY_GRID, state=TrialState.PRUNED,
+                               user_attrs={"epoch_001": epoch, "best_epoch": 1}, intermediate={1: 0.01}))
+    study.add_trial(made_trial({"batch_size": 32, "learning_rate": 3e-3}, TINY_GRID, state=TrialState.FAIL,
+                               user_attrs={"fail_reason": "NonFiniteLossError: loss became nan\ntraceback..."}))
+    return StudyCopy(study, spec, tiny_study, root)
 
 
 def test_trials_table_holds_each_trials_own_numbers(study_copy):
-    study, spec, _, _ = study_copy
+    study, spec = study_copy.study, study_copy.spec
     table = trials_table(study, spec).set_index("trial")
     assert len(table) == 6
     for t in study.get_trials(states=(TrialState.COMPLETE,)):
@@ -62,7 +71,7 @@ def test_trials_table_holds_each_trials_own_numbers(study_copy):
 
 
 def test_batch_size_tables_pivot_and_best(study_copy):
-    study, spec, _, _ = study_copy
+    study, spec = study_copy.study, study_copy.spec
     trials = trials_table(study, spec)
     complete = {(t.params["batch_size"], t.params["learning_rate"]): t.value for t in study.get_trials(states=(TrialState.COMPLETE,))}
     tables = batch_size_tables(trials, spec.task)
@@ -84,7 +93,7 @@ def test_batch_size_tables_pivot_and_best(study_copy):
 
 
 def test_failed_and_pruned_trials_are_reported(study_copy, tmp_path):
-    study, spec, _, _ = study_copy
+    study, spec = study_copy.study, study_copy.spec
     summary = summarize(study, spec)
     trials = summary.table("trials").set_index("state")
     assert trials.loc["PRUNED", "objective"] == 0.01 and trials.loc["PRUNED", "best_epoch"] == 1
@@ -92,17 +101,16 @@ def test_failed_and_pruned_trials_are_reported(study_copy, tmp_path):
     assert math.isnan(trials.loc["FAIL", "objective"])
     epochs = summary.table("epochs")
     assert len(epochs) == 4 * 2 + 1  # two epochs per complete trial, one for the pruned one
-    html = write_study_report(study, summary, tmp_path)
+    page = write_study_report(study, summary, tmp_path)
     markdown = (tmp_path / "report.md").read_text()
     assert "| FAIL |" in markdown and "| PRUNED |" in markdown
-    assert "Intermediate values" in html.read_text() and "plotly" in html.read_text()
+    assert "Intermediate values" in page.read_text() and "plotly" in page.read_text()
     assert pd.read_csv(tmp_path / "trials.csv").shape[0] == 6
     assert (tmp_path / "pivot_batch_size_x_learning_rate.csv").is_file()
 
 
-def test_test_scores_have_their_own_column(study_copy, tmp_path):
-    _, _, shared, _ = study_copy
-    study, spec = open_existing_study(NAME, shared.copy_to(tmp_path))
+def test_test_scores_have_their_own_column(tiny_study, tmp_path):
+    study, spec = open_existing_study(TINY_NAME, tiny_study.copy_to(tmp_path))
     number = study.best_trial.number
     study.set_user_attr(stored.test_scores_key(number), {"tuned_macro_f1": 0.123})
     table = trials_table(study, spec).set_index("trial")
@@ -111,23 +119,22 @@ def test_test_scores_have_their_own_column(study_copy, tmp_path):
 
 
 def test_report_command_writes_files_without_importing_torch(study_copy, tmp_path):
-    _, _, shared, root = study_copy
+    root, data_dir = study_copy.root, study_copy.shared.data_dir
     code = (
         "import sys; from hpo.cli import main; "
-        f"code = main(['report', {NAME!r}, '--storage', {f'sqlite:///{root}/optuna.db'!r}, '--data-dir', {str(shared.data_dir)!r}]); "
+        f"code = main(['report', {TINY_NAME!r}, '--storage', {f'sqlite:///{root}/optuna.db'!r}, '--data-dir', {str(data_dir)!r}]); "
         "assert 'torch' not in sys.modules, 'hpo report imported torch'; sys.exit(code)"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    out = tmp_path / "runs" / NAME / "report"
+    out = tmp_path / "runs" / TINY_NAME / "report"
     assert {"report.md", "report.html", "trials.csv", "batch_size_16.csv", "baseline_val.csv"} <= {p.name for p in out.iterdir()}
     assert "All-majority baseline" in (out / "report.md").read_text()
 
 
 def test_a_missing_study_is_named_with_the_ones_there(study_copy):
-    _, _, _, root = study_copy
-    with pytest.raises(HpoError, match=f"no study 'nope' .* studies there: {NAME}"):
-        open_existing_study("nope", f"sqlite:///{root}/optuna.db")
+    with pytest.raises(HpoError, match=f"no study 'nope' .* studies there: {TINY_NAME}"):
+        open_existing_study("nope", f"sqlite:///{study_copy.root}/optuna.db")
 
 
 # ---- studies built from created trials: other spaces, loss types, too few trials -----------
@@ -141,22 +148,22 @@ def _spec(**space) -> StudySpec:
     })  # fmt: skip
 
 
-def _made_trial(value, params, dists, loss_ap=0.5, state=TrialState.COMPLETE):
-    per_label = {n: {"ap": loss_ap, "predicted_positive": 1} for n in UCC_LABELS}
+def _made_trial(value, params, space, loss_ap=0.5, state=TrialState.COMPLETE, predicted=1):
+    per_label = {n: {"ap": loss_ap, "predicted_positive": predicted} for n in UCC_LABELS}
     epoch = {"epoch": 1, "train_loss": 1.0, "tuned_macro_f1": value, "per_label": per_label}
-    return create_trial(state=state, value=value if state == TrialState.COMPLETE else None, params=params,
-                        distributions=dists, user_attrs={"epoch_001": epoch, "best_epoch": 1})  # fmt: skip
+    return made_trial(params, space, state=state, value=value if state == TrialState.COMPLETE else None,
+                      user_attrs={"epoch_001": epoch, "best_epoch": 1})  # fmt: skip
 
 
 def test_other_spaces_pivot_on_the_two_most_important_settings():
     space = {"dropout": {"type": "float", "low": 0.0, "high": 0.5}, "warmup_ratio": {"type": "float", "low": 0.0, "high": 0.2},
              "weight_decay": {"type": "float", "low": 0.0, "high": 0.1}}  # fmt: skip
     spec = _spec(**space)
-    dists = {k: FloatDistribution(v["low"], v["high"]) for k, v in space.items()}
+    ranges = {k: (v["low"], v["high"]) for k, v in space.items()}
     study = optuna.create_study(direction="maximize")
     for i in range(12):
         dropout = 0.04 * i
-        study.add_trial(_made_trial(1 - dropout + 0.001 * (i % 3), {"dropout": dropout, "warmup_ratio": 0.01 * (i % 3), "weight_decay": 0.05}, dists))
+        study.add_trial(_made_trial(1 - dropout + 0.001 * (i % 3), {"dropout": dropout, "warmup_ratio": 0.01 * (i % 3), "weight_decay": 0.05}, ranges))
     summary = summarize(study, spec)
     assert summary.pivot_axes[0] == "dropout"  # the objective follows dropout
     assert summary.table("param_importances")["parameter"].iloc[0] == "dropout"
@@ -167,11 +174,11 @@ def test_other_spaces_pivot_on_the_two_most_important_settings():
 
 def test_loss_types_are_compared_when_trials_differ_in_loss():
     spec = _spec(loss={"type": "categorical", "choices": ["bce", "focal"]})
-    dists = {"loss": CategoricalDistribution(["bce", "focal"])}
+    space = {"loss": ["bce", "focal"]}
     study = optuna.create_study(direction="maximize")
     for value, loss, ap in ((0.3, "bce", 0.1), (0.5, "bce", 0.2), (0.4, "focal", 0.7), (0.2, "focal", 0.8)):
-        study.add_trial(_made_trial(value, {"loss": loss}, dists, ap))
-    study.add_trial(_made_trial(0.9, {"loss": "focal"}, dists, 0.9, state=TrialState.PRUNED))
+        study.add_trial(_made_trial(value, {"loss": loss}, space, ap))
+    study.add_trial(_made_trial(0.9, {"loss": "focal"}, space, 0.9, state=TrialState.PRUNED))
     table = loss_table(trials_table(study, spec), study, spec).set_index("loss")
     assert table.loc["bce", "best_objective"] == 0.5 and table.loc["bce", "median_objective"] == pytest.approx(0.4)
     assert table.loc["focal", "trials"] == 3 and table.loc["focal", "complete"] == 2
@@ -181,13 +188,13 @@ def test_loss_types_are_compared_when_trials_differ_in_loss():
 @pytest.mark.parametrize("states", [(), (TrialState.FAIL,), (TrialState.COMPLETE,)])
 def test_sparse_studies_still_report(states, tmp_path):
     spec = _spec(dropout={"type": "float", "low": 0.0, "high": 0.5})
-    dists = {"dropout": FloatDistribution(0.0, 0.5)}
+    space = {"dropout": (0.0, 0.5)}
     study = optuna.create_study(direction="maximize")
     for state in states:
         if state == TrialState.FAIL:
-            study.add_trial(create_trial(state=state, params={"dropout": 0.1}, distributions=dists, user_attrs={"fail_reason": "boom"}))
+            study.add_trial(made_trial({"dropout": 0.1}, space, state=state, user_attrs={"fail_reason": "boom"}))
         else:
-            study.add_trial(_made_trial(0.4, {"dropout": 0.1}, dists))
+            study.add_trial(_made_trial(0.4, {"dropout": 0.1}, space))
     summary = summarize(study, spec)
     assert summary.pivot_axes is None and summary.notes
     write_study_report(study, summary, tmp_path)
@@ -218,14 +225,41 @@ def test_conditional_settings_stay_with_the_settings_and_blank_where_unused():
     spec = _spec(loss={"type": "categorical", "choices": ["bce", "focal"]},
                  focal_gamma={"type": "float", "low": 0.5, "high": 3.0, "when": {"loss": "focal"}},
                  learning_rate={"type": "float", "low": 1e-5, "high": 1e-3})  # fmt: skip
-    dists = {"loss": CategoricalDistribution(["bce", "focal"]), "focal_gamma": FloatDistribution(0.5, 3.0),
-             "learning_rate": FloatDistribution(1e-5, 1e-3)}  # fmt: skip
+    space = {"loss": ["bce", "focal"], "focal_gamma": (0.5, 3.0), "learning_rate": (1e-5, 1e-3)}
     study = optuna.create_study(direction="maximize")
-    study.add_trial(_made_trial(0.3, {"loss": "bce", "learning_rate": 1e-4}, {k: dists[k] for k in ("loss", "learning_rate")}))
-    study.add_trial(_made_trial(0.4, {"loss": "focal", "focal_gamma": 2.5, "learning_rate": 2e-4}, dists))
-    study.add_trial(_made_trial(0.5, {"loss": "bce", "learning_rate": 3e-4}, {k: dists[k] for k in ("loss", "learning_rate")}))
+    study.add_trial(_made_trial(0.3, {"loss": "bce", "learning_rate": 1e-4}, space))
+    study.add_trial(_made_trial(0.4, {"loss": "focal", "focal_gamma": 2.5, "learning_rate": 2e-4}, space))
+    study.add_trial(_made_trial(0.5, {"loss": "bce", "learning_rate": 3e-4}, space))
     table = trials_table(study, spec)
     assert list(table.columns[:5]) == ["trial", "state", "loss", "focal_gamma", "learning_rate"]
     assert table["focal_gamma"].isna().tolist() == [True, False, True]
     summary = summarize(study, spec)
     assert "focal_gamma" not in (summary.pivot_axes or ())
+
+
+def test_collapse_warnings_name_unpredicted_labels_and_an_unbeaten_baseline():
+    assert collapse_warnings({"a": 0, "b": 5, "c": 0}, 0.40, 0.10, True, "at 0.5 on test") == ["never predicted at 0.5 on test: a, c"]
+    assert collapse_warnings({"a": 1}, 0.1005, 0.10, True, "w") == ["objective 0.1005 is no better than the all-majority baseline's 0.1000"]
+    assert collapse_warnings({"a": 1}, 0.102, 0.10, True, "w") == []
+    assert collapse_warnings({"a": 1}, 0.6995, 0.70, False, "w") == ["objective 0.6995 is no better than the all-majority baseline's 0.7000"]
+    assert collapse_warnings({"a": 1}, 0.60, 0.70, False, "w") == []
+    assert collapse_warnings({"a": 1}, math.nan, 0.10, True, "w") == collapse_warnings({"a": 1}, 0.05, None, True, "w") == []
+
+
+def test_study_report_warns_when_the_best_trial_collapsed_to_the_majority(tmp_path):
+    spec, space = _spec(dropout={"type": "float", "low": 0.0, "high": 0.5}), {"dropout": (0.0, 0.5)}
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(_made_trial(0.30, {"dropout": 0.1}, space, predicted=0))  # the best: predicts nothing at 0.5
+    study.add_trial(_made_trial(0.20, {"dropout": 0.2}, space))
+    summary = summarize(study, spec, baseline={"tuned_macro_f1": 0.30, "macro_f1": 0.0})
+    assert summary.warnings == [f"best trial 0: never predicted at 0.5 on validation: {', '.join(UCC_LABELS)}",
+                                "best trial 0: objective 0.3000 is no better than the all-majority baseline's 0.3000"]
+    write_study_report(study, summary, tmp_path)
+    markdown, page = (tmp_path / "report.md").read_text(), (tmp_path / "report.html").read_text()
+    for warning in summary.warnings:
+        assert f"> **Warning:** {warning}" in markdown and f'<p class="warn">Warning: {html.escape(warning)}</p>' in page
+    assert pd.read_csv(tmp_path / "baseline_val.csv").set_index("metric").loc["tuned_macro_f1", "all-majority baseline"] == 0.30
+
+    healthy = optuna.create_study(direction="maximize")
+    healthy.add_trial(_made_trial(0.30, {"dropout": 0.1}, space))
+    assert summarize(healthy, spec, baseline={"tuned_macro_f1": 0.10}).warnings == []

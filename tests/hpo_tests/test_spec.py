@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import pytest
 import yaml
+from pydantic import BaseModel
 
 from hpo.errors import SpecError
 from hpo.spec import StudySpec, load_spec
-from tests.support import REPO, data_dir, tiny_ucc_spec
+from testing.data import REPO, RealData
+from testing.specs import tiny_ucc_spec
+from testing.workers import run_hpo
 
 SHIPPED = sorted(p.stem for p in (REPO / "studies").glob("*.yaml"))
 
@@ -94,48 +96,71 @@ def test_not_a_mapping(tmp_path):
     assert "mapping" in _error(path)
 
 
-def _cli(*args, cwd=REPO, env_extra=None):
-    import os
-
-    env = {**os.environ, **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "hpo", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
-
-
-def test_cli_prints_one_line_for_missing_column(tmp_path):
+def test_cli_prints_one_line_for_missing_column(tmp_path, real_data: RealData):
     path = _write(tmp_path, data={"text_column": "body"})
-    result = _cli("check", str(path), "--data-dir", str(data_dir()))
+    result = run_hpo("check", str(path), "--data-dir", str(real_data.root))
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines == [lines[-1]] and "missing column" in lines[-1] and "'body'" in lines[-1]
     assert "Traceback" not in result.stderr
 
 
-def test_cli_label_column_not_binary(tmp_path):
+def test_cli_label_column_not_binary(tmp_path, real_data: RealData):
     # '_trusted_judgments' holds counts like 3: not a 0/1 label.
     path = _write(tmp_path, data={"label_columns": ["healthy", "_trusted_judgments"]})
-    result = _cli("check", str(path), "--data-dir", str(data_dir()))
+    result = run_hpo("check", str(path), "--data-dir", str(real_data.root))
     assert result.returncode == 2 and "'_trusted_judgments' must hold 0/1" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_cli_missing_data_dir(tmp_path):
     path = _write(tmp_path)
-    result = _cli("check", str(path), "--data-dir", str(tmp_path / "nowhere"))
+    result = run_hpo("check", str(path), "--data-dir", str(tmp_path / "nowhere"))
     assert result.returncode == 2 and "file not found" in result.stderr and "DATA_DIR" in result.stderr
 
 
-def test_cli_missing_model_is_one_clear_line(tmp_path):
+def test_cli_missing_model_is_one_clear_line(tmp_path, real_data: RealData):
     path = _write(tmp_path, model={"name_or_path": "roberta-base", "from_config": None})
-    result = _cli("check", str(path), "--data-dir", str(data_dir()), env_extra={"HF_HUB_OFFLINE": "1"})
+    result = run_hpo("check", str(path), "--data-dir", str(real_data.root), HF_HUB_OFFLINE="1")
     assert result.returncode == 2
     assert "model 'roberta-base'" in result.stderr and "model.name_or_path" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_spec_roundtrip_has_no_loose_dicts(tmp_path):
-    spec = StudySpec.model_validate(yaml.safe_load(_write(tmp_path).read_text()))
-    config = spec.train_config(data_dir(), {"learning_rate": 1e-3}, seed=7)
-    assert config.hyper.learning_rate == 1e-3 and config.hyper.seed == 7 and config.hyper.epochs == 2
+def test_train_config_takes_the_fixed_settings_then_the_trials_parameters_and_seed(tmp_path):
+    spec = StudySpec.model_validate(yaml.safe_load(_write(tmp_path, training={"epochs": 2, "warmup_ratio": 0.1}).read_text()))
+    config = spec.train_config("data", {"learning_rate": 1e-3, "warmup_ratio": 0.2}, seed=7)
+    assert (config.hyper.learning_rate, config.hyper.warmup_ratio, config.hyper.seed, config.hyper.epochs) == (1e-3, 0.2, 7, 2)
+    assert config.monitor == "tuned_macro_f1" and config.monitor_mode == "max"
+
+
+# Where a spec may hold values of any type, each for a reason; every other field is typed.
+LOOSE_BY_DESIGN = {
+    "training[*]",  # fixed Hyperparams values, validated against Hyperparams at load
+    "variants[*][*]",  # overlays of the spec itself, each validated as a whole spec at load
+    "model.from_config[*]",  # transformers config keyword arguments, checked by transformers
+    "search_space[*].choices[*]",  # a categorical's values, validated as Hyperparams values
+    "search_space[*].when[*][*]",  # values of an earlier categorical, checked against its choices
+}
+
+
+def _loose(annotation: Any, path: str) -> set[str]:
+    """Paths under `annotation` where a value may be anything (Any, or a bare dict or list)."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if annotation is Any or annotation in (dict, list):
+        return {path}
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return {p for name, f in annotation.model_fields.items() for p in _loose(f.annotation, f"{path}.{name}".lstrip("."))}
+    if origin is Annotated:
+        return _loose(args[0], path)
+    if origin in (dict, list, tuple):
+        return {p for arg in (args[1:] if origin is dict else args) if arg is not Ellipsis for p in _loose(arg, f"{path}[*]")}
+    return {p for arg in args for p in _loose(arg, path)}  # a Union or Literal (whose values are no types)
+
+
+def test_every_spec_field_is_typed_but_the_deliberately_open_ones():
+    assert _loose(StudySpec, "") == LOOSE_BY_DESIGN
+    assert _loose(dict[str, Any], "x") == {"x[*]"} and _loose(Union[int, list], "y") == {"y"}  # the walk finds them
 
 
 def test_variant_overlays_the_classic_grid(monkeypatch):

@@ -1,4 +1,5 @@
-"""A real study: tiny models trained in worker processes, persisted in real SQLite."""
+"""A real study: tiny models (or the sleep trainer) trained in processes of their own, persisted
+in real SQLite, with Optuna's own pruners."""
 
 from __future__ import annotations
 
@@ -6,14 +7,16 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from hpo.study import n_finished, open_study, run_study
 from hpo.spec import load_spec
-from tests.support import slice_dataset, tiny_ucc_spec
+from hpo.study import n_finished, open_study, run_study
+from testing.data import RealData
+from testing.specs import sleep_spec, tiny_ucc_spec
+from testing.studies import run_tiny_study
 
 
 @pytest.fixture(scope="module")
-def small_data(tmp_path_factory):
-    return slice_dataset(tmp_path_factory.mktemp("data"), "ucc", {"train": 240, "val": 120, "test": 60})
+def small_data(tmp_path_factory, real_data: RealData):
+    return real_data.slice(tmp_path_factory.mktemp("data"), "ucc", {"train": 240, "val": 120, "test": 60})
 
 
 def _spec(tmp_path, **overrides):
@@ -61,21 +64,20 @@ def test_resume_runs_only_the_missing_trials(tmp_path, small_data):
 
 def test_failed_trial_keeps_its_reason_and_the_study_goes_on(tmp_path, small_data):
     url = f"sqlite:///{tmp_path}/study.db"
-    spec = _spec(tmp_path, n_trials=1, search_space={"precision": {"type": "categorical", "choices": ["fp16", "fp32"]}})
-    study = open_study(spec, url)
-    study.enqueue_trial({"precision": "fp16"})  # fp16 needs CUDA: on CPU this trial fails with a clear reason
-    study.enqueue_trial({"precision": "fp32"})
-    run_study(spec, study, small_data)
-    trials = open_study(spec, url).trials
-    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
-    assert "fp16 needs a CUDA device" in trials[0].user_attrs["fail_reason"]
+    path = tiny_ucc_spec(tmp_path / "tiny.yaml", n_trials=1, trainer="testing.fault_trainers:raise_when_lr_above_1",
+                         search_space={"learning_rate": {"type": "categorical", "choices": [5.0, 1e-3]}})
+    run_tiny_study(path, url, small_data, enqueue=[{"learning_rate": 5.0}, {"learning_rate": 1e-3}])  # the first one fails
+    failed, complete = open_study(load_spec(str(path)), url).trials
+    assert (failed.state, complete.state) == (TrialState.FAIL, TrialState.COMPLETE)
+    assert failed.user_attrs["fail_reason"].startswith("InjectedFault: injected fault at learning rate 5")
+    assert "Traceback" in failed.user_attrs["fail_reason"] and complete.user_attrs["epoch_002"]["train_loss"] > 0
 
 
-def test_resuming_with_a_changed_spec_is_refused_in_one_line(tmp_path, capsys):
+def test_resuming_with_a_changed_spec_is_refused_in_one_line(tmp_path, capsys, real_data: RealData):
     """Trials from two different searches must not mix in one study; n_trials may grow."""
     from hpo.cli import main
 
-    data = slice_dataset(tmp_path / "data", "ucc", {"train": 40, "val": 20, "test": 20})
+    data = real_data.slice(tmp_path / "data", "ucc", {"train": 40, "val": 20, "test": 20})
     path = tiny_ucc_spec(tmp_path / "tiny.yaml", n_trials=1, training={"epochs": 1})
     url = f"sqlite:///{tmp_path}/study.db"
     assert main(["study", str(path), "--storage", url, "--data-dir", str(data)]) == 0
@@ -91,3 +93,30 @@ def test_resuming_with_a_changed_spec_is_refused_in_one_line(tmp_path, capsys):
     assert len(err.splitlines()) == 1
     assert "'tiny-ucc'" in err and "search_space.learning_rate, training.epochs changed" in err and "optuna delete-study" in err
     assert n_finished(optuna.load_study(study_name="tiny-ucc", storage=url)) == 2  # nothing lost, nothing run
+
+
+def _pruned_study(tmp_path, monkeypatch, pruner: str, learning_rates: list[float]) -> optuna.Study:
+    """The sleep trainer's 3 epochs per trial (best at learning rate 1e-3), queued in this order.
+    The name is fixed: Hyperband puts each trial in a bracket by a hash of it and the trial's number."""
+    monkeypatch.setenv("SLEEP_EPOCH_S", "0")
+    path = sleep_spec(tmp_path, name=f"prune-{pruner}", n_trials=len(learning_rates), pruner={"type": pruner})
+    return run_tiny_study(path, f"sqlite:///{tmp_path}/study.db", tmp_path, enqueue=[{"learning_rate": lr} for lr in learning_rates])
+
+
+def test_successive_halving_prunes_all_but_the_best_at_the_first_rung(tmp_path, monkeypatch):
+    """min_resource 1, reduction factor 3: at epoch 1 a trial goes on only if it is the best of
+    fewer than 6 trials there (the top third, at least one)."""
+    study = _pruned_study(tmp_path, monkeypatch, "successive_halving", [1e-3, 1e-5, 1e-1, 3e-4])
+    assert isinstance(study.pruner, optuna.pruners.SuccessiveHalvingPruner)
+    assert [(t.state, list(t.intermediate_values)) for t in study.trials] == [(TrialState.COMPLETE, [1, 2, 3])] + [(TrialState.PRUNED, [1])] * 3
+
+
+def test_hyperband_runs_its_brackets_up_to_the_specs_epochs(tmp_path, monkeypatch):
+    """Maximum resource 3 epochs, reduction factor 3: two brackets, one judging trials at epochs
+    1 and 3, the other at epoch 3 only (these 8 trials fall in both); the best learning rate is
+    never pruned."""
+    study = _pruned_study(tmp_path, monkeypatch, "hyperband", [1e-3, 1e-5, 1e-1, 3e-4, 2e-3, 1e-2, 1e-4, 1.5e-3])
+    assert isinstance(study.pruner, optuna.pruners.HyperbandPruner)
+    assert n_finished(study) == 8 and study.trials[0].state == TrialState.COMPLETE
+    pruned_at = {max(t.intermediate_values) for t in study.trials if t.state == TrialState.PRUNED}
+    assert pruned_at == {1, 3}

@@ -4,32 +4,24 @@ from __future__ import annotations
 
 import itertools
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from hpo.errors import HpoError
-from hpo.study import open_study
 from hpo.spec import load_spec
-from hpo.trial import load_trainer
+from hpo.study import n_finished, open_study
 from hpo.study.workers import wait_workers, worker_envs
-from tests.hpo_tests.workers_support import create_and_start, n_finished, sleep_spec, states, stop_all
-from tests.support import REPO, slice_dataset, tiny_ucc_spec
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/optuna.db"
-    return request.getfixturevalue("postgres").url
+from hpo.trial import load_trainer
+from testing.data import RealData
+from testing.specs import sleep_spec, tiny_ucc_spec
+from testing.workers import run_hpo, start_study_workers, states, stop_all
 
 
 def test_workers_share_a_study_and_finish_exactly_n_trials(storage_url: str, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("SLEEP_EPOCH_S", "0.1")
     spec = sleep_spec(tmp_path, n_trials=12, pruner={"type": "median", "n_startup_trials": 4})
-    study, procs = create_and_start(spec, storage_url, n_workers=3)
+    study, procs = start_study_workers(spec, storage_url, n_workers=3)
     try:
         # The URL (and its password) travels in the environment, never on a command line.
         assert all(storage_url not in " ".join(p.args) for p in procs)
@@ -46,13 +38,12 @@ def test_workers_share_a_study_and_finish_exactly_n_trials(storage_url: str, tmp
     assert len({t.params["learning_rate"] for t in trials}) == 12
 
 
-@pytest.mark.postgres
-def test_grid_study_runs_every_point_exactly_once(postgres, tmp_path: Path, monkeypatch) -> None:
+def test_grid_study_runs_every_point_exactly_once(storage_url: str, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("SLEEP_EPOCH_S", "0.05")
     grid = {"learning_rate": [1e-4, 3e-4, 1e-3], "batch_size": [8, 16, 32]}
     space = {name: {"type": "categorical", "choices": choices} for name, choices in grid.items()}
     spec = sleep_spec(tmp_path, n_trials=9, sampler={"type": "grid"}, search_space=space)
-    study, procs = create_and_start(spec, postgres.url, n_workers=3)
+    study, procs = start_study_workers(spec, storage_url, n_workers=3)
     try:
         assert wait_workers(procs) == 0
     finally:
@@ -64,9 +55,9 @@ def test_grid_study_runs_every_point_exactly_once(postgres, tmp_path: Path, monk
 
 
 @pytest.mark.postgres
-def test_hpo_workers_trains_tiny_models_in_two_processes(postgres, tmp_path: Path) -> None:
+def test_hpo_workers_trains_tiny_models_in_two_processes(postgres, tmp_path: Path, real_data: RealData) -> None:
     """The whole `hpo workers` path with real training; a NaN-loss trial fails with its reason."""
-    data = slice_dataset(tmp_path / "data", "ucc", {"train": 48, "val": 24, "test": 8})
+    data = real_data.slice(tmp_path / "data", "ucc", {"train": 48, "val": 24, "test": 8})
     path = tiny_ucc_spec(tmp_path / "tiny.yaml", name=f"tiny-{os.getpid()}", n_trials=2,
                          search_space={"learning_rate": {"type": "float", "low": 1e-4, "high": 1e31, "log": True}},
                          training={"epochs": 1, "batch_size": 16})
@@ -74,11 +65,7 @@ def test_hpo_workers_trains_tiny_models_in_two_processes(postgres, tmp_path: Pat
     for lr in (1e30, 1e-3, 3e-3):  # queued: the NaN one first, then the two the study needs
         study.enqueue_trial({"learning_rate": lr})
 
-    env = {**os.environ, "HPO_STORAGE": postgres.url, "PYTHONPATH": str(REPO)}
-    run = subprocess.run(
-        [sys.executable, "-m", "hpo", "workers", str(path), "-n", "2", "--data-dir", str(data)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
-    )
+    run = run_hpo("workers", str(path), "-n", "2", "--data-dir", str(data), HPO_STORAGE=postgres.url)
     assert run.returncode == 0, run.stderr[-2000:]
     assert postgres.password not in run.stdout + run.stderr  # logs show redacted URLs only
 
@@ -103,4 +90,4 @@ def test_worker_placement_pins_gpus_or_splits_cpu_threads() -> None:
 def test_a_trainer_that_cannot_be_imported_is_one_line_before_any_trial() -> None:
     with pytest.raises(HpoError, match="trainer 'no_such_module:train' cannot be loaded"):
         load_trainer("no_such_module:train")
-    assert load_trainer("benchmarks.sleep_trainer:train").__name__ == "train"  # found from the repo root
+    assert load_trainer("testing.sleep_trainer:train").__name__ == "train"  # found from the repo root

@@ -26,13 +26,6 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("storage_worker.py")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/optuna.db"
-    return request.getfixturevalue("postgres").url
-
-
 @pytest.fixture
 def study_name() -> str:
     return f"study-{uuid.uuid4().hex[:8]}"  # the PostgreSQL database is shared by all tests

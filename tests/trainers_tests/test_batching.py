@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from tests.support import UCC_LABELS, slice_dataset, tiny_architecture
+from testing.data import UCC_LABELS
+from testing.specs import tiny_train_config
 from trainers.batching import TokenizedSplit, collate, length_grouped_batches, sorted_batches, tokenize_cached
-from trainers.config import DataConfig, Hyperparams, ModelConfig, TrainConfig
+from trainers.config import DataConfig, ModelConfig
 from trainers.model import load_tokenizer
 
 CPU = torch.device("cpu")
@@ -67,22 +68,14 @@ def test_sorted_batches_restore_the_row_order():
     assert out.tolist() == (lengths * 10).tolist()
 
 
-def test_predict_probs_returns_rows_in_split_order(tmp_path):
+def test_predict_probs_returns_rows_in_split_order(tmp_path, real_data):
     """Evaluation runs in length order; each row's probabilities must still land on its own row."""
     from trainers.loop import predict_probs, prepare
 
-    data = slice_dataset(tmp_path, "ucc", {"train": 40, "val": 37})
-    config = TrainConfig(
-        task="multi_label",
-        data=DataConfig(
-            train_path=data / "ucc" / "train.csv", val_path=data / "ucc" / "val.csv", text_column="comment",
-            label_columns=tuple(UCC_LABELS), cache_dir=tmp_path / "cache",
-        ),
-        model=ModelConfig(from_config=tiny_architecture("bert"), max_length=64),
-        hyper=Hyperparams(eval_batch_size=8, precision="fp32"),
-        monitor="macro_roc_auc",
-        device="cpu",
-    )
+    ucc = real_data.slice(tmp_path, "ucc", {"train": 40, "val": 37}) / "ucc"
+    data = DataConfig(train_path=ucc / "train.csv", val_path=ucc / "val.csv", text_column="comment", label_columns=UCC_LABELS,
+                      cache_dir=tmp_path / "cache")
+    config = tiny_train_config(data, max_length=64, device="cpu", eval_batch_size=8, precision="fp32")
     run = prepare(config)
     assert len(set(run.val.lengths.tolist())) > 5  # lengths vary, so sorting reorders rows
     probs, loss, _ = predict_probs(run, run.val)

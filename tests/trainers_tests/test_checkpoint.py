@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.support import UCC_LABELS, tiny_architecture
+from testing.data import UCC_LABELS
+from testing.specs import tiny_architecture
 from trainers.checkpoint import FEATURES_FILE, BestModel, LabelInfo, load_best, save_best, weights_size_mb
 from trainers.config import Hyperparams, ModelConfig
 from trainers.errors import TrainerError
@@ -34,7 +35,7 @@ def _model(task: str, names: tuple[str, ...], hyper: Hyperparams, n_features: in
 
 
 def test_plain_classifier_round_trip(tmp_path):
-    names = tuple(UCC_LABELS)
+    names = UCC_LABELS
     model, tokenizer = _model("multi_label", names, Hyperparams())
     labels = LabelInfo("multi_label", names, "comment", CFG.max_length)
     thresholds = np.linspace(0.1, 0.8, len(names))

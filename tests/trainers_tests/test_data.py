@@ -5,26 +5,25 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.support import COVID_CLASSES, UCC_LABELS, data_dir
+from testing.data import COVID_CLASSES, UCC_LABELS, RealData
 from trainers.config import DataConfig
 from trainers.data import load_split, read_csv
 from trainers.errors import DataError
 
 
-def _ucc_config(**kw) -> DataConfig:
-    base = data_dir() / "ucc"
-    return DataConfig(train_path=base / "train.csv", val_path=base / "val.csv", text_column="comment",
-                      label_columns=tuple(UCC_LABELS), **kw)
+def _ucc_config(data: RealData, **kw) -> DataConfig:
+    base = data.root / "ucc"
+    return DataConfig(train_path=base / "train.csv", val_path=base / "val.csv", text_column="comment", label_columns=UCC_LABELS, **kw)
 
 
-def _covid_config() -> DataConfig:
-    base = data_dir() / "covid-tweets"
+def _covid_config(data: RealData) -> DataConfig:
+    base = data.root / "covid-tweets"
     return DataConfig(train_path=base / "train.csv", val_path=base / "val.csv", text_column="OriginalTweet",
-                      label_column="Sentiment", class_names=tuple(COVID_CLASSES))
+                      label_column="Sentiment", class_names=COVID_CLASSES)
 
 
-def test_ucc_loads_all_labels_as_floats():
-    config = _ucc_config()
+def test_ucc_loads_all_labels_as_floats(real_data):
+    config = _ucc_config(real_data)
     split = load_split(config.train_path, config, "multi_label")
     assert split.labels.shape == (len(split.texts), 8) and split.labels.dtype == np.float32
     assert set(np.unique(split.labels)) <= {0.0, 1.0}
@@ -32,12 +31,12 @@ def test_ucc_loads_all_labels_as_floats():
     assert len(split.texts) + split.n_dropped_empty == 3575
 
 
-def test_covid_has_a_bom_and_the_header_survives():
-    path = data_dir() / "covid-tweets" / "train.csv"
+def test_covid_has_a_bom_and_the_header_survives(real_data):
+    path = real_data.root / "covid-tweets" / "train.csv"
     assert path.read_bytes()[:3] == b"\xef\xbb\xbf"
     frame = read_csv(path)
     assert frame.columns[0] == "UserName"  # not '\ufeffUserName'
-    config = _covid_config()
+    config = _covid_config(real_data)
     split = load_split(path, config, "multi_class")
     assert split.labels.dtype == np.int64 and set(split.labels) == set(range(5))
     assert len(split.texts) == 1522

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
-import optuna
 import pytest
 import torch
-import yaml
 from optuna.trial import TrialState
 from transformers import BertForSequenceClassification
 
 from hpo.report import summarize, trials_table
-from hpo.study import open_study, run_study
 from hpo.spec import load_spec
-from tests.support import COVID_CLASSES, slice_dataset, tiny_architecture
+from testing.data import COVID_CLASSES
+from testing.specs import tiny_architecture, tiny_covid_spec, tiny_train_config
+from testing.studies import run_tiny_study
 from trainers.checkpoint import FEATURES_FILE, LabelInfo, load_best, save_best
 from trainers.config import DataConfig, Hyperparams, ModelConfig, TrainConfig
 from trainers.data import load_split
@@ -28,7 +27,7 @@ LABELS = np.array([0, 1, 1, 2, 2, 2, 3, 3, 3, 3, 4])  # a skewed class prior
 def _model(features: bool, pooling: str) -> torch.nn.Module:
     torch.manual_seed(0)
     hyper = Hyperparams(features=features, pooling=pooling, text_projection_dim=16, feature_dim=8, dropout=0.1)
-    model = build_model(ModelConfig(from_config=tiny_architecture("bert")), "multi_class", tuple(COVID_CLASSES), LABELS, hyper, N_FEATURES, pad_token_id=0)
+    model = build_model(ModelConfig(from_config=tiny_architecture("bert")), "multi_class", COVID_CLASSES, LABELS, hyper, N_FEATURES, pad_token_id=0)
     return model.eval()
 
 
@@ -90,21 +89,20 @@ def test_extra_padding_does_not_change_the_output(pooling):
     torch.testing.assert_close(short, padded, atol=1e-5, rtol=1e-5)
 
 
-def _covid_config(tmp_path, **hyper) -> TrainConfig:
-    root = slice_dataset(tmp_path / "data", "covid-tweets", {"train": 96, "val": 48}) / "covid-tweets"
+def _covid_config(tmp_path, real_data, **hyper) -> TrainConfig:
+    root = real_data.slice(tmp_path / "data", "covid-tweets", {"train": 96, "val": 48}) / "covid-tweets"
     data = DataConfig(train_path=root / "train.csv", val_path=root / "val.csv", text_column="OriginalTweet",
-                      label_column="Sentiment", class_names=tuple(COVID_CLASSES), cache_dir=tmp_path / "cache")  # fmt: skip
+                      label_column="Sentiment", class_names=COVID_CLASSES, cache_dir=tmp_path / "cache")  # fmt: skip
     settings = {"epochs": 1, "batch_size": 16, "learning_rate": 1e-3, "tfidf_top_n": 40, "feature_dim": 8, "text_projection_dim": 16, **hyper}
-    return TrainConfig(task="multi_class", data=data, model=ModelConfig(from_config=tiny_architecture("bert"), max_length=64),
-                       hyper=Hyperparams(**settings), monitor="accuracy")  # fmt: skip
+    return tiny_train_config(data, task="multi_class", monitor="accuracy", max_length=64, **settings)
 
 
-def test_saved_model_with_features_predicts_the_same_probabilities_after_reload(tmp_path):
-    config = _covid_config(tmp_path, features=True, pooling="mean")
+def test_saved_model_with_features_predicts_the_same_probabilities_after_reload(tmp_path, real_data):
+    config = _covid_config(tmp_path, real_data, features=True, pooling="mean")
     result = train_and_evaluate(config, keep_model=True)
     extractor = result.extras["feature_extractor"]
     assert extractor is not None and isinstance(result.model, FusionClassifier)
-    labels = LabelInfo("multi_class", tuple(COVID_CLASSES), "OriginalTweet", 64)
+    labels = LabelInfo("multi_class", COVID_CLASSES, "OriginalTweet", 64)
     out = save_best(tmp_path / "best", result.model, result.tokenizer, labels, extractor=extractor)
     assert (out / FEATURES_FILE).is_file() and (out / FUSION_FILE).is_file()
 
@@ -116,31 +114,19 @@ def test_saved_model_with_features_predicts_the_same_probabilities_after_reload(
     assert not np.allclose(probs, probs.mean(axis=0), atol=1e-3)  # not a constant prediction
 
 
-def test_features_off_gives_no_extractor(tmp_path):
-    result = train_and_evaluate(_covid_config(tmp_path, features=False, pooling="mean"))
+def test_features_off_gives_no_extractor(tmp_path, real_data):
+    result = train_and_evaluate(_covid_config(tmp_path, real_data, features=False, pooling="mean"))
     assert result.extras["feature_extractor"] is None
 
 
-def test_tiny_study_searching_features_runs_through_the_trainer(tmp_path):
-    data_dir = slice_dataset(tmp_path / "data", "covid-tweets", {"train": 96, "val": 48, "test": 48})
-    spec_path = tmp_path / "tiny-covid.yaml"
-    spec_path.write_text(yaml.safe_dump({
-        "name": "tiny-covid",
-        "task": "multi_class",
-        "data": {"dir": "covid-tweets", "text_column": "OriginalTweet", "label_column": "Sentiment", "class_names": COVID_CLASSES},
-        "model": {"from_config": tiny_architecture("bert"), "max_length": 64},
-        "training": {"epochs": 1, "batch_size": 16, "learning_rate": 1e-3, "pooling": "mean", "tfidf_top_n": 40},
-        "search_space": {"features": {"type": "categorical", "choices": [True, False]}},
-        "sampler": {"type": "grid"},
-        "pruner": {"type": "none"},
-        "objective": {"metric": "accuracy"},
-        "n_trials": 2,
-    }, sort_keys=False))  # fmt: skip
+def test_tiny_study_searching_features_runs_through_the_trainer(tmp_path, real_data):
+    data_dir = real_data.slice(tmp_path / "data", "covid-tweets", {"train": 96, "val": 48, "test": 48})
+    spec_path = tiny_covid_spec(tmp_path / "tiny-covid.yaml", n_trials=2, sampler={"type": "grid"}, training={"pooling": "mean"},
+                                search_space={"features": {"type": "categorical", "choices": [True, False]}})
     spec = load_spec(str(spec_path))
-    study = open_study(spec, f"sqlite:///{tmp_path / 'optuna.db'}")
-    run_study(spec, study, data_dir)
+    study = run_tiny_study(spec_path, f"sqlite:///{tmp_path / 'optuna.db'}", data_dir)
 
-    trials = optuna.load_study(study_name=spec.name, storage=f"sqlite:///{tmp_path / 'optuna.db'}").get_trials()
+    trials = study.get_trials()
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
     assert sorted(t.params["features"] for t in trials) == [False, True]
     assert all(0 <= t.user_attrs["epoch_001"]["accuracy"] <= 1 for t in trials)

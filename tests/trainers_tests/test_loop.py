@@ -5,41 +5,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
+import torch
 
-from tests.support import tiny_architecture
-from trainers.config import DataConfig, Hyperparams, ModelConfig, TrainConfig
+from testing.specs import learnable_config as _config
+from testing.specs import tiny_architecture
+from trainers.config import ModelConfig
 from trainers.loop import train_and_evaluate
-
-WORDS = ["river", "stone", "cloud", "paper", "music", "garden", "window", "orange", "silver", "forest"]
-
-
-def _learnable_csv(path, n, seed):
-    """Label 'a' iff the text says 'alpha' (said three times, so a 2-layer model from scratch learns it within a few epochs;
-    two at once need more steps than a unit test should take). 'b' is noise, to keep two labels."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for _ in range(n):
-        a, b = rng.random() < 0.4, rng.random() < 0.3
-        words = list(rng.choice(WORDS, size=rng.integers(3, 9))) + (["alpha"] * 3 if a else [])
-        rng.shuffle(words)
-        rows.append({"text": " ".join(words), "a": int(a), "b": int(b)})
-    pd.DataFrame(rows).to_csv(path, index=False)
-    return path
-
-
-def _config(tmp_path, model_type="bert", **hyper) -> TrainConfig:
-    data = DataConfig(
-        train_path=_learnable_csv(tmp_path / "train.csv", 320, 0),
-        val_path=_learnable_csv(tmp_path / "val.csv", 120, 1),
-        text_column="text",
-        label_columns=("a", "b"),
-        cache_dir=tmp_path / "cache",
-    )
-    settings = {"epochs": 3, "batch_size": 8, "learning_rate": 2e-3, "warmup_ratio": 0.1, **hyper}
-    return TrainConfig(task="multi_label", data=data, model=ModelConfig(from_config=tiny_architecture(model_type), max_length=32),
-                       hyper=Hyperparams(**settings), monitor="macro_roc_auc")
 
 
 class Recorder:
@@ -83,9 +55,18 @@ def test_reporter_stops_training(tmp_path):
 
 
 def test_keeps_the_best_epochs_weights(tmp_path):
-    result = train_and_evaluate(_config(tmp_path), Recorder(), keep_model=True)
-    best = max(result.history, key=lambda m: m["monitor_value"])
-    assert result.best_epoch == best["epoch"] and result.model is not None
+    """Best is the worst validation loss here, so epoch 1: the kept weights must be those after
+    epoch 1 (a run stopped there on the same schedule), not the last epoch's."""
+    config = _config(tmp_path).model_copy(update={"monitor": "val_loss"})
+    result = train_and_evaluate(config, Recorder(), keep_model=True)
+    losses = [m["val_loss"] for m in result.history]
+    assert result.best_epoch == 1 and losses[0] == max(losses) and losses[-1] < losses[0]  # the weights moved after epoch 1
+    stop_after_1 = config.model_copy(update={"hyper": config.hyper.model_copy(update={"stop_after_epochs": 1})})
+    epoch_1 = train_and_evaluate(stop_after_1, keep_model=True).model.state_dict()
+    kept = result.model.state_dict()
+    assert kept.keys() == epoch_1.keys()
+    for name, weights in epoch_1.items():
+        torch.testing.assert_close(kept[name].cpu(), weights.cpu(), msg=name)
     assert result.val_probs.shape == (120, 2)
 
 

@@ -1,9 +1,13 @@
+"""AdamW parameter groups of the plain transformers classifiers and of the fusion model."""
+
+import numpy as np
 import pytest
 import torch
 from torch import nn
-from transformers import AutoModel, AutoModelForSequenceClassification, BertConfig, DistilBertConfig, RobertaConfig
+from transformers import AutoModelForSequenceClassification, BertConfig, DistilBertConfig, RobertaConfig
 
-from trainers.config import Hyperparams
+from trainers.config import Hyperparams, ModelConfig
+from trainers.fusion import FusionClassifier, build_model
 from trainers.optim import build_optimizer, parameter_groups
 
 LR, HEAD, DECAY, WD = 1e-4, 10.0, 0.5, 0.01
@@ -28,15 +32,14 @@ def distilbert() -> nn.Module:
     return tiny(DistilBertConfig(vocab_size=1000, dim=32, hidden_dim=64, n_layers=2, n_heads=2, num_labels=3))
 
 
-class Fusion(nn.Module):
-    """Shaped like the trainer's text + hand-made-features model."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.backbone = AutoModel.from_config(BertConfig(hidden_size=32, intermediate_size=64, **SIZES))
-        self.text_proj = nn.Linear(32, 16)
-        self.feature_proj = nn.Linear(8, 16)
-        self.head = nn.Sequential(nn.LayerNorm(32), nn.Linear(32, 3))
+def fusion() -> nn.Module:
+    """The trainer's text + hand-made-features model (trainers.fusion), as a study builds it."""
+    torch.manual_seed(0)
+    hyper = Hyperparams(features=True, pooling="mean", text_projection_dim=16, feature_dim=8)
+    config = ModelConfig(from_config={"model_type": "bert", "hidden_size": 32, "intermediate_size": 64, **SIZES})
+    model = build_model(config, "multi_class", ("a", "b", "c"), np.array([0, 1, 2]), hyper, num_features=8, pad_token_id=0)
+    assert isinstance(model, FusionClassifier)
+    return model
 
 
 def settings(model: nn.Module, hyper: Hyperparams = HYPER) -> dict[str, tuple[float, float]]:
@@ -76,15 +79,19 @@ def test_distilbert_head_multiplier_and_layer_decay():
 
 
 def test_fusion_model_head_is_everything_outside_the_backbone():
-    s = settings(Fusion())
-    for name in ("head.1.weight", "text_proj.weight", "feature_proj.weight", "backbone.pooler.dense.weight"):
-        assert s[name] == (LR * HEAD, WD), name
-    assert s["head.0.weight"] == (LR * HEAD, 0.0)  # LayerNorm
+    model = fusion()
+    s = settings(model)
+    head = [name for name, _ in model.named_parameters() if not name.startswith("backbone.")]
+    assert {"text_proj.1.weight", "feature_proj.0.weight", "head.1.weight", "head.4.weight"} <= set(head)
+    for name in head:
+        assert s[name] == (LR * HEAD, 0.0 if name.endswith("bias") else WD), name
+    assert s["backbone.pooler.dense.weight"] == (LR * HEAD, WD)
     assert s["backbone.encoder.layer.1.output.dense.weight"] == (LR * DECAY, WD)
+    assert s["backbone.encoder.layer.0.attention.output.LayerNorm.weight"] == (LR * DECAY**2, 0.0)
     assert s["backbone.embeddings.word_embeddings.weight"] == (LR * DECAY**3, WD)
 
 
-@pytest.mark.parametrize("build", [bert, roberta, distilbert, Fusion])
+@pytest.mark.parametrize("build", [bert, roberta, distilbert, fusion])
 def test_no_weight_decay_on_biases_and_norms_only(build):
     model = build()
     norms = {
@@ -94,7 +101,7 @@ def test_no_weight_decay_on_biases_and_norms_only(build):
         assert (wd == 0.0) == (name.endswith("bias") or name in norms), name
 
 
-@pytest.mark.parametrize("build", [bert, roberta, distilbert, Fusion])
+@pytest.mark.parametrize("build", [bert, roberta, distilbert, fusion])
 def test_every_trainable_parameter_appears_exactly_once(build):
     model = build()
     ids = [id(p) for g in parameter_groups(model, HYPER) for p in g["params"]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.trainers_tests.test_loop import _config
+from testing.specs import learnable_config as _config
 from trainers.loop import MEASURE_AFTER_STEPS, prepare, train_and_evaluate, train_epoch
 from trainers.reporting import Resources
 

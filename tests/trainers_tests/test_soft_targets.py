@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.support import UCC_LABELS, data_dir, tiny_architecture
-from trainers.config import DataConfig, Hyperparams, ModelConfig, TrainConfig
+from testing.data import UCC_LABELS
+from testing.specs import tiny_train_config
+from trainers.config import DataConfig, TrainConfig
 from trainers.data import load_split, soft_targets
 from trainers.errors import DataError, TrainerError
 from trainers.loop import prepare, train_and_evaluate
@@ -23,10 +24,10 @@ def test_soft_targets_move_labels_toward_the_annotators_share():
     np.testing.assert_array_equal(soft_targets(labels, agreement, 0.0), labels)
 
 
-def test_ucc_agreement_is_read_beside_the_labels():
-    base = data_dir() / "ucc"
+def test_ucc_agreement_is_read_beside_the_labels(real_data):
+    base = real_data.root / "ucc"
     config = DataConfig(train_path=base / "train.csv", val_path=base / "val.csv", text_column="comment",
-                        label_columns=tuple(UCC_LABELS), agreement_suffix=":confidence")
+                        label_columns=UCC_LABELS, agreement_suffix=":confidence")
     split = load_split(config.train_path, config, "multi_label")
     assert split.agreement.shape == split.labels.shape and split.agreement.dtype == np.float32
     hostile = UCC_LABELS.index("hostile")
@@ -49,9 +50,7 @@ def _config(tmp_path, agreement: float, **hyper) -> TrainConfig:
     pd.DataFrame(rows).to_csv(tmp_path / "d.csv", index=False)
     data = DataConfig(train_path=tmp_path / "d.csv", val_path=tmp_path / "d.csv", text_column="text", label_columns=("a",),
                       agreement_suffix=":confidence", cache_dir=tmp_path / "cache")
-    settings = {"epochs": 2, "batch_size": 16, "learning_rate": 2e-3, **hyper}
-    return TrainConfig(task="multi_label", data=data, model=ModelConfig(from_config=tiny_architecture("bert"), max_length=16),
-                       hyper=Hyperparams(**settings), monitor="macro_roc_auc")
+    return tiny_train_config(data, max_length=16, **{"epochs": 2, "batch_size": 16, "learning_rate": 2e-3, **hyper})
 
 
 def test_training_aims_at_the_soft_targets(tmp_path):

@@ -6,6 +6,7 @@ password full of URL-special characters. The tests' `postgres` fixture and the b
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -14,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,7 +131,6 @@ class PostgresServer:
         )
 
 
-
 def start_server() -> PostgresServer:
     """A fresh cluster, started, with user and database `hpo`; `teardown` removes it."""
     server = _create_server()
@@ -142,6 +143,16 @@ def start_server() -> PostgresServer:
         teardown(server)
         raise PostgresUnavailable(f"PostgreSQL test server did not start: {_one_line(detail)}") from e
     return server
+
+
+@contextlib.contextmanager
+def running_server() -> Iterator[PostgresServer]:
+    """A fresh server for the duration of a `with` block; its data dir is removed after."""
+    server = start_server()
+    try:
+        yield server
+    finally:
+        teardown(server)
 
 
 def teardown(server: PostgresServer) -> None:

@@ -1,7 +1,7 @@
 """A trainer that sleeps instead of training, for measuring and testing the service itself.
 
 Same contract as trainers.loop.train_and_evaluate (spec field `trainer:
-benchmarks.sleep_trainer:train`): each epoch sleeps SLEEP_EPOCH_S seconds (default 2; the
+testing.sleep_trainer:train`): each epoch sleeps SLEEP_EPOCH_S seconds (default 2; the
 environment of the runner that starts the trial processes), then reports a value that depends on
 the learning rate and the epoch, so samplers and pruners have something to work with. It imports
 no torch, so a trial costs the service's overhead and the sleep, nothing else. With SLEEP_PEAK_MB
