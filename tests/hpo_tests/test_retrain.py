@@ -17,6 +17,7 @@ from hpo.errors import HpoError
 from hpo.best import predict, retrain_best, score_trials
 from hpo.report import open_existing_study, report_study, trials_table
 from hpo.report.tables import TEST_COLUMN
+from hpo.spec import StudySpec
 from tests.hpo_tests.tiny_study import GRID, NAME, tiny_study
 from tests.support import data_dir
 from trainers.checkpoint import load_best
@@ -114,7 +115,7 @@ def test_score_trials_keeps_test_scores_apart_from_the_study(retrained):
         score_trials(study, spec, shared.data_dir)
     raw = yaml.safe_load(shared.spec_path.read_text()) | {"name": "scored", "test_scores": True}
     scored = optuna.create_study(study_name="scored", storage=url, direction="maximize")
-    scored.set_user_attr("spec_yaml", yaml.safe_dump(raw))
+    scored.set_user_attr("spec_resolved", StudySpec.model_validate(raw).model_dump(mode="json"))
     params = {"batch_size": 32, "learning_rate": 3e-3}
     dists = {k: CategoricalDistribution(GRID[k]) for k in params}
     scored.add_trial(create_trial(state=TrialState.COMPLETE, value=0.3, params=params, distributions=dists, user_attrs={"best_epoch": 1}))
