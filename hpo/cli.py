@@ -11,29 +11,37 @@ import os
 import signal
 import sys
 import time
-from pathlib import Path
 
+from hpo.arguments import OneLineParser, Settings, existing_dir, folder, gpu_list, non_negative_int, port, positive_int
 from hpo.errors import HpoError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    import optuna  # configures its own logger on import: quiet it after, not before
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the runner prints one line per trial itself
+    args = _parser().parse_args(argv)
     _sigterm_as_interrupt()
     try:
+        args.settings = Settings.from_env()
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+        import optuna  # configures its own logger on import: quiet it after, not before
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # the runner prints one line per trial itself
         return args.func(args) or 0
     except KeyboardInterrupt:
         print("interrupted: the running trial was stopped and marked FAIL; finished trials are kept", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `hpo predict … | head`: the reader left; nothing to say to it
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the interpreter's final flush must not fail again
+        return 141
     except Exception as e:  # noqa: BLE001
         if _is_user_error(e):
-            print(f"error: {e}", file=sys.stderr)
+            print(f"error: {_one_line(e)}", file=sys.stderr)
             return 2
         raise
+
+
+def _one_line(e: Exception) -> str:
+    """A user error is one line even when a library's text inside it is not."""
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 def _is_user_error(e: Exception) -> bool:
@@ -53,23 +61,23 @@ def _sigterm_as_interrupt() -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hpo", description="Optuna studies of transformer fine-tuning")
+    parser = OneLineParser(prog="hpo", description="Optuna studies of transformer fine-tuning")
     sub = parser.add_subparsers(dest="command", required=True)
 
     study = sub.add_parser("study", help="create or resume a study and run it to n_trials")
     _common(study)
-    study.add_argument("--n-trials", type=int, help="override the spec's n_trials")
+    study.add_argument("--n-trials", type=positive_int, help="override the spec's n_trials")
     _heartbeat(study)
     study.add_argument("--join", action="store_true", help="join a study `hpo workers` created: skip the data check")
     study.set_defaults(func=cmd_study)
 
     workers = sub.add_parser("workers", help="run a study with several worker processes (one per GPU with --gpus)")
     _common(workers)
-    workers.add_argument("-n", "--n-workers", type=int, help="how many workers (default: one per --gpus device)")
-    workers.add_argument("--gpus", help="comma-separated CUDA devices, e.g. 0,1: worker i runs on device i (round-robin)")
+    workers.add_argument("-n", "--n-workers", type=positive_int, help="how many workers (default: one per --gpus device)")
+    workers.add_argument("--gpus", type=gpu_list, help="comma-separated CUDA devices, e.g. 0,1: worker i runs on device i (round-robin)")
     workers.add_argument("--per-gpu", metavar="K|auto", help="trials per GPU: K workers each, or auto: as many as fit by the trials' measured memory")
     workers.add_argument("--gpu-memory-mb", type=float, help="with --per-gpu auto: each GPU's memory (default: from nvidia-smi)")
-    workers.add_argument("--n-trials", type=int, help="override the spec's n_trials")
+    workers.add_argument("--n-trials", type=positive_int, help="override the spec's n_trials")
     _heartbeat(workers)
     workers.set_defaults(func=cmd_workers)
 
@@ -80,8 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     dash = sub.add_parser("dashboard", help="serve optuna-dashboard on the study storage, with the trials' artifacts")
     _storage(dash)
     dash.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    dash.add_argument("--port", type=int, default=8080)
-    dash.add_argument("--artifact-dir", help="artifact store (default: next to a SQLite file, else $HPO_ARTIFACT_DIR or runs/artifacts)")
+    dash.add_argument("--port", type=port, default=8080, help="port (default 8080; 0: any free one)")
+    dash.add_argument("--artifact-dir", type=folder, help="artifact store (default: next to a SQLite file, else $HPO_ARTIFACT_DIR or runs/artifacts)")
     dash.set_defaults(func=cmd_dashboard)
     _add_result_commands(sub)
     return parser
@@ -89,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="study name (studies/<name>.yaml) or a path to a spec")
-    p.add_argument("--data-dir", help="folder holding the data sets (default: $DATA_DIR or data/)")
+    p.add_argument("--data-dir", type=existing_dir, help="folder holding the data sets (default: $DATA_DIR or data/)")
     _storage(p)
     p.add_argument("--variant", help="run one of the spec's named variants (study <name>-<variant>)")
 
@@ -99,42 +107,55 @@ def _storage(p: argparse.ArgumentParser) -> None:
 
 
 def _heartbeat(p: argparse.ArgumentParser) -> None:
-    default = int(os.environ.get("HPO_HEARTBEAT_INTERVAL") or 60)
     p.add_argument(
-        "--heartbeat", type=int, default=default, metavar="SECONDS",
-        help=f"heartbeat interval; a trial silent for twice this is failed and retried (default: $HPO_HEARTBEAT_INTERVAL or 60, now {default})",
+        "--heartbeat", type=positive_int, metavar="SECONDS",
+        help="heartbeat interval; a trial silent for twice this is failed and retried (default: $HPO_HEARTBEAT_INTERVAL or 60)",
     )
 
 
-def _load(args):
-    from hpo.spec import default_data_dir, load_spec, resolve_spec_path
+def _heartbeat_s(args) -> int:
+    return args.heartbeat or args.settings.heartbeat_s
 
-    spec = load_spec(args.name, getattr(args, "variant", None))
+
+def _load(args):
+    """The spec (variant and --n-trials applied, validated again) with its source, and the data folder."""
+    from hpo.spec import StudySpec, default_data_dir, load_spec_source, validated
+
+    source = load_spec_source(args.name, getattr(args, "variant", None))
+    spec = source.spec
     if getattr(args, "n_trials", None):
-        spec = spec.model_copy(update={"n_trials": args.n_trials})
-    return spec, resolve_spec_path(args.name), default_data_dir(args.data_dir)
+        spec = validated(StudySpec, {**spec.model_dump(mode="json"), "n_trials": args.n_trials}, f"--n-trials {args.n_trials}")
+    return spec, source, default_data_dir(args.data_dir)
+
+
+def _print_warnings(facts) -> None:
+    for warning in facts.warnings:
+        print(f"warning: {warning}", flush=True)
 
 
 def cmd_check(args) -> int:
     from hpo.study import preflight
 
-    spec, path, data_dir = _load(args)
+    spec, source, data_dir = _load(args)
     facts = preflight(spec, data_dir)
-    print(f"{path}: ok  ({', '.join(f'n_{split}={n}' for split, n in facts.rows.items())})")
+    print(f"{source.path}: ok  ({', '.join(f'n_{split}={n}' for split, n in facts.rows.items())})")
+    _print_warnings(facts)
     return 0
 
 
 def cmd_study(args) -> int:
-    from hpo.study import check_same_spec, describe_study, n_finished, open_study, preflight, print_best, run_study
+    from hpo.study import check_same_data, check_same_spec, describe_study, n_finished, open_study, preflight, print_best, run_study
     from storage import default_artifact_dir, redact, resolve_storage_url
 
-    spec, path, data_dir = _load(args)
+    spec, source, data_dir = _load(args)
     url = resolve_storage_url(args.storage)
     facts = None if args.join else preflight(spec, data_dir)  # `hpo workers` checked the data once
-    study = open_study(spec, url, heartbeat_interval=args.heartbeat)
+    study = open_study(spec, url, heartbeat_interval=_heartbeat_s(args))
     check_same_spec(study, spec, url)
     if facts is not None:
-        describe_study(study, spec, Path(path).read_text(), facts)
+        check_same_data(study, spec, facts, url)
+        describe_study(study, spec, source.note_text, facts)
+        _print_warnings(facts)
     print(
         f"study {spec.name} on {redact(url)}: {n_finished(study)}/{spec.n_trials} trials finished; "
         f"objective {spec.objective.metric}; data {data_dir}",
@@ -148,35 +169,51 @@ def cmd_study(args) -> int:
 
 
 def cmd_workers(args) -> int:
-    from hpo.study import check_same_spec, describe_study, n_finished, open_study, preflight, print_best
+    from hpo.study import check_same_data, check_same_spec, describe_study, n_finished, open_study, preflight, print_best
     from hpo.study.workers import gpu_memory, start_workers, wait_workers, worker_envs, workers_per_gpu
     from storage import redact, resolve_storage_url
 
-    spec, path, data_dir = _load(args)
+    spec, source, data_dir = _load(args)
     url = resolve_storage_url(args.storage)
-    gpus = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus else None
+    gpus = args.gpus
     if args.per_gpu and not gpus:
         raise HpoError("hpo workers: --per-gpu needs --gpus (the devices to pack trials on)")
     per_gpu, packed = workers_per_gpu(args.per_gpu)
     n = args.n_workers or (per_gpu * len(gpus) if gpus else 0)
     if n < 1:
         raise HpoError("hpo workers: give the number of workers with -n K (or devices with --gpus 0,1)")
+    _check_worker_count(n)
+    if gpus:
+        from hpo.study.gpus import check_gpus
+
+        check_gpus(gpus)
     memory = gpu_memory(gpus, args.gpu_memory_mb) if packed and gpus else None
     facts = preflight(spec, data_dir)
-    study = open_study(spec, url, heartbeat_interval=args.heartbeat)  # created once, here: workers only load it
+    study = open_study(spec, url, heartbeat_interval=_heartbeat_s(args))  # created once, here: workers only load it
     check_same_spec(study, spec, url)
-    describe_study(study, spec, Path(path).read_text(), facts)
+    check_same_data(study, spec, facts, url)
+    describe_study(study, spec, source.note_text, facts)
+    _print_warnings(facts)
     envs = worker_envs(n, gpus, gpu_memory_mb=memory)
     placement = ", ".join(f"{e['HPO_WORKER']}→GPU {e['CUDA_VISIBLE_DEVICES']}" for e in envs) if gpus else f"{envs[0]['OMP_NUM_THREADS']} CPU threads each"
     if memory:
         placement += "; trials packed by measured memory"
     print(f"study {spec.name} on {redact(url)}: {n_finished(study)}/{spec.n_trials} trials finished; {n} workers ({placement})", flush=True)
     start = time.perf_counter()
-    procs = start_workers(path, envs, storage=args.storage, data_dir=data_dir, heartbeat=args.heartbeat, n_trials=args.n_trials)
+    procs = start_workers(
+        source.path, envs, storage=args.storage, data_dir=data_dir, heartbeat=_heartbeat_s(args), n_trials=args.n_trials, variant=source.variant
+    )
     code = wait_workers(procs)
     print(f"study {spec.name}: {n_finished(study)} finished trials, {time.perf_counter() - start:.0f}s this run", flush=True)
     print_best(study)
     return code
+
+
+def _check_worker_count(n: int) -> None:
+    """Each worker imports torch and trains: far more than the cores can run only thrashes."""
+    limit = 4 * (os.cpu_count() or 1)
+    if n > limit:
+        raise HpoError(f"-n {n}: more workers than this machine can run (at most {limit}, 4 per CPU core)")
 
 
 def cmd_dashboard(args) -> int:
@@ -184,7 +221,7 @@ def cmd_dashboard(args) -> int:
     from storage import default_artifact_dir, resolve_storage_url
 
     url = resolve_storage_url(args.storage)
-    serve(url, args.host, args.port, Path(args.artifact_dir) if args.artifact_dir else default_artifact_dir(url))
+    serve(url, args.host, args.port, args.artifact_dir or default_artifact_dir(url))
     return 0
 
 
@@ -196,7 +233,7 @@ def _add_result_commands(sub) -> None:
 
     retrain = sub.add_parser("retrain", help="retrain the best trial, tune thresholds on val, test once; write runs/<study>/best/")
     _study_args(retrain)
-    retrain.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the test intervals (default 1000)")
+    retrain.add_argument("--resamples", type=non_negative_int, default=1000, help="bootstrap resamples for the test intervals (default 1000; 0: none)")
     retrain.set_defaults(func=cmd_retrain)
 
     score = sub.add_parser("score-trials", help="retrain every complete trial and keep its test scores (never used for selection)")
@@ -215,7 +252,7 @@ def _add_result_commands(sub) -> None:
 
 def _study_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="study name")
-    p.add_argument("--data-dir", help="folder holding the data sets (default: $DATA_DIR or data/)")
+    p.add_argument("--data-dir", type=existing_dir, help="folder holding the data sets (default: $DATA_DIR or data/)")
     _storage(p)
 
 
@@ -241,7 +278,7 @@ def cmd_retrain(args) -> int:
 
     url = resolve_storage_url(args.storage)
     study, spec = open_existing_study(args.name, url)
-    out = run_dir(spec.name) / "best"
+    out = run_dir(study.study_name) / "best"
     metrics = retrain_best(study, spec, default_data_dir(args.data_dir), out, n_resamples=args.resamples)
     attach_to_best_trial(study, [out / metrics.FILENAME], default_artifact_dir(url))
     d, tuned = metrics.test.default, metrics.test.tuned

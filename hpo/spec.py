@@ -6,10 +6,14 @@ user writes, so it is checked before any trial starts.
 
 from __future__ import annotations
 
+import codecs
+import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
+import optuna.distributions as od
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -39,6 +43,13 @@ class DataSpec(_Strict):
     encoding: str = "auto"
     agreement_suffix: str | None = Field(None, description="label_columns only: `<label><suffix>` is the annotators' agreement with that 0/1 label")
 
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, encoding: str) -> str:
+        if encoding != "auto":
+            check_encoding(encoding)
+        return encoding
+
     @model_validator(mode="after")
     def _one_label_layout(self) -> DataSpec:
         if bool(self.label_columns) == bool(self.label_column):
@@ -47,7 +58,36 @@ class DataSpec(_Strict):
             raise ValueError("label_column needs class_names (their order fixes the class ids)")
         if self.agreement_suffix and not self.label_columns:
             raise ValueError("agreement_suffix is for label_columns (multi-label) only")
+        names = self.label_columns or self.class_names or []
+        kind = "label_columns" if self.label_columns else "class_names"
+        _distinct_names(names, kind)
+        columns = [*(self.label_columns or []), *([self.label_column] if self.label_column else [])]
+        if self.text_column in columns:
+            raise ValueError(f"text_column {self.text_column!r} is also a label column; the text and its labels are different columns")
+        if self.agreement_suffix:
+            clash = sorted({f"{n}{self.agreement_suffix}" for n in columns} & {*columns, self.text_column})
+            if clash:
+                raise ValueError(f"agreement_suffix {self.agreement_suffix!r} makes agreement columns {clash} that are also text or label columns")
         return self
+
+
+def check_encoding(encoding: str) -> None:
+    """A text encoding Python knows (`rot13` or `base64` are codecs, but not of text)."""
+    try:
+        text = getattr(codecs.lookup(encoding), "_is_text_encoding", True)
+    except LookupError:
+        text = False
+    if not text:
+        raise ValueError(f"encoding {encoding!r} is not a text encoding Python knows; use auto, utf-8, utf-8-sig, latin-1, cp1252, …")
+
+
+def _distinct_names(names: list[str], kind: str) -> None:
+    blank = [n for n in names if not n.strip()]
+    if blank:
+        raise ValueError(f"{kind} has an empty name")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"{kind} repeats {repeated}; each label or class is named once")
 
 
 class _ParamBase(_Strict):
@@ -135,13 +175,15 @@ class StudySpec(_Strict):
     )
     trainer: str = Field(
         DEFAULT_TRAINER,
-        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
-        description="module:function that trains one trial: (TrainConfig, reporter) -> result with best_epoch, best_value, stopped_early",
+        pattern=r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$",
+        description="module:function that trains one trial: (TrainConfig, reporter) -> result with best_epoch, best_value, stopped_early; "
+        "code that the study imports (hpo check only locates it)",
     )
 
     @model_validator(mode="after")
     def _consistent(self) -> StudySpec:
         _check_objective(self)
+        _check_distributions(self)
         _check_hyperparams(self)
         _check_conditions(self)
         if self.sampler.type == "grid":
@@ -204,6 +246,39 @@ def _check_objective(spec: StudySpec) -> None:
         raise ValueError(f"objective.metric {metric!r} does not apply to a {spec.task} task")
 
 
+def _check_distributions(spec: StudySpec) -> None:
+    """Each parameter as the Optuna distribution it becomes, so a range Optuna would refuse at the
+    first trial (a log range from 0, a step larger than the range) is refused now."""
+    for name, param in spec.search_space.items():
+        try:
+            distribution(param)
+        except ValueError as e:
+            raise ValueError(f"search_space.{name}: {e}") from None
+
+
+def distribution(param: Param) -> od.BaseDistribution:
+    if isinstance(param, CategoricalParam):
+        odd = [c for c in param.choices if not _scalar(c)]
+        if odd:
+            raise ValueError(f"choices must be numbers, strings, booleans or null, not {odd[0]!r}")
+        if any(a == b for i, a in enumerate(param.choices) for b in param.choices[i + 1 :]):
+            raise ValueError(f"choices {param.choices} repeat a value")
+        return od.CategoricalDistribution(param.choices)
+    if not all(math.isfinite(v) for v in (param.low, param.high, param.step or 1)):
+        raise ValueError(f"low, high and step must be finite numbers, got low {param.low}, high {param.high}, step {param.step}")
+    if param.step is not None and param.step <= 0:
+        raise ValueError(f"step must be above 0, got {param.step}")
+    if isinstance(param, FloatParam):
+        return od.FloatDistribution(param.low, param.high, log=param.log, step=param.step)
+    return od.IntDistribution(param.low, param.high, log=param.log, step=param.step)
+
+
+def _scalar(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return value is None or isinstance(value, (bool, int, str))
+
+
 def _check_hyperparams(spec: StudySpec) -> None:
     known = set(Hyperparams.model_fields)
     for section, keys in (("training", spec.training), ("search_space", spec.search_space)):
@@ -257,27 +332,93 @@ def resolve_spec_path(name_or_path: str) -> Path:
     return STUDIES_DIR / f"{name_or_path}.yaml"
 
 
+@dataclass(frozen=True)
+class SpecSource:
+    """A validated spec with where it came from: the file, its text, the variant applied."""
+
+    spec: StudySpec
+    path: Path
+    text: str
+    variant: str | None = None
+
+    @property
+    def note_text(self) -> str:
+        """What the study note shows: the file as written, or for a variant the spec it resolves to."""
+        if self.variant is None:
+            return self.text
+        return f"# variant {self.variant!r} of {self.path}, resolved\n" + yaml.safe_dump(self.spec.model_dump(mode="json"), sort_keys=False)
+
+
 def load_spec(name_or_path: str, variant: str | None = None) -> StudySpec:
+    return load_spec_source(name_or_path, variant).spec
+
+
+def load_spec_source(name_or_path: str, variant: str | None = None) -> SpecSource:
     path = resolve_spec_path(name_or_path)
     if not path.is_file() and variant is None and (found := _as_variant(name_or_path)):
-        return load_spec(*found)  # "roberta-multilabel-imbalance" names a variant's study
+        return load_spec_source(*found)  # "roberta-multilabel-imbalance" names a variant's study
     if not path.is_file():
         available = sorted(p.stem for p in STUDIES_DIR.glob("*.yaml"))
-        raise SpecError(f"{path}: no such study spec; available: {', '.join(available) or 'none'}")
+        what = "is a folder, not a spec file" if path.is_dir() else "no such study spec"
+        raise SpecError(f"{path}: {what}; available: {', '.join(available) or 'none'}")
+    text = read_spec_text(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader that refuses repeated keys
     except yaml.YAMLError as e:
-        raise SpecError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from e
+        raise SpecError(f"{path}: not valid YAML ({_yaml_problem(e)})") from None
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: a study spec is a YAML mapping, but got {type(raw).__name__}")
     spec = _validate(raw, path)
     for name in spec.variants:  # a broken variant is reported now, not on the day it is run
         _validate(_with_variant(raw, name), path, f"variants.{name}: ")
     if variant is None:
-        return spec
+        return SpecSource(spec, path, text)
     if variant not in spec.variants:
         raise SpecError(f"{path}: no variant {variant!r}; variants: {', '.join(spec.variants) or 'none'}")
-    return _validate(_with_variant(raw, variant), path)
+    return SpecSource(_validate(_with_variant(raw, variant), path), path, text, variant)
+
+
+def read_spec_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise SpecError(f"{path}: cannot be read ({e.strerror or e})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise SpecError(f"{path}: not UTF-8 text (byte {data[e.start:e.start + 1]!r} at offset {e.start}); save the spec as UTF-8") from None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load keeps the last of two equal keys without a word: a spec that sets
+    `learning_rate` twice would silently search only one of them."""
+
+
+def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: set = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            repeated = key in seen
+        except TypeError:  # an unhashable key: the constructor below names the problem
+            break
+        if repeated:
+            raise yaml.constructor.ConstructorError(None, None, f"key {key!r} appears twice", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    problem = getattr(e, "problem", None)
+    mark = getattr(e, "problem_mark", None)
+    if problem and mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
 
 
 def _as_variant(study_name: str) -> tuple[str, str] | None:
@@ -293,7 +434,7 @@ def _validate(raw: dict, path: Path, prefix: str = "") -> StudySpec:
     try:
         return StudySpec.model_validate(raw)
     except ValidationError as e:
-        raise SpecError(f"{path}: {prefix}{_first_error(e)}") from None
+        raise SpecError(f"{path}: {prefix}{first_error(e)}") from None
 
 
 def _with_variant(raw: dict, variant: str) -> dict:
@@ -315,7 +456,16 @@ def _deep_merge(base: dict, overlay: dict) -> dict:
     return out
 
 
-def _first_error(e: ValidationError) -> str:
+def validated(model: type[StudySpec], raw: dict, where: str) -> StudySpec:
+    """`raw` validated as a spec, or one line starting with `where` (a file, an argument)."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as e:
+        raise SpecError(f"{where}: {first_error(e)}") from None
+
+
+def first_error(e: ValidationError) -> str:
+    """The first problem pydantic found, as `field a.b: what (got x)`."""
     err = e.errors()[0]
     loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-after", "tagged-union")))
     msg = err["msg"].removeprefix("Value error, ")
@@ -326,5 +476,9 @@ def _first_error(e: ValidationError) -> str:
     return f"field {loc}: {msg}" if loc else msg
 
 
-def default_data_dir(explicit: str | None = None) -> Path:
-    return Path(explicit or os.environ.get("DATA_DIR") or "data")
+def default_data_dir(explicit: str | Path | None = None) -> Path:
+    """--data-dir (argparse checked it), else $DATA_DIR, else data/."""
+    from_env = os.environ.get("DATA_DIR")
+    if explicit is None and from_env and Path(from_env).exists() and not Path(from_env).is_dir():
+        raise SpecError(f"DATA_DIR={from_env}: is a file, not the folder that holds the data sets")
+    return Path(explicit or from_env or "data")

@@ -14,18 +14,27 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+from hpo.errors import HpoError
 from trainers.config import Task
 
 # ---- study user attributes ------------------------------------------------------------------
 
 SPEC_YAML = "spec_yaml"
-"""The spec's text as the user wrote it (shown in the study note)."""
+"""The spec's text as the user wrote it (a variant's: the spec it resolves to), for the study note only."""
 
 SPEC_RESOLVED = "spec_resolved"
-"""The validated spec as JSON, minus what a resumed study may change (n_trials, description):
-the fingerprint that refuses a changed spec."""
+"""The validated spec the study runs, variant applied, as JSON: what `hpo report`, `retrain` and
+`score-trials` use, and (minus what a resumed study may change) the fingerprint that refuses a
+changed spec. Studies created before it held n_trials and description lack those two."""
+
+DATA_FINGERPRINT = "data_fingerprint"
+"""Per split (train, val, test): `{"path", "rows", "sha256"}` of the data the trials use; a
+resume, a retrain or scoring on train or val of other content is refused."""
+
+PREFLIGHT_WARNINGS = "preflight_warnings"
+"""What looked wrong in the data but could run (also in the study note)."""
 
 OBJECTIVE = "objective"
 """`"<metric> (<direction>)"`, for people: reports and the console name the objective with it."""
@@ -176,5 +185,17 @@ class BestMetrics(_Record):
 
     @classmethod
     def read(cls, folder: Path) -> BestMetrics | None:
+        """The metrics in `folder`, None if there are none; a file that is not what `hpo
+        retrain` wrote is one line naming it."""
         path = Path(folder) / cls.FILENAME
-        return cls.model_validate_json(path.read_text()) if path.is_file() else None
+        if not path.is_file():
+            return None
+        try:
+            return cls.model_validate_json(path.read_bytes())
+        except OSError as e:
+            raise HpoError(f"{path}: cannot be read ({e.strerror or e})") from None
+        except ValidationError as e:
+            err = e.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            raise HpoError(f"{path}: not the metrics `hpo retrain` writes ({where + ': ' if where else ''}{err['msg']}); "
+                           "run `hpo retrain` again or delete the file") from None

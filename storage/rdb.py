@@ -61,10 +61,12 @@ def open_storage(
             "for PostgreSQL install psycopg[binary] and use a postgresql+psycopg:// URL"
         ) from e
     except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as e:
-        raise StorageError(
-            f"cannot open storage {redact(url)}: {_reason(e)}; "
-            "check the host, port, credentials and that the database server is running"
-        ) from e
+        advice = (
+            "point --storage at an Optuna SQLite file or at a new path"
+            if url.startswith("sqlite")
+            else "check the host, port, credentials and that the database server is running"
+        )
+        raise StorageError(f"cannot open storage {redact(url)}: {_reason(e)}; {advice}") from e
 
 
 def with_retries(

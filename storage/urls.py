@@ -30,8 +30,21 @@ def resolve_storage_url(explicit: str | None = None) -> str:
     if url.drivername in _POSTGRES_SCHEMES:
         url = url.set(drivername="postgresql+psycopg")
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        _sqlite_folder(Path(url.database))
     return url.render_as_string(hide_password=False)
+
+
+def _sqlite_folder(database: Path) -> None:
+    """Create the SQLite file's folder, or say in one line why it cannot be."""
+    if database.is_dir():
+        raise StorageError(f"SQLite database {database} is a folder; give a file path, e.g. sqlite:///{database}/optuna.db")
+    blocking = next((p for p in database.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise StorageError(f"SQLite database {database}: {blocking} is a file, not a folder; choose another --storage")
+    try:
+        database.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StorageError(f"cannot create the folder {database.parent} for SQLite database {database.name} ({e.strerror or e}); choose another --storage") from None
 
 
 def redact(url: str) -> str:
@@ -104,3 +117,10 @@ def _parse(text: str) -> URL:
             f"not a valid storage URL ({e}); expected e.g. {DEFAULT_STORAGE_URL} or "
             "postgresql://user:${PGPASSWORD}@host/db"
         ) from e
+
+
+def require_existing_database(url: str) -> None:
+    """Commands that only read a study must not create an empty SQLite file where a typo points."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:") and not Path(parsed.database).is_file():
+        raise StorageError(f"no study database at {parsed.database}; run `hpo study` first, or pass --storage (or set HPO_STORAGE)")

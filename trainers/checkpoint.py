@@ -1,31 +1,36 @@
 """The retrained best model on disk: everything `hpo predict` needs, in one directory.
 
 Hugging Face format (safetensors weights and config via `save_pretrained`, tokenizer; a fusion
-model adds its head files, see trainers.fusion) plus `labels.json` (task, label
-names, text column, max length), `thresholds.json` (multi-label: per-label thresholds chosen on
-validation) and, for a model that uses hand-made features, the fitted `features.joblib`.
+model adds its head files, see trainers.fusion) plus `labels.json` (task, label names, text
+column, max length, whether the model uses hand-made features, and the sha256 of every other
+file of the model), `thresholds.json` (multi-label: per-label thresholds chosen on validation)
+and, for a model that uses hand-made features, their fitted statistics in `features.json`.
+
+Everything is data: loading reads only the files labels.json lists, after checking their
+hashes (trainers.manifest), and never unpickles anything.
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-from transformers import AutoTokenizer
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from trainers.config import Task
 from trainers.errors import TrainerError
-from trainers.fusion import load_model
+from trainers.manifest import file_hashes, move_into, stage_verified
 
 if TYPE_CHECKING:  # the features' lexicon packages load only for a model that uses them
     from trainers.features import TextFeatureExtractor
 
 LABELS_FILE = "labels.json"
 THRESHOLDS_FILE = "thresholds.json"
-FEATURES_FILE = "features.joblib"  # written by TextFeatureExtractor.save
+FEATURES_FILE = "features.json"  # written by TextFeatureExtractor.save (trainers.features, not imported here: its lexicons load slowly)
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,30 @@ class LabelInfo:
     names: tuple[str, ...]
     text_column: str = "text"
     max_length: int = 128
+
+
+class ModelCard(BaseModel):
+    """labels.json: the labels, whether feature state belongs to the model, and its files' hashes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    task: Task
+    names: tuple[str, ...] = Field(min_length=1)
+    text_column: str
+    max_length: int = Field(ge=1)
+    features: bool
+    files: dict[str, str] = Field(min_length=1, description="every file of the model but labels.json: relative path -> sha256")
+
+    @field_validator("names")
+    @classmethod
+    def _distinct(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(names)) != len(names):
+            raise ValueError(f"label names repeat: {list(names)}")
+        return names
+
+    @property
+    def labels(self) -> LabelInfo:
+        return LabelInfo(self.task, self.names, self.text_column, self.max_length)
 
 
 class BestModel(NamedTuple):
@@ -54,52 +83,102 @@ def save_best(
     thresholds: np.ndarray | None = None,
     extractor: TextFeatureExtractor | None = None,
 ) -> Path:
+    """Write the model's files into a fresh folder, hash them, then move them into `directory`
+    with labels.json last: files left there from an earlier model are not in the new list, so
+    they are never loaded."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)  # transformers 5 writes safetensors only
-    tokenizer.save_pretrained(out)
-    (out / LABELS_FILE).write_text(json.dumps(asdict(labels), indent=2))
-    if thresholds is not None:
-        if len(thresholds) != len(labels.names):
-            raise TrainerError(f"{len(thresholds)} thresholds for {len(labels.names)} labels")
-        table = {name: float(t) for name, t in zip(labels.names, thresholds, strict=True)}
-        (out / THRESHOLDS_FILE).write_text(json.dumps(table, indent=2))
-    if extractor is not None:
-        extractor.save(out)
+    if thresholds is not None and len(thresholds) != len(labels.names):
+        raise TrainerError(f"{len(thresholds)} thresholds for {len(labels.names)} labels")
+    with tempfile.TemporaryDirectory(prefix=".saving-", dir=out) as tmp:
+        staging = Path(tmp)
+        model.save_pretrained(staging)  # transformers 5 writes safetensors only
+        tokenizer.save_pretrained(staging)
+        if thresholds is not None:
+            table = {name: float(t) for name, t in zip(labels.names, thresholds, strict=True)}
+            (staging / THRESHOLDS_FILE).write_text(json.dumps(table, indent=2))
+        if extractor is not None:
+            extractor.save(staging)
+        card = ModelCard(**asdict(labels), features=extractor is not None, files=file_hashes(staging))
+        move_into(staging, out)
+    (out / LABELS_FILE).write_text(card.model_dump_json(indent=2))
     return out
 
 
+def read_card(directory: str | Path) -> ModelCard:
+    """labels.json of a saved model, validated; one line naming the file when it is not one."""
+    path = Path(directory) / LABELS_FILE
+    if not path.is_file():
+        raise TrainerError(f"{path.parent}: not a saved model ({LABELS_FILE} missing); run `hpo retrain <study>` first")
+    try:
+        raw = json.loads(path.read_bytes())
+    except OSError as e:
+        raise TrainerError(f"{path}: cannot be read ({e.strerror or e})") from None
+    except ValueError as e:  # not UTF-8, not JSON
+        raise TrainerError(f"{path}: not valid JSON ({e}); copy the model directory again or retrain") from None
+    if isinstance(raw, dict) and "files" not in raw and "names" in raw:
+        raise TrainerError(f"{path}: lists no file hashes (an older model directory); retrain it with `hpo retrain`")
+    try:
+        return ModelCard.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise TrainerError(f"{path}: {where + ': ' if where else ''}{err['msg'].removeprefix('Value error, ')}; copy the model directory again or retrain") from None
+
+
 def load_best(directory: str | Path, device: str | None = None) -> BestModel:
-    """Reload what `save_best` wrote; the model comes back in eval mode."""
+    """Reload what `save_best` wrote, from verified copies of its listed files only; the model
+    comes back in eval mode."""
     path = Path(directory)
-    if not (path / LABELS_FILE).is_file():
-        raise TrainerError(f"{path}: not a saved model ({LABELS_FILE} missing); run `hpo retrain <study>` first")
-    raw = json.loads((path / LABELS_FILE).read_text())
-    labels = LabelInfo(**{**raw, "names": tuple(raw["names"])})
-    model = load_model(path)
+    card = read_card(path)
+    with tempfile.TemporaryDirectory(prefix="hpo-model-") as tmp:
+        staged = stage_verified(path, card.files, Path(tmp))
+        model, tokenizer = _load_weights(staged, path)
+        thresholds = load_thresholds(staged, card.names, path) if THRESHOLDS_FILE in card.files else None
+        extractor = _load_extractor(staged, path) if card.features else None
     if device is not None:
         model = model.to(device)
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    return BestModel(model, tokenizer, labels, load_thresholds(path, labels.names), _load_extractor(path))
+    return BestModel(model, tokenizer, card.labels, thresholds, extractor)
 
 
-def load_thresholds(directory: Path, names: tuple[str, ...]) -> np.ndarray | None:
-    file = directory / THRESHOLDS_FILE
+def _load_weights(staged: Path, shown: Path):
+    """Model and tokenizer from the verified copies: safetensors only, no code from the hub."""
+    from transformers import AutoTokenizer
+
+    from trainers.fusion import load_model
+
+    try:
+        model = load_model(staged)
+        tokenizer = AutoTokenizer.from_pretrained(staged, local_files_only=True, trust_remote_code=False)
+    except Exception as e:  # noqa: BLE001 - whatever the loader's complaint, it is about these files
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise TrainerError(f"{shown}: the saved model cannot be loaded ({type(e).__name__}: {reason}); retrain it") from None
+    return model, tokenizer
+
+
+def load_thresholds(directory: Path, names: tuple[str, ...], shown_as: Path | None = None) -> np.ndarray | None:
+    file, shown = directory / THRESHOLDS_FILE, Path(shown_as or directory) / THRESHOLDS_FILE
     if not file.is_file():
         return None
-    table = json.loads(file.read_text())
-    missing = [n for n in names if n not in table]
+    try:
+        table = json.loads(file.read_bytes())
+    except ValueError as e:
+        raise TrainerError(f"{shown}: not valid JSON ({e}); retrain the model") from None
+    missing = [n for n in names if not isinstance(table, dict) or n not in table]
     if missing:
-        raise TrainerError(f"{file}: no threshold for label(s) {missing}")
-    return np.array([table[n] for n in names], dtype=np.float64)
+        raise TrainerError(f"{shown}: no threshold for label(s) {missing}")
+    values = np.array([table[n] if isinstance(table[n], (int, float)) and not isinstance(table[n], bool) else np.nan for n in names])
+    if not np.all((values >= 0) & (values <= 1)):
+        raise TrainerError(f"{shown}: thresholds must be numbers in [0, 1], got {table}")
+    return values.astype(np.float64)
 
 
-def _load_extractor(directory: Path) -> TextFeatureExtractor | None:
-    if not (directory / FEATURES_FILE).is_file():
-        return None
+def _load_extractor(staged: Path, shown: Path) -> TextFeatureExtractor:
     from trainers.features import TextFeatureExtractor
 
-    return TextFeatureExtractor.load(directory)
+    if not (staged / FEATURES_FILE).is_file():
+        raise TrainerError(f"{shown}: labels.json says the model uses hand-made features, but lists no {FEATURES_FILE}; retrain it")
+    return TextFeatureExtractor.load(staged, shown_as=shown)
 
 
 def weights_size_mb(directory: str | Path) -> float:

@@ -5,7 +5,9 @@ Needs pandas only (no torch), so a study checks its data before it starts a tria
 
 from __future__ import annotations
 
+import csv
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,16 +31,33 @@ class LabelledSplit:
 
 
 def read_csv(path: Path, encoding: str = "auto") -> pd.DataFrame:
+    """Every cell as text. A header that names a column twice is refused: pandas would silently
+    rename the second one `name.1` and read the first."""
     if not path.is_file():
-        raise DataError(f"{path}: file not found; check data.dir / DATA_DIR")
+        raise DataError(f"{path}: {'is a folder, not a file' if path.is_dir() else 'file not found'}; check data.dir / DATA_DIR")
     for enc in ENCODINGS if encoding == "auto" else (encoding,):
         try:
+            _check_header(path, enc)
             return pd.read_csv(path, encoding=enc, keep_default_na=False, dtype=str)
         except UnicodeDecodeError:
             continue
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-            raise DataError(f"{path}: not a readable CSV ({e})") from e
+        except LookupError:
+            raise DataError(f"{path}: encoding {enc!r} is unknown; set data.encoding to auto, utf-8, latin-1, …") from None
+        except OSError as e:
+            raise DataError(f"{path}: cannot be read ({e.strerror or e})") from None
+        except pd.errors.EmptyDataError:
+            raise DataError(f"{path}: is empty (no header, no rows)") from None
+        except (pd.errors.ParserError, csv.Error) as e:
+            raise DataError(f"{path}: not a readable CSV ({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__})") from None
     raise DataError(f"{path}: cannot be decoded as {encoding}; set data.encoding")
+
+
+def _check_header(path: Path, encoding: str) -> None:
+    with path.open(encoding=encoding, newline="") as f:
+        header = next(csv.reader(f), [])
+    repeated = [name for name, n in Counter(header).items() if n > 1]
+    if repeated:
+        raise DataError(f"{path}: the header names column(s) {repeated} more than once; rename or remove the copies")
 
 
 def load_split(path: Path, data: DataConfig, task: Task) -> LabelledSplit:

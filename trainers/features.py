@@ -4,8 +4,10 @@ Counts, style, lexicon scores (AFINN, NRC emotions, TextBlob's pattern lexicon),
 and an optional TF-IDF of the top-N words, standardised with statistics from the training
 texts only. Everything runs offline from lexicons the packages ship; nothing is downloaded.
 
-The fitted state is one scikit-learn pipeline, saved next to the model (`features.joblib`) so
-that prediction reproduces the training-time transform exactly.
+The fitted state is one scikit-learn pipeline. It is saved next to the model as plain numbers in
+`features.json` (the TF-IDF vocabulary and idf, the scaler's means and scales) and rebuilt from
+them, never unpickled: a model directory is data, and loading it cannot run code. The rebuilt
+pipeline reproduces the training-time transform exactly.
 """
 
 from __future__ import annotations
@@ -22,17 +24,19 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import textstat
 from afinn import Afinn
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from pyphen import Pyphen
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-FEATURES_FILE = "features.joblib"
+from trainers.errors import TrainerError
+
+FEATURES_FILE = "features.json"
 
 NEGATORS = frozenset(
     "no not never none nobody nothing neither nor nowhere cannot cant dont doesnt didnt isnt "
@@ -274,15 +278,91 @@ class TextFeatureExtractor:
     def scaler(self) -> StandardScaler:
         return self.pipeline.named_steps["scale"]
 
+    @property
+    def tfidf(self) -> TfidfVectorizer | None:
+        parts = dict(self.pipeline.named_steps["features"].transformer_list)
+        return parts.get("tfidf")
+
+    def state(self) -> FittedFeatures:
+        """The fitted statistics as plain numbers."""
+        tfidf, scaler = self.tfidf, self.scaler
+        vocabulary = sorted(tfidf.vocabulary_, key=tfidf.vocabulary_.get) if tfidf is not None else []
+        return FittedFeatures(
+            tfidf_top_n=self.tfidf_top_n,
+            hand_features=list(RAW_FEATURE_NAMES),
+            vocabulary=vocabulary,
+            idf=[float(x) for x in tfidf.idf_] if tfidf is not None else [],
+            mean=[float(x) for x in scaler.mean_],
+            scale=[float(x) for x in scaler.scale_],
+            var=[float(x) for x in scaler.var_],
+            n_samples_seen=int(scaler.n_samples_seen_),
+        )
+
     def save(self, directory: str | Path) -> Path:
         path = Path(directory) / FEATURES_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
-        joblib.dump({"tfidf_top_n": self.tfidf_top_n, "pipeline": self.pipeline}, path)
+        path.write_text(self.state().model_dump_json(indent=1))
         return path
 
     @classmethod
-    def load(cls, directory: str | Path) -> TextFeatureExtractor:
-        state = joblib.load(Path(directory) / FEATURES_FILE)
-        extractor = cls(state["tfidf_top_n"])
-        extractor.pipeline = state["pipeline"]
+    def from_state(cls, state: FittedFeatures) -> TextFeatureExtractor:
+        """Rebuild the fitted pipeline from its statistics (no fitting, no unpickling)."""
+        extractor = cls(state.tfidf_top_n)
+        tfidf = extractor.tfidf
+        if tfidf is not None:
+            tfidf.set_params(vocabulary={word: i for i, word in enumerate(state.vocabulary)})
+            tfidf.idf_ = np.asarray(state.idf, dtype=np.float64)
+        scaler = extractor.scaler
+        scaler.mean_, scaler.scale_, scaler.var_ = (np.asarray(v, dtype=np.float64) for v in (state.mean, state.scale, state.var))
+        scaler.n_samples_seen_ = state.n_samples_seen
+        scaler.n_features_in_ = len(state.mean)
         return extractor
+
+    @classmethod
+    def load(cls, directory: str | Path, shown_as: Path | None = None) -> TextFeatureExtractor:
+        """Rebuild from `directory`/features.json; errors name `shown_as` (where the user's copy is)."""
+        path = Path(directory) / FEATURES_FILE
+        shown = Path(shown_as or directory) / FEATURES_FILE
+        try:
+            state = FittedFeatures.model_validate_json(path.read_bytes())
+        except OSError as e:
+            raise TrainerError(f"{shown}: cannot be read ({e.strerror or e})") from None
+        except ValidationError as e:
+            raise TrainerError(f"{shown}: not a fitted feature state ({_first_problem(e)}); retrain the model") from None
+        return cls.from_state(state)
+
+
+class FittedFeatures(BaseModel):
+    """What `features.json` holds: every number the fitted pipeline uses, in column order."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tfidf_top_n: int
+    hand_features: list[str]
+    vocabulary: list[str]
+    idf: list[float]
+    mean: list[float]
+    scale: list[float]
+    var: list[float]
+    n_samples_seen: int
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FittedFeatures:
+        if self.hand_features != list(RAW_FEATURE_NAMES):
+            raise ValueError("its hand-made features are not this version's")
+        if self.tfidf_top_n < 0 or len(self.vocabulary) > self.tfidf_top_n or len(set(self.vocabulary)) != len(self.vocabulary):
+            raise ValueError("its vocabulary does not fit tfidf_top_n or repeats a word")
+        if len(self.idf) != len(self.vocabulary):
+            raise ValueError(f"{len(self.idf)} idf values for {len(self.vocabulary)} words")
+        width = len(RAW_FEATURE_NAMES) + len(self.vocabulary)
+        if not len(self.mean) == len(self.scale) == len(self.var) == width:
+            raise ValueError(f"scaler statistics are not {width} values each")
+        if not all(map(math.isfinite, [*self.idf, *self.mean, *self.scale, *self.var])) or min(self.scale, default=1) <= 0:
+            raise ValueError("a statistic is not a finite number (or a scale is not positive)")
+        return self
+
+
+def _first_problem(e: ValidationError) -> str:
+    err = e.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    return f"{where}: {err['msg']}" if where else err["msg"].removeprefix("Value error, ")

@@ -98,7 +98,7 @@ class FusionClassifier(nn.Module):
     def from_pretrained(cls, directory: str | Path) -> FusionClassifier:
         directory = Path(directory)
         shape = FusionShape(**json.loads((directory / FUSION_FILE).read_text()))
-        backbone = AutoModel.from_pretrained(directory / BACKBONE_DIR, attn_implementation="sdpa", local_files_only=True)
+        backbone = AutoModel.from_pretrained(directory / BACKBONE_DIR, attn_implementation="sdpa", local_files_only=True, use_safetensors=True)
         model = cls(backbone, shape)
         missing, unexpected = model.load_state_dict(load_file(str(directory / HEAD_FILE)), strict=False)
         missing = [k for k in missing if not k.startswith("backbone.")]
@@ -139,7 +139,8 @@ def build_model(
 
 
 def load_model(directory: str | Path) -> nn.Module:
-    """A model saved with `save_pretrained`, fusion or plain, in eval mode."""
+    """A model saved with `save_pretrained`, fusion or plain, in eval mode; safetensors only (a
+    pickled `pytorch_model.bin` is never read)."""
     if (Path(directory) / FUSION_FILE).is_file():
         return FusionClassifier.from_pretrained(directory)
-    return AutoModelForSequenceClassification.from_pretrained(directory, attn_implementation="sdpa", local_files_only=True).eval()
+    return AutoModelForSequenceClassification.from_pretrained(directory, attn_implementation="sdpa", local_files_only=True, use_safetensors=True).eval()

@@ -33,10 +33,15 @@ def resolve_model_path(name_or_path: str) -> str:
 def _from_hub_or_local(loader, name_or_path: str, **kwargs):
     """Local files first (no network wait); then the hub; else one clear line."""
     path = resolve_model_path(name_or_path)
+    if _looks_local(name_or_path) and not Path(name_or_path).expanduser().is_dir():
+        raise ModelNotFoundError(f"model.name_or_path {name_or_path!r}: no such folder; give a model folder, a hub name or {PACKAGED_MINILM!r}")
     try:
         return loader(path, local_files_only=True, **kwargs)
     except OSError as e:
         local_error = e
+    if _looks_local(name_or_path):  # a folder the user named: the hub cannot help
+        reason = str(local_error).strip().splitlines()[0][:200] if str(local_error).strip() else type(local_error).__name__
+        raise ModelNotFoundError(f"model.name_or_path {name_or_path!r}: not a loadable model folder ({reason})") from None
     advice = (
         f"download it where there is network (`hf download {name_or_path}`) and set model.name_or_path "
         f"to that directory, or use {PACKAGED_MINILM!r}"
@@ -47,6 +52,11 @@ def _from_hub_or_local(loader, name_or_path: str, **kwargs):
         return loader(path, **kwargs)
     except Exception as e:  # name unknown, gated, files missing: same advice
         raise ModelNotFoundError(f"model {name_or_path!r} could not be loaded from the hub ({type(e).__name__}); {advice}") from e
+
+
+def _looks_local(name_or_path: str) -> bool:
+    """A path, not a hub name (hub names are `org/name`, never absolute or relative to `.`)."""
+    return name_or_path.startswith(("/", "./", "../", "~")) or name_or_path in (".", "..") or "\\" in name_or_path
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:

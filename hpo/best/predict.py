@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -11,17 +12,46 @@ import pandas as pd
 
 from hpo.errors import HpoError
 
+OUT_SUFFIXES = (".csv", ".jsonl")
+
 
 def read_texts(texts: list[str] | None, file: str | None, text_column: str | None, default_column: str) -> list[str]:
-    if texts:
+    """The texts to label; an empty one is refused, never labelled."""
+    if texts is not None:
+        empty = [i for i, t in enumerate(texts, start=1) if not t.strip()]
+        if empty:
+            raise HpoError(f"--text number {empty[0]} is empty; give each --text some words to label")
         return list(texts)
     from trainers.data import read_csv
 
+    if not Path(file).is_file():  # type: ignore[arg-type]
+        raise HpoError(f"--file {file}: {'is a folder' if Path(file).is_dir() else 'no such file'}; give a CSV of texts")  # type: ignore[arg-type]
     frame = read_csv(Path(file))  # type: ignore[arg-type]  # argparse makes one of the two required
     column = text_column or default_column
     if column not in frame.columns:
         raise HpoError(f"{file}: no column {column!r}; columns are {list(frame.columns)}; pick one with --text-column")
+    if frame.empty:
+        raise HpoError(f"{file}: no rows below the header; nothing to label")
+    blank = [i for i, t in enumerate(frame[column], start=2) if not t.strip()]  # line 1 is the header
+    if blank:
+        raise HpoError(f"{file}: column {column!r} is empty on {len(blank)} row(s), first on line {blank[0]}; remove or fill them")
     return frame[column].tolist()
+
+
+def check_out(out: str | None) -> None:
+    """Refuse an output file that cannot be written before the model is loaded."""
+    if out is None:
+        return
+    path = Path(out)
+    if path.suffix not in OUT_SUFFIXES:
+        raise HpoError(f"--out {out}: give a file name ending in {' or '.join(OUT_SUFFIXES)}")
+    if path.is_dir():
+        raise HpoError(f"--out {out}: is a folder; give a file name")
+    folder = path.parent
+    if not folder.is_dir():
+        raise HpoError(f"--out {out}: folder {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise HpoError(f"--out {out}: not writable; choose another file")
 
 
 def label_records(probs: np.ndarray, texts: list[str], task: str, names: tuple[str, ...], thresholds: np.ndarray | None) -> list[dict]:
@@ -56,14 +86,25 @@ def write_records(records: list[dict], out: str | None) -> None:
         sys.stdout.write(lines)
 
 
+def _write(records: list[dict], out: str | None) -> None:
+    try:
+        write_records(records, out)
+    except OSError as e:
+        raise HpoError(f"--out {out}: cannot be written ({e.strerror or e})") from None
+
+
 def predict(best_dir: str, texts: list[str] | None, file: str | None, text_column: str | None, out: str | None) -> int:
-    from trainers.checkpoint import load_best
+    """Label the texts (or the file's column) with the model in `best_dir`; returns how many.
+    Every input is checked before the model is loaded."""
+    from trainers.checkpoint import load_best, read_card
+
+    check_out(out)
+    inputs = read_texts(texts, file, text_column, read_card(best_dir).text_column)
     from trainers.evaluate import predict_probabilities
     from trainers.loop import pick_device
 
     best = load_best(best_dir, device=str(pick_device("auto")))
-    inputs = read_texts(texts, file, text_column, best.labels.text_column)
     probs, _ = predict_probabilities(best, inputs)
     records = label_records(probs, inputs, best.labels.task, best.labels.names, best.thresholds)
-    write_records(records, out)
+    _write(records, out)
     return len(records)

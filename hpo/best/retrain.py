@@ -21,6 +21,7 @@ from hpo import stored
 from hpo.errors import HpoError
 from hpo.report.baseline import collapse_warnings, majority_baseline
 from hpo.report.best_tables import best_model_tables
+from hpo.report.read import require_same_data
 from hpo.report.summary import StudySummary
 from hpo.search_space import replay
 from hpo.spec import StudySpec
@@ -100,6 +101,7 @@ def retrain_best(study: optuna.Study, spec: StudySpec, data_dir: Path, out_dir: 
     from trainers.checkpoint import load_best, save_best, weights_size_mb
 
     trial = best_trial(study)
+    require_same_data(study, spec, data_dir)
     config = retrain_config(spec, trial, data_dir)
     log.info("retraining trial %d of %s for %d of its %d epoch(s): %s", trial.number, spec.name, config.hyper.epochs_to_run, config.hyper.epochs, trial.params)
     trained = train(config)

@@ -12,6 +12,7 @@ from optuna.trial import TrialState
 from hpo import stored
 from hpo.best.retrain import evaluate_test, retrain_config, show, train
 from hpo.errors import HpoError
+from hpo.report.read import require_same_data
 from hpo.spec import StudySpec
 
 
@@ -20,6 +21,7 @@ def score_trials(study: optuna.Study, spec: StudySpec, data_dir: Path) -> list[i
     study attribute (finished trials are read-only). Returns the trial numbers scored."""
     if not spec.test_scores:
         raise HpoError(f"study {spec.name}: the spec has test_scores: false; set it to true to score every trial on test")
+    require_same_data(study, spec, data_dir)
     done = set(stored.test_scores_of(study.user_attrs))
     scored = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):

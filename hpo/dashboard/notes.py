@@ -38,6 +38,8 @@ def study_note(spec: StudySpec, spec_text: str, facts: DataFacts) -> str:
         "",
         f"**Task:** {spec.task}, model `{spec.model.name_or_path}`. **Data** (rows): {sizes}.",
     ]
+    if facts.warnings:
+        lines += ["", "**Warnings** (the study runs, but look):", *(f"- {w}" for w in facts.warnings)]
     if facts.train_prevalence:
         lines += ["", "| label | share of train |", "|---|---|", *(f"| {k} | {v:.3f} |" for k, v in facts.train_prevalence.items())]
     lines += ["", "### Spec", "```yaml", spec_text.rstrip(), "```"]

@@ -8,22 +8,25 @@ Nothing here imports torch.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import optuna
-import yaml
 from optuna.trial import FrozenTrial
+from pydantic import ValidationError
 
 from hpo import stored
 from hpo.errors import HpoError
-from hpo.spec import StudySpec, load_spec
+from hpo.spec import StudySpec, first_error
 from trainers.config import Hyperparams
 
 
 def open_existing_study(name: str, storage_url: str) -> tuple[optuna.Study, StudySpec]:
-    """Load a study and the spec it ran with (saved in the study, else studies/<name>.yaml)."""
-    from storage import open_storage, redact
+    """Load a study and the resolved spec it stored when it started (never a spec file: the
+    file may have changed since, and a study name is not a path)."""
+    from storage import open_storage, redact, require_existing_database
 
+    require_existing_database(storage_url)
     storage = open_storage(storage_url, heartbeat_interval=None)
     try:
         study = optuna.load_study(study_name=name, storage=storage)
@@ -34,10 +37,18 @@ def open_existing_study(name: str, storage_url: str) -> tuple[optuna.Study, Stud
 
 
 def study_spec(study: optuna.Study) -> StudySpec:
-    text = study.user_attrs.get(stored.SPEC_YAML)
-    if text is None:
-        return load_spec(study.study_name)
-    return StudySpec.model_validate(yaml.safe_load(text))
+    """The spec stored in the study (variant applied), checked to be this study's."""
+    name = study.study_name
+    recorded = study.user_attrs.get(stored.SPEC_RESOLVED)
+    if not isinstance(recorded, dict):
+        raise HpoError(f"study {name!r} stores no spec (it was not started by `hpo study`); results commands need the spec a study ran with")
+    try:
+        spec = StudySpec.model_validate(recorded)
+    except ValidationError as e:
+        raise HpoError(f"study {name!r}: its stored spec no longer validates ({first_error(e)}); it was written by another version") from None
+    if spec.name != name:
+        raise HpoError(f"study {name!r} stores the spec of study {spec.name!r}; it was copied or renamed, so its results cannot be trusted to be its own")
+    return spec
 
 
 def best_epoch_metrics(trial: FrozenTrial, metric: str, maximize: bool) -> dict:
@@ -73,3 +84,29 @@ def finite(x: Any) -> bool:
 def num(x: Any) -> float:
     """A finite number as float, anything else (None, NaN, text) as NaN: a table's missing cell."""
     return float(x) if finite(x) else math.nan
+
+
+def changed_data(study: optuna.Study, spec: StudySpec, data_dir: Path) -> list[str]:
+    """The train and val files under `data_dir` whose content is not what the study's trials
+    used (by sha256); empty for a study that recorded no fingerprint."""
+    from trainers.manifest import sha256_of
+
+    recorded = study.user_attrs.get(stored.DATA_FINGERPRINT) or {}
+    data = spec.data_config(data_dir)
+    changed = []
+    for split, path in (("train", data.train_path), ("val", data.val_path)):
+        old = recorded.get(split)
+        if old is None:
+            continue
+        if not path.is_file():
+            changed.append(f"{split}: {path} is missing (the study used {old.get('path')})")
+        elif sha256_of(path) != old.get("sha256"):
+            changed.append(f"{split}: {path} differs from {old.get('path')}")
+    return changed
+
+
+def require_same_data(study: optuna.Study, spec: StudySpec, data_dir: Path) -> None:
+    """Retraining or scoring on other data would not rebuild the models the trials scored."""
+    changed = changed_data(study, spec, data_dir)
+    if changed:
+        raise HpoError(f"study {study.study_name!r} ran on other data ({'; '.join(changed)}); point --data-dir at the study's data")

@@ -13,7 +13,7 @@ import pandas as pd
 
 from hpo.report.baseline import majority_baseline
 from hpo.report.figures import Figure, fmt, study_figures
-from hpo.report.read import open_existing_study
+from hpo.report.read import changed_data, open_existing_study
 from hpo.report.summary import StudySummary
 from hpo.report.tables import summarize
 from hpo.stored import BestMetrics
@@ -35,10 +35,14 @@ def report_study(name: str, storage_url: str, data_dir: Path, runs_root: str | P
     from trainers.errors import DataError
 
     study, spec = open_existing_study(name, storage_url)
-    root = run_dir(name, runs_root)
+    root = run_dir(study.study_name, runs_root)
     baseline, note = None, None
+    changed = changed_data(study, spec, data_dir)
     try:
-        baseline = majority_baseline(spec, data_dir)
+        if changed:
+            note = f"no all-majority baseline: the data at hand is not the study's ({'; '.join(changed)})"
+        else:
+            baseline = majority_baseline(spec, data_dir)
     except DataError as e:
         note = f"no all-majority baseline: {e}"
     best_metrics = BestMetrics.read(root / "best")

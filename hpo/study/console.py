@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import optuna
@@ -43,3 +44,24 @@ def first_line(text: str | None) -> str:
 
 def fmt(v) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+class _NoTrialFailureLog(logging.Filter):
+    """Optuna logs every failed trial ("Trial N failed with parameters … because of …" with the
+    whole traceback, then "Trial N failed with value None"), Ctrl-C included. The study prints
+    its own line per trial (`print_trial`) and the trial's train.log keeps the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.msg if isinstance(record.msg, str) else ""
+        return not (message.startswith("Trial ") and " failed with " in message)
+
+
+_FILTER = _NoTrialFailureLog()
+
+
+def quiet_trial_failures() -> None:
+    """Drop those records where Optuna logs them (a filter on the emitting logger; filters on the
+    "optuna" parent would not see records that propagate up to its handler)."""
+    logger = logging.getLogger("optuna.study._optimize")
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)

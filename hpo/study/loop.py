@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 from hpo import stored
 from hpo.errors import HpoError
 from hpo.spec import StudySpec
-from hpo.study.console import first_line, print_trial
+from hpo.study.console import first_line, print_trial, quiet_trial_failures
 from hpo.study.opening import n_finished
 from hpo.study.placement import requeue_alone_after_oom
 from hpo.study.turns import TrialSlots, Turn
@@ -45,6 +45,7 @@ def run_study(
     if n_finished(study) >= spec.n_trials:
         log.info("study %s already has %d finished trials", spec.name, n_finished(study))
         return
+    quiet_trial_failures()
     if os.environ.get("HPO_WORKER") or study.get_trials(deepcopy=False):
         # Every worker (and a resumed run) builds the same seeded sampler: unless reseeded, it
         # would repeat the other workers' (or the earlier run's) suggestions.

@@ -1,5 +1,6 @@
 """Create a study once, or load it with the spec's sampler and pruner; refuse one that was
-started from a different spec; write the study-level facts the dashboard and reports show."""
+started from a different spec or on different data; write the study-level facts the dashboard
+and reports show."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import optuna
 from hpo import stored
 from hpo.errors import HpoError
 from hpo.spec import StudySpec
-from hpo.study.preflight import DataFacts
+from hpo.study.preflight import DataFacts, changed_splits
 from hpo.study.strategy import build_pruner, build_sampler
 from storage import open_storage, redact, with_retries
 
@@ -30,9 +31,12 @@ def open_study(spec: StudySpec, storage_url: str, *, heartbeat_interval: int | N
     )
 
 
+RESUMABLE = ("n_trials", "description")  # what a resumed study may change: run more trials, reword it
+
+
 def fingerprint(spec: StudySpec) -> dict:
-    """The resolved spec minus what may change on resume (n_trials: run more; the description)."""
-    return spec.model_dump(mode="json", exclude={"n_trials", "description"})
+    """The resolved spec minus what may change on resume."""
+    return spec.model_dump(mode="json", exclude=set(RESUMABLE))
 
 
 def check_same_spec(study: optuna.Study, spec: StudySpec, storage_url: str) -> None:
@@ -40,6 +44,7 @@ def check_same_spec(study: optuna.Study, spec: StudySpec, storage_url: str) -> N
     recorded = study.user_attrs.get(stored.SPEC_RESOLVED)
     if recorded is None or not study.get_trials(deepcopy=False):
         return
+    recorded = {k: v for k, v in recorded.items() if k not in RESUMABLE}
     current = fingerprint(spec)
     changed = [path for key in sorted(set(recorded) | set(current)) for path in _changed(key, recorded.get(key), current.get(key))]
     if changed:
@@ -59,12 +64,25 @@ def _changed(key: str, old: object, new: object) -> list[str]:
     return [key]
 
 
+def check_same_data(study: optuna.Study, spec: StudySpec, facts: DataFacts, storage_url: str) -> None:
+    """One study, one data set: trials scored on other train or val data would not compare."""
+    if not study.get_trials(deepcopy=False):
+        return
+    changed = changed_splits(study.user_attrs.get(stored.DATA_FINGERPRINT), facts)
+    if changed:
+        url = redact(storage_url)
+        raise HpoError(
+            f"study {spec.name!r} on {url} ran on different data ({'; '.join(changed)} changed); point --data-dir at its data, "
+            f"or delete the study (optuna delete-study --study-name {spec.name} --storage {url}) or give the spec a new name"
+        )
+
+
 def describe_study(study: optuna.Study, spec: StudySpec, spec_text: str, facts: DataFacts) -> None:
-    """Study-level facts the dashboard and reports show."""
+    """Study-level facts the dashboard and reports show; the resolved spec the results commands use."""
     from hpo.dashboard.notes import annotate_study
 
     study.set_user_attr(stored.SPEC_YAML, spec_text)
-    study.set_user_attr(stored.SPEC_RESOLVED, fingerprint(spec))
+    study.set_user_attr(stored.SPEC_RESOLVED, spec.model_dump(mode="json"))
     study.set_user_attr(stored.OBJECTIVE, f"{spec.objective.metric} ({spec.objective.resolved_direction})")
     study.set_user_attr(stored.TASK, spec.task)
     study.set_user_attr(stored.MODEL, spec.model.name_or_path)

@@ -68,5 +68,10 @@ class Objective:
         trial.set_user_attr(stored.BEST_EPOCH, outcome.best_epoch)
         if outcome.status == "stopped":
             raise optuna.TrialPruned(f"pruned after epoch {epochs_seen}")
-        return outcome.best_value
+        value = outcome.best_value
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            reason = f"the trial's {metric} is {value!r} in every epoch: nothing to compare"
+            trial.set_user_attr(stored.FAIL_REASON, reason)
+            raise TrialFailed(reason)
+        return float(value)
 

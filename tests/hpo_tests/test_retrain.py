@@ -223,8 +223,7 @@ def test_score_trials_retrains_each_trial_and_keeps_its_test_scores_apart(retrai
     with pytest.raises(HpoError, match="test_scores: false"):
         score_trials(retrained.study, retrained.spec, retrained.shared.data_dir)
     study, _ = open_existing_study(TINY_NAME, retrained.shared.copy_to(tmp_path))
-    raw = yaml.safe_load(study.user_attrs[stored.SPEC_YAML])
-    study.set_user_attr(stored.SPEC_YAML, yaml.safe_dump({**raw, "test_scores": True}))
+    study.set_user_attr(stored.SPEC_RESOLVED, {**study.user_attrs[stored.SPEC_RESOLVED], "test_scores": True})
     best = study.best_trial.number
     for t in study.get_trials(states=(TrialState.COMPLETE,)):
         if t.number != best:  # scored already: only the best trial is retrained here

@@ -116,7 +116,7 @@ def test_cli_label_column_not_binary(tmp_path, real_data: RealData):
 def test_cli_missing_data_dir(tmp_path):
     path = _write(tmp_path)
     result = run_hpo("check", str(path), "--data-dir", str(tmp_path / "nowhere"))
-    assert result.returncode == 2 and "file not found" in result.stderr and "DATA_DIR" in result.stderr
+    assert result.returncode == 2 and "no such folder" in result.stderr and "--data-dir" in result.stderr
 
 
 def test_cli_missing_model_is_one_clear_line(tmp_path, real_data: RealData):

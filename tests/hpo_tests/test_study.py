@@ -77,7 +77,7 @@ def test_resuming_with_a_changed_spec_is_refused_in_one_line(tmp_path, capsys, r
     """Trials from two different searches must not mix in one study; n_trials may grow."""
     from hpo.cli import main
 
-    data = real_data.slice(tmp_path / "data", "ucc", {"train": 40, "val": 20, "test": 20})
+    data = real_data.slice(tmp_path / "data", "ucc", {"train": 40, "val": 48, "test": 20})  # every label has a val positive
     path = tiny_ucc_spec(tmp_path / "tiny.yaml", n_trials=1, training={"epochs": 1})
     url = f"sqlite:///{tmp_path}/study.db"
     assert main(["study", str(path), "--storage", url, "--data-dir", str(data)]) == 0

@@ -57,7 +57,7 @@ def test_grid_study_runs_every_point_exactly_once(storage_url: str, tmp_path: Pa
 @pytest.mark.postgres
 def test_hpo_workers_trains_tiny_models_in_two_processes(postgres, tmp_path: Path, real_data: RealData) -> None:
     """The whole `hpo workers` path with real training; a NaN-loss trial fails with its reason."""
-    data = real_data.slice(tmp_path / "data", "ucc", {"train": 48, "val": 24, "test": 8})
+    data = real_data.slice(tmp_path / "data", "ucc", {"train": 48, "val": 48, "test": 8})  # every label has a val positive
     path = tiny_ucc_spec(tmp_path / "tiny.yaml", name=f"tiny-{os.getpid()}", n_trials=2,
                          search_space={"learning_rate": {"type": "float", "low": 1e-4, "high": 1e31, "log": True}},
                          training={"epochs": 1, "batch_size": 16})
