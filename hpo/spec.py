@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hpo.errors import SpecError
-from trainers.config import DataConfig, Hyperparams, ModelConfig, Task, TrainConfig
+from trainers.config import DataConfig, Hyperparams, ModelConfig, SplitConfig, Task, TrainConfig
 from trainers.metrics import OBJECTIVE_METRICS
 
 STUDIES_DIR = Path("studies")
@@ -38,6 +38,8 @@ class DataSpec(_Strict):
     class_names: list[str] | None = None
     encoding: str = "auto"
     agreement_suffix: str | None = Field(None, description="label_columns only: `<label><suffix>` is the annotators' agreement with that 0/1 label")
+    file: str | None = Field(None, description="one CSV holding every row, divided by `split` (instead of train/val/test)")
+    split: SplitConfig | None = Field(None, description="with `file`: the val and test shares and the seed of a stratified split")
 
     @model_validator(mode="after")
     def _one_label_layout(self) -> DataSpec:
@@ -47,6 +49,10 @@ class DataSpec(_Strict):
             raise ValueError("label_column needs class_names (their order fixes the class ids)")
         if self.agreement_suffix and not self.label_columns:
             raise ValueError("agreement_suffix is for label_columns (multi-label) only")
+        if bool(self.file) != bool(self.split):
+            raise ValueError("file and split go together: one CSV (file) divided into train/val/test (split: {val: 0.15, test: 0.15, seed: 0})")
+        if self.file and (named := sorted({"train", "val", "test"} & self.model_fields_set)):
+            raise ValueError(f"give either file with split, or train/val/test files, not both (remove {', '.join(named)})")
         return self
 
 
@@ -182,17 +188,24 @@ class StudySpec(_Strict):
 
     def data_config(self, data_dir: str | Path) -> DataConfig:
         base = Path(self.data.dir) if Path(self.data.dir).is_absolute() else Path(data_dir) / self.data.dir
+        if self.data.file and self.data.split:
+            return DataConfig.parts_of(base / self.data.file, self.data.split, **self._data_columns())
         return DataConfig(
             train_path=base / self.data.train,
             val_path=base / self.data.val,
             test_path=base / self.data.test if self.data.test else None,
-            text_column=self.data.text_column,
-            label_columns=tuple(self.data.label_columns) if self.data.label_columns else None,
-            label_column=self.data.label_column,
-            class_names=tuple(self.data.class_names) if self.data.class_names else None,
-            encoding=self.data.encoding,
-            agreement_suffix=self.data.agreement_suffix,
+            **self._data_columns(),
         )
+
+    def _data_columns(self) -> dict[str, Any]:
+        return {
+            "text_column": self.data.text_column,
+            "label_columns": tuple(self.data.label_columns) if self.data.label_columns else None,
+            "label_column": self.data.label_column,
+            "class_names": tuple(self.data.class_names) if self.data.class_names else None,
+            "encoding": self.data.encoding,
+            "agreement_suffix": self.data.agreement_suffix,
+        }
 
 
 def _check_objective(spec: StudySpec) -> None:
