@@ -17,6 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from trainers.config import Task
+from trainers.profile import DataProfile
 
 # ---- study user attributes ------------------------------------------------------------------
 
@@ -24,7 +25,7 @@ SPEC_YAML = "spec_yaml"
 """The spec's text as the user wrote it (shown in the study note)."""
 
 SPEC_RESOLVED = "spec_resolved"
-"""The validated spec as JSON, minus what a resumed study may change (n_trials, description):
+"""The validated spec as JSON, minus what a resumed study may change (n_trials, description, tracking):
 the fingerprint that refuses a changed spec."""
 
 OBJECTIVE = "objective"
@@ -38,6 +39,20 @@ TRAIN_PREVALENCE = "train_prevalence"
 
 ROWS_PREFIX = "n_"
 """`n_train`, `n_val`, `n_test`: rows per split."""
+
+DATA_PROFILE = "data_profile"
+"""The data set's profile (trainers.profile.DataProfile as JSON), computed before the first
+trial: reports and the study note show it without reading the data."""
+
+MLFLOW_RUNS = "mlflow_runs"
+"""MLflow tracking URI → the id of the study's parent run there, created once (under the study
+lock) whichever worker comes first."""
+
+
+def read_profile(study_attrs: dict[str, Any]) -> DataProfile | None:
+    raw = study_attrs.get(DATA_PROFILE)
+    return DataProfile.model_validate(raw) if raw else None
+
 
 _TEST_SCORES = re.compile(r"test_scores_(\d+)")
 
@@ -70,6 +85,10 @@ GPU = "gpu"
 """The CUDA_VISIBLE_DEVICES the trial ran under, when set."""
 
 
+MLFLOW_RUN_ID = "mlflow_run_id"
+"""The id of the trial's child run in MLflow, when the study is tracked."""
+
+
 def epoch_key(epoch: int) -> str:
     """Trial attribute holding every metric of one epoch (1-based) as a dict."""
     return f"epoch_{epoch:03d}"
@@ -90,6 +109,10 @@ def headline_key(metric: str) -> str:
 
 ARTIFACT_META_PREFIX = "artifacts:"
 """Prefix of the study system attributes in which optuna.artifacts keeps each artifact's metadata."""
+
+
+SPLIT_FILE = "split.csv"
+"""runs/<study>/split.csv: the part (train, val, test) each row of a split file went to."""
 
 
 def attached_name(trial_number: int, filename: str) -> str:

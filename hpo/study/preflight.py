@@ -9,6 +9,7 @@ from pathlib import Path
 
 from hpo import stored
 from hpo.spec import StudySpec
+from trainers.profile import DataProfile
 
 
 @dataclass(frozen=True)
@@ -17,12 +18,15 @@ class DataFacts:
 
     rows: dict[str, int] = field(default_factory=dict)
     train_prevalence: dict[str, float] = field(default_factory=dict)
+    profile: DataProfile | None = None  # hpo.study.profile, when computed
 
     def as_attrs(self) -> dict[str, object]:
         """The study user attributes that hold these facts."""
         attrs: dict[str, object] = {f"{stored.ROWS_PREFIX}{split}": n for split, n in self.rows.items()}
         if self.train_prevalence:
             attrs[stored.TRAIN_PREVALENCE] = self.train_prevalence
+        if self.profile is not None:
+            attrs[stored.DATA_PROFILE] = stored.json_safe(self.profile.model_dump(mode="json"))
         return attrs
 
 
