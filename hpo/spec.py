@@ -123,6 +123,12 @@ class ObjectiveSpec(_Strict):
         return "maximize" if OBJECTIVE_METRICS[self.metric] == "max" else "minimize"
 
 
+class TrackingSpec(_Strict):
+    mlflow: str | None = Field(
+        None, description="MLflow tracking URI (http://host:5000, sqlite:///file.db), or `default`: a SQLite file beside the study database"
+    )
+
+
 class StudySpec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
@@ -135,6 +141,7 @@ class StudySpec(_Strict):
     pruner: PrunerSpec = PrunerSpec()
     objective: ObjectiveSpec = ObjectiveSpec()
     n_trials: int = Field(10, ge=1)
+    tracking: TrackingSpec = TrackingSpec()
     test_scores: bool = Field(False, description="score every finished trial on test after the study (never read by the sampler)")
     variants: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="named overlays of this spec, run with --variant NAME as study <name>-<variant>"

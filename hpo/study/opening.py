@@ -31,8 +31,9 @@ def open_study(spec: StudySpec, storage_url: str, *, heartbeat_interval: int | N
 
 
 def fingerprint(spec: StudySpec) -> dict:
-    """The resolved spec minus what may change on resume (n_trials: run more; the description)."""
-    return spec.model_dump(mode="json", exclude={"n_trials", "description"})
+    """The resolved spec minus what may change on resume (n_trials: run more; the description;
+    where the trials are tracked)."""
+    return spec.model_dump(mode="json", exclude={"n_trials", "description", "tracking"})
 
 
 def check_same_spec(study: optuna.Study, spec: StudySpec, storage_url: str) -> None:

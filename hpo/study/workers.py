@@ -32,10 +32,13 @@ def start_workers(
     data_dir: Path,
     heartbeat: int,
     n_trials: int | None = None,
+    mlflow: str | None = None,
 ) -> list[subprocess.Popen]:
-    """Start one `hpo study --join` process per environment in `envs`."""
+    """Start one `hpo study --join` process per environment in `envs` (`mlflow`: the
+    caller's --mlflow, passed on)."""
     cmd = [sys.executable, "-m", "hpo", "study", str(spec_path), "--join", "--data-dir", str(data_dir)]
     cmd += ["--heartbeat", str(heartbeat), *(["--n-trials", str(n_trials)] if n_trials else [])]
+    cmd += ["--mlflow", mlflow] if mlflow else []
     base = {**os.environ, **({"HPO_STORAGE": storage} if storage else {})}
     # Sessions of their own: a terminal's Ctrl-C reaches this process only, which stops each
     # worker once instead of every process in the group being interrupted at the same time.
