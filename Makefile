@@ -23,16 +23,32 @@ ifneq ($(strip $(STORAGE)),)
 export HPO_STORAGE := $(STORAGE)
 endif
 
-.PHONY: venv study check workers report retrain score-trials dashboard test lint bench clean-runs
+.PHONY: venv prerequisites init study check workers report retrain score-trials dashboard test lint bench clean-runs
 
 venv: $(VENV)/.installed
 
+# A fresh machine needs Python >= 3.10 with its venv module (Debian: python3-venv) and make;
+# the first target stops with one line naming what is missing (README.md: Prerequisites).
+CHECK_PREREQUISITES = \
+	command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python >= 3.10 (Debian: apt-get install python3 python3-venv)" >&2; exit 1; }; \
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { echo "error: $(PYTHON) is Python $$($(PYTHON) -c 'import platform; print(platform.python_version())'); hpo-text needs >= 3.10 (make PYTHON=python3.11 …)" >&2; exit 1; }; \
+	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { echo "error: $(PYTHON) lacks the venv module with ensurepip; install it (Debian: apt-get install python3-venv)" >&2; exit 1; }
+
+prerequisites:
+	@$(CHECK_PREREQUISITES)
+
 $(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || { $(CHECK_PREREQUISITES) }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH_CPU)"
 	$(BIN)/python -m pip install -q -e ".[test]"
 	touch $@
+
+init:
+	@test -n "$(DATA)" || { echo "error: make init needs DATA=file.csv (or a folder with train/val/test CSVs); NAME=… names the study" >&2; exit 1; }
+	@$(MAKE) --no-print-directory venv
+	$(BIN)/hpo init $(DATA) $(if $(filter command line,$(origin NAME)),--name $(NAME))
 
 study: venv
 	$(BIN)/hpo study $(NAME) $(if $(VARIANT),--variant $(VARIANT))

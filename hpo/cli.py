@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 from hpo.arguments import OneLineParser, Settings, existing_dir, folder, gpu_list, non_negative_int, port, positive_int
 from hpo.errors import HpoError
@@ -69,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     study.add_argument("--n-trials", type=positive_int, help="override the spec's n_trials")
     _heartbeat(study)
     study.add_argument("--join", action="store_true", help="join a study `hpo workers` created: skip the data check")
+    _mlflow(study)
     study.set_defaults(func=cmd_study)
 
     workers = sub.add_parser("workers", help="run a study with several worker processes (one per GPU with --gpus)")
@@ -79,11 +81,23 @@ def _parser() -> argparse.ArgumentParser:
     workers.add_argument("--gpu-memory-mb", type=float, help="with --per-gpu auto: each GPU's memory (default: from nvidia-smi)")
     workers.add_argument("--n-trials", type=positive_int, help="override the spec's n_trials")
     _heartbeat(workers)
+    _mlflow(workers)
     workers.set_defaults(func=cmd_workers)
 
     check = sub.add_parser("check", help="validate a spec, its data and its model; run nothing")
     _common(check)
+    check.add_argument("--profile", action="store_true", help="also print the data profile (rows, label shares, lengths, duplicates)")
     check.set_defaults(func=cmd_check)
+
+    init = sub.add_parser("init", help="propose studies/<name>.yaml for a CSV (or a folder of train/val/test CSVs), then check it")
+    init.add_argument("data", help="one CSV (split into train/val/test by the spec) or a folder with train.csv, val.csv[, test.csv]")
+    init.add_argument("--name", help="study name (default: the file's or folder's name)")
+    init.add_argument("--task", choices=["multi_label", "multi_class"], help="default: 0/1 columns → multi_label, one column of classes → multi_class")
+    init.add_argument("--text-column", help="the column holding the texts (default: the string column with the longest texts)")
+    init.add_argument("--labels", help="comma-separated 0/1 label columns, or the one column of classes (default: detected)")
+    init.add_argument("--data-dir", help="DATA_DIR the spec's data.dir is relative to (default: $DATA_DIR or data/)")
+    init.add_argument("--force", action="store_true", help="overwrite an existing studies/<name>.yaml")
+    init.set_defaults(func=cmd_init)
 
     dash = sub.add_parser("dashboard", help="serve optuna-dashboard on the study storage, with the trials' artifacts")
     _storage(dash)
@@ -104,6 +118,14 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _storage(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage", help="storage URL (default: $HPO_STORAGE or sqlite:///runs/optuna.db)")
+
+
+def _mlflow(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--mlflow", nargs="?", const="default", metavar="URI",
+        help="log the study to MLflow: a parent run, a child run per trial (default URI, or a bare --mlflow: a SQLite file beside "
+             "the study database, e.g. sqlite:///runs/mlflow.db); overrides the spec's tracking.mlflow",
+    )  # fmt: skip
 
 
 def _heartbeat(p: argparse.ArgumentParser) -> None:
@@ -140,36 +162,77 @@ def cmd_check(args) -> int:
     facts = preflight(spec, data_dir)
     print(f"{source.path}: ok  ({', '.join(f'n_{split}={n}' for split, n in facts.rows.items())})")
     _print_warnings(facts)
+    if args.profile:
+        from hpo.report.profile_tables import profile_markdown
+        from hpo.study.profile import profile_study
+
+        print(profile_markdown(profile_study(spec, data_dir)))
     return 0
 
 
+def cmd_init(args) -> int:
+    from hpo.init import init_study
+    from hpo.spec import STUDIES_DIR, default_data_dir
+
+    labels = [c.strip() for c in args.labels.split(",") if c.strip()] if args.labels else None
+    data_dir = default_data_dir(args.data_dir)
+    path = init_study(args.data, data_dir, STUDIES_DIR, name=args.name, task=args.task, text_column=args.text_column, labels=labels,
+                      force=args.force)  # fmt: skip
+    print(f"wrote {path}: every choice is commented there; checking it now", flush=True)
+    check = argparse.Namespace(name=str(path), data_dir=str(data_dir), variant=None, profile=False)
+    cmd_check(check)
+    print(f"next: make study NAME={path.stem}" + (f" DATA_DIR={data_dir}" if args.data_dir else ""))
+    return 0
+
+
+def _prepare_data(spec, data_dir: Path, storage_url: str):
+    """Preflight, the data profile and a split file's audit (runs/<study>/split.csv)."""
+    from hpo.study.profile import prepare_data
+    from storage import default_artifact_dir, run_dir
+
+    return prepare_data(spec, data_dir, run_dir(spec.name, root=default_artifact_dir(storage_url).parent))
+
+
+def _tracker(study, spec, cli_uri: str | None, storage_url: str):
+    """The study's experiment tracker: --mlflow, else the spec's tracking.mlflow, else none."""
+    from hpo.tracking import open_tracker, resolve_mlflow_uri
+    from storage import default_artifact_dir, redact
+
+    uri = resolve_mlflow_uri(cli_uri or spec.tracking.mlflow, storage_url)
+    tracker = open_tracker(study, spec, uri, default_artifact_dir(storage_url), storage_url)
+    if uri:
+        print(f"study {spec.name}: trials logged to MLflow at {redact(uri) if '@' in uri else uri}", flush=True)
+    return tracker
+
+
 def cmd_study(args) -> int:
-    from hpo.study import check_same_data, check_same_spec, describe_study, n_finished, open_study, preflight, print_best, run_study
+    from hpo.study import check_same_data, check_same_spec, describe_study, n_finished, open_study, print_best, run_study
     from storage import default_artifact_dir, redact, resolve_storage_url
 
     spec, source, data_dir = _load(args)
     url = resolve_storage_url(args.storage)
-    facts = None if args.join else preflight(spec, data_dir)  # `hpo workers` checked the data once
+    facts = None if args.join else _prepare_data(spec, data_dir, url)  # `hpo workers` checked the data once
     study = open_study(spec, url, heartbeat_interval=_heartbeat_s(args))
     check_same_spec(study, spec, url)
     if facts is not None:
         check_same_data(study, spec, facts, url)
         describe_study(study, spec, source.note_text, facts)
         _print_warnings(facts)
+    tracker = _tracker(study, spec, args.mlflow, url)
     print(
         f"study {spec.name} on {redact(url)}: {n_finished(study)}/{spec.n_trials} trials finished; "
         f"objective {spec.objective.metric}; data {data_dir}",
         flush=True,
     )
     start = time.perf_counter()
-    run_study(spec, study, data_dir, artifact_dir=default_artifact_dir(url))
+    run_study(spec, study, data_dir, artifact_dir=default_artifact_dir(url), tracker=tracker)
     print(f"study {spec.name}: {n_finished(study)} finished trials, {time.perf_counter() - start:.0f}s this run", flush=True)
     print_best(study)
     return 0
 
 
 def cmd_workers(args) -> int:
-    from hpo.study import check_same_data, check_same_spec, describe_study, n_finished, open_study, preflight, print_best
+    from hpo.study import check_same_data, check_same_spec, describe_study, n_finished, open_study, print_best
     from hpo.study.workers import gpu_memory, start_workers, wait_workers, worker_envs, workers_per_gpu
     from storage import redact, resolve_storage_url
 
@@ -188,12 +251,13 @@ def cmd_workers(args) -> int:
 
         check_gpus(gpus)
     memory = gpu_memory(gpus, args.gpu_memory_mb) if packed and gpus else None
-    facts = preflight(spec, data_dir)
+    facts = _prepare_data(spec, data_dir, url)
     study = open_study(spec, url, heartbeat_interval=_heartbeat_s(args))  # created once, here: workers only load it
     check_same_spec(study, spec, url)
     check_same_data(study, spec, facts, url)
     describe_study(study, spec, source.note_text, facts)
     _print_warnings(facts)
+    tracker = _tracker(study, spec, args.mlflow, url)  # the parent run exists before any worker starts
     envs = worker_envs(n, gpus, gpu_memory_mb=memory)
     placement = ", ".join(f"{e['HPO_WORKER']}→GPU {e['CUDA_VISIBLE_DEVICES']}" for e in envs) if gpus else f"{envs[0]['OMP_NUM_THREADS']} CPU threads each"
     if memory:
@@ -201,9 +265,11 @@ def cmd_workers(args) -> int:
     print(f"study {spec.name} on {redact(url)}: {n_finished(study)}/{spec.n_trials} trials finished; {n} workers ({placement})", flush=True)
     start = time.perf_counter()
     procs = start_workers(
-        source.path, envs, storage=args.storage, data_dir=data_dir, heartbeat=_heartbeat_s(args), n_trials=args.n_trials, variant=source.variant
+        source.path, envs, storage=args.storage, data_dir=data_dir, heartbeat=_heartbeat_s(args), n_trials=args.n_trials,
+        variant=source.variant, mlflow=args.mlflow,
     )
     code = wait_workers(procs)
+    tracker.study_stopped(study, spec.n_trials)
     print(f"study {spec.name}: {n_finished(study)} finished trials, {time.perf_counter() - start:.0f}s this run", flush=True)
     print_best(study)
     return code
@@ -270,6 +336,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_retrain(args) -> int:
+    from hpo import stored
     from hpo.best import retrain_best
     from hpo.dashboard.attach import attach_to_best_trial
     from hpo.report import open_existing_study
@@ -281,6 +348,10 @@ def cmd_retrain(args) -> int:
     out = run_dir(study.study_name) / "best"
     metrics = retrain_best(study, spec, default_data_dir(args.data_dir), out, n_resamples=args.resamples)
     attach_to_best_trial(study, [out / metrics.FILENAME], default_artifact_dir(url))
+    if study.user_attrs.get(stored.MLFLOW_RUNS):
+        from hpo.tracking.mlflow_runs import log_retrained
+
+        print(f"test figures logged to MLflow run(s) {', '.join(log_retrained(study, metrics, out))}")
     d, tuned = metrics.test.default, metrics.test.tuned
     if tuned is not None:
         shown = f"macro F1 {d['macro_f1']:.4f} at 0.5, {tuned['macro_f1']:.4f} at tuned thresholds"

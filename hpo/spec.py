@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hpo.errors import SpecError
-from trainers.config import DataConfig, Hyperparams, ModelConfig, Task, TrainConfig
+from trainers.config import DataConfig, Hyperparams, ModelConfig, SplitConfig, Task, TrainConfig
 from trainers.metrics import OBJECTIVE_METRICS
 
 STUDIES_DIR = Path("studies")
@@ -42,6 +42,8 @@ class DataSpec(_Strict):
     class_names: list[str] | None = None
     encoding: str = "auto"
     agreement_suffix: str | None = Field(None, description="label_columns only: `<label><suffix>` is the annotators' agreement with that 0/1 label")
+    file: str | None = Field(None, description="one CSV holding every row, divided by `split` (instead of train/val/test)")
+    split: SplitConfig | None = Field(None, description="with `file`: the val and test shares and the seed of a stratified split")
 
     @field_validator("encoding")
     @classmethod
@@ -68,6 +70,10 @@ class DataSpec(_Strict):
             clash = sorted({f"{n}{self.agreement_suffix}" for n in columns} & {*columns, self.text_column})
             if clash:
                 raise ValueError(f"agreement_suffix {self.agreement_suffix!r} makes agreement columns {clash} that are also text or label columns")
+        if bool(self.file) != bool(self.split):
+            raise ValueError("file and split go together: one CSV (file) divided into train/val/test (split: {val: 0.15, test: 0.15, seed: 0})")
+        if self.file and (named := sorted({"train", "val", "test"} & self.model_fields_set)):
+            raise ValueError(f"give either file with split, or train/val/test files, not both (remove {', '.join(named)})")
         return self
 
 
@@ -157,6 +163,12 @@ class ObjectiveSpec(_Strict):
         return "maximize" if OBJECTIVE_METRICS[self.metric] == "max" else "minimize"
 
 
+class TrackingSpec(_Strict):
+    mlflow: str | None = Field(
+        None, description="MLflow tracking URI (http://host:5000, sqlite:///file.db), or `default`: a SQLite file beside the study database"
+    )
+
+
 class StudySpec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
@@ -169,6 +181,7 @@ class StudySpec(_Strict):
     pruner: PrunerSpec = PrunerSpec()
     objective: ObjectiveSpec = ObjectiveSpec()
     n_trials: int = Field(10, ge=1)
+    tracking: TrackingSpec = TrackingSpec()
     test_scores: bool = Field(False, description="score every finished trial on test after the study (never read by the sampler)")
     variants: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="named overlays of this spec, run with --variant NAME as study <name>-<variant>"
@@ -224,17 +237,24 @@ class StudySpec(_Strict):
 
     def data_config(self, data_dir: str | Path) -> DataConfig:
         base = Path(self.data.dir) if Path(self.data.dir).is_absolute() else Path(data_dir) / self.data.dir
+        if self.data.file and self.data.split:
+            return DataConfig.parts_of(base / self.data.file, self.data.split, **self._data_columns())
         return DataConfig(
             train_path=base / self.data.train,
             val_path=base / self.data.val,
             test_path=base / self.data.test if self.data.test else None,
-            text_column=self.data.text_column,
-            label_columns=tuple(self.data.label_columns) if self.data.label_columns else None,
-            label_column=self.data.label_column,
-            class_names=tuple(self.data.class_names) if self.data.class_names else None,
-            encoding=self.data.encoding,
-            agreement_suffix=self.data.agreement_suffix,
+            **self._data_columns(),
         )
+
+    def _data_columns(self) -> dict[str, Any]:
+        return {
+            "text_column": self.data.text_column,
+            "label_columns": tuple(self.data.label_columns) if self.data.label_columns else None,
+            "label_column": self.data.label_column,
+            "class_names": tuple(self.data.class_names) if self.data.class_names else None,
+            "encoding": self.data.encoding,
+            "agreement_suffix": self.data.agreement_suffix,
+        }
 
 
 def _check_objective(spec: StudySpec) -> None:

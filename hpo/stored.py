@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from hpo.errors import HpoError
 from trainers.config import Task
+from trainers.profile import DataProfile
 
 # ---- study user attributes ------------------------------------------------------------------
 
@@ -35,6 +36,8 @@ resume, a retrain or scoring on train or val of other content is refused."""
 
 PREFLIGHT_WARNINGS = "preflight_warnings"
 """What looked wrong in the data but could run (also in the study note)."""
+"""The validated spec as JSON, minus what a resumed study may change (n_trials, description, tracking):
+the fingerprint that refuses a changed spec."""
 
 OBJECTIVE = "objective"
 """`"<metric> (<direction>)"`, for people: reports and the console name the objective with it."""
@@ -47,6 +50,20 @@ TRAIN_PREVALENCE = "train_prevalence"
 
 ROWS_PREFIX = "n_"
 """`n_train`, `n_val`, `n_test`: rows per split."""
+
+DATA_PROFILE = "data_profile"
+"""The data set's profile (trainers.profile.DataProfile as JSON), computed before the first
+trial: reports and the study note show it without reading the data."""
+
+MLFLOW_RUNS = "mlflow_runs"
+"""MLflow tracking URI → the id of the study's parent run there, created once (under the study
+lock) whichever worker comes first."""
+
+
+def read_profile(study_attrs: dict[str, Any]) -> DataProfile | None:
+    raw = study_attrs.get(DATA_PROFILE)
+    return DataProfile.model_validate(raw) if raw else None
+
 
 _TEST_SCORES = re.compile(r"test_scores_(\d+)")
 
@@ -85,6 +102,10 @@ RUN_ALONE = "run_alone"
 """Set on a trial queued again after it ran out of memory beside others: it gets a GPU alone."""
 
 
+MLFLOW_RUN_ID = "mlflow_run_id"
+"""The id of the trial's child run in MLflow, when the study is tracked."""
+
+
 def epoch_key(epoch: int) -> str:
     """Trial attribute holding every metric of one epoch (1-based) as a dict."""
     return f"epoch_{epoch:03d}"
@@ -105,6 +126,10 @@ def headline_key(metric: str) -> str:
 
 ARTIFACT_META_PREFIX = "artifacts:"
 """Prefix of the study system attributes in which optuna.artifacts keeps each artifact's metadata."""
+
+
+SPLIT_FILE = "split.csv"
+"""runs/<study>/split.csv: the part (train, val, test) each row of a split file went to."""
 
 
 def attached_name(trial_number: int, filename: str) -> str:

@@ -18,6 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from trainers.progress import chunks, progress
+
+TOKENIZE_CHUNK = 1024  # texts per tokenizer call: the steps of the progress bar
 
 # --- tokenisation, cached on disk across the trials of a study ---------------------------------
 
@@ -30,8 +33,10 @@ def tokenize_cached(texts: list[str], tokenizer, max_length: int, cache_dir: Pat
     if path.is_file():
         with np.load(path) as cached:
             return np.split(cached["ids"], cached["offsets"][1:-1])
-    encoded = tokenizer(texts, truncation=True, max_length=max_length, add_special_tokens=True)["input_ids"]
-    ids = [np.asarray(x, dtype=np.int32) for x in encoded]
+    ids = []
+    for part in progress(chunks(len(texts), TOKENIZE_CHUNK), "tokenising", total=-(-len(texts) // TOKENIZE_CHUNK), unit="chunk"):
+        encoded = tokenizer(texts[part], truncation=True, max_length=max_length, add_special_tokens=True)["input_ids"]
+        ids += [np.asarray(x, dtype=np.int32) for x in encoded]
     offsets = np.cumsum([0, *map(len, ids)])
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")

@@ -18,19 +18,47 @@ LossName = Literal["bce", "focal", "asymmetric", "cross_entropy"]
 Pooling = Literal["cls", "mean"]
 
 PACKAGED_MINILM = "packaged:all-MiniLM-L6-v2"
+SplitName = Literal["train", "val", "test"]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class SplitConfig(_Strict):
+    """Validation and test carved out of one labelled file: seeded and stratified, a pure
+    function of the file's rows and the seed (trainers.split), so every run and every worker
+    sees the same rows in the same part."""
+
+    val: float = Field(0.15, gt=0, lt=1)
+    test: float = Field(0.15, ge=0, lt=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _leaves_training_rows(self) -> SplitConfig:
+        if self.val + self.test >= 0.9:
+            raise ValueError(f"val {self.val} + test {self.test} leave under 10 % of the rows for training")
+        return self
+
+
+class SplitPart(_Strict):
+    """One part of a file that `DataConfig.split` divides: it stands where that part's own file
+    would, so every reader of a split takes either."""
+
+    file: Path
+    part: SplitName
+
+    def __str__(self) -> str:
+        return f"{self.file} [{self.part} part]"
+
+
 class DataConfig(_Strict):
     """Where the labelled text lives; either `label_columns` (multi-label, 0/1 each) or
     `label_column` with `class_names` (multi-class)."""
 
-    train_path: Path
-    val_path: Path
-    test_path: Path | None = None
+    train_path: Path | SplitPart
+    val_path: Path | SplitPart
+    test_path: Path | SplitPart | None = None
     text_column: str
     label_columns: tuple[str, ...] | None = None
     label_column: str | None = None
@@ -40,6 +68,24 @@ class DataConfig(_Strict):
     # 0/1 label (UCC: ":confidence"); training can use it as a soft target.
     agreement_suffix: str | None = None
     cache_dir: Path = Path("runs/cache")
+    # One file split into train/val/test: the paths above are then parts of that file.
+    split: SplitConfig | None = None
+
+    @model_validator(mode="after")
+    def _parts_need_a_split(self) -> DataConfig:
+        parts = [p for p in (self.train_path, self.val_path, self.test_path) if isinstance(p, SplitPart)]
+        if parts and self.split is None:
+            raise ValueError("split parts need data.split (the val and test shares and the seed)")
+        if self.split is not None and len(parts) != sum(p is not None for p in (self.train_path, self.val_path, self.test_path)):
+            raise ValueError("data.split divides one file: give train, val and test as parts of it")
+        return self
+
+    @classmethod
+    def parts_of(cls, file: Path, split: SplitConfig, **fields: Any) -> DataConfig:
+        """A config whose train, val and (when split.test > 0) test are parts of one file."""
+        test = SplitPart(file=file, part="test") if split.test > 0 else None
+        return cls(train_path=SplitPart(file=file, part="train"), val_path=SplitPart(file=file, part="val"), test_path=test,
+                   split=split, **fields)  # fmt: skip
 
     @property
     def label_names(self) -> tuple[str, ...]:

@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from trainers.config import DataConfig, Task
+from trainers.config import DataConfig, SplitPart, Task
 from trainers.errors import DataError
+from trainers.split import assign_parts, strata
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ ENCODINGS = ("utf-8-sig", "latin-1")  # latin-1 decodes any byte: it must come l
 class LabelledSplit:
     texts: list[str]
     labels: np.ndarray  # multi-label: float32 (n, L) of 0/1; multi-class: int64 (n,)
-    n_dropped_empty: int = 0
+    n_dropped_empty: int = 0  # of a split file: its train part counts the file's
     agreement: np.ndarray | None = None  # float32 (n, L): annotators' share agreeing with each label
 
 
@@ -60,22 +61,50 @@ def _check_header(path: Path, encoding: str) -> None:
         raise DataError(f"{path}: the header names column(s) {repeated} more than once; rename or remove the copies")
 
 
-def load_split(path: Path, data: DataConfig, task: Task) -> LabelledSplit:
-    frame = read_csv(path, data.encoding)
+def load_split(path: Path | SplitPart, data: DataConfig, task: Task) -> LabelledSplit:
+    """A split's texts and labels: a file of its own, or a part of one file (data.split)."""
+    file = path.file if isinstance(path, SplitPart) else path
+    frame = read_csv(file, data.encoding)
     needed = [data.text_column, *(data.label_columns or ()), *([data.label_column] if data.label_column else [])]
     needed += _agreement_columns(data)
     missing = [c for c in needed if c not in frame.columns]
     if missing:
-        raise DataError(f"{path}: missing column(s) {missing}; columns are {list(frame.columns)}")
+        raise DataError(f"{file}: missing column(s) {missing}; columns are {list(frame.columns)}")
     texts = frame[data.text_column].str.strip()
     keep = texts != ""
     n_dropped = int((~keep).sum())
     if n_dropped:
-        log.warning("%s: dropped %d row(s) with empty text", path, n_dropped)
+        log.warning("%s: dropped %d row(s) with empty text", file, n_dropped)
     frame = frame[keep]
-    labels = _multi_label(frame, data, path) if task == "multi_label" else _multi_class(frame, data, path)
-    agreement = _agreement(frame, data, path) if data.agreement_suffix else None
-    return LabelledSplit(texts=texts[keep].tolist(), labels=labels, n_dropped_empty=n_dropped, agreement=agreement)
+    labels = _multi_label(frame, data, file) if task == "multi_label" else _multi_class(frame, data, file)
+    agreement = _agreement(frame, data, file) if data.agreement_suffix else None
+    split = LabelledSplit(texts=texts[keep].tolist(), labels=labels, n_dropped_empty=n_dropped, agreement=agreement)
+    return _part(split, path, data, task) if isinstance(path, SplitPart) else split
+
+
+def _part(whole: LabelledSplit, part: SplitPart, data: DataConfig, task: Task) -> LabelledSplit:
+    assert data.split is not None  # DataConfig refuses parts without a split
+    mine = assign_parts(strata(whole.labels, task), data.split) == part.part
+    return LabelledSplit(
+        texts=[t for t, m in zip(whole.texts, mine, strict=True) if m],
+        labels=whole.labels[mine],
+        n_dropped_empty=whole.n_dropped_empty if part.part == "train" else 0,
+        agreement=None if whole.agreement is None else whole.agreement[mine],
+    )
+
+
+def split_table(data: DataConfig, task: Task) -> pd.DataFrame:
+    """Which part every row of a split file went to: `row` (0-based, the header not counted;
+    row r is line r + 2 of the CSV) and `split` ("train", "val", "test", or "dropped: empty
+    text"). For auditing: the split itself is recomputed by every reader."""
+    part = data.train_path
+    if data.split is None or not isinstance(part, SplitPart):
+        raise DataError("split_table needs data.split (one file divided into parts)")
+    whole = load_split(part.file, data, task)  # checks the columns and labels
+    keep = (read_csv(part.file, data.encoding)[data.text_column].str.strip() != "").to_numpy()
+    out = np.full(len(keep), "dropped: empty text", dtype=object)
+    out[keep] = assign_parts(strata(whole.labels, task), data.split)
+    return pd.DataFrame({"row": np.arange(len(keep)), "split": out})
 
 
 def soft_targets(labels: np.ndarray, agreement: np.ndarray, weight: float) -> np.ndarray:

@@ -20,6 +20,7 @@ from trainers.checkpoint import BestModel
 from trainers.config import Task
 from trainers.metrics import multi_class_metrics, multi_label_metrics
 from trainers.model import probabilities
+from trainers.progress import chunks, progress
 from trainers.thresholds import apply_thresholds
 
 
@@ -77,8 +78,11 @@ def bootstrap_intervals(
     undefined (no positive text for any label) does not count for that figure."""
     counts = resample_counts(len(y), n_resamples, seed)
     tail = (1 - level) / 2 * 100
+    steps = chunks(n_resamples, 100)
+    parts = [resampled_scores(task, y, probs, thresholds, counts[s]) for s in progress(steps, "bootstrap", len(steps), "x100 resamples")]
     out = {}
-    for name, values in resampled_scores(task, y, probs, thresholds, counts).items():
+    for name in parts[0] if parts else ():
+        values = np.concatenate([part[name] for part in parts])
         values = values[np.isfinite(values)]
         out[name] = [float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))] if len(values) else [np.nan, np.nan]
     return out

@@ -42,6 +42,10 @@ def study_note(spec: StudySpec, spec_text: str, facts: DataFacts) -> str:
         lines += ["", "**Warnings** (the study runs, but look):", *(f"- {w}" for w in facts.warnings)]
     if facts.train_prevalence:
         lines += ["", "| label | share of train |", "|---|---|", *(f"| {k} | {v:.3f} |" for k, v in facts.train_prevalence.items())]
+    if facts.profile is not None:
+        from hpo.report.profile_tables import profile_markdown
+
+        lines += ["", "### Data profile", "", profile_markdown(facts.profile)]
     lines += ["", "### Spec", "```yaml", spec_text.rstrip(), "```"]
     return "\n".join(lines)
 

@@ -44,7 +44,15 @@ def study_figures(study: optuna.Study, summary: StudySummary) -> list[Figure]:
         fig = px.line(epochs, x="epoch", y="train_loss", color=epochs["trial"].astype(str), markers=True,
                       hover_data=["batch_loss_cv", "state"], labels={"color": "trial"})  # fmt: skip
         figures.append(("Training loss per epoch", fig))
-    return figures
+    return figures + _profile_figures(study)
+
+
+def _profile_figures(study: optuna.Study) -> list[Figure]:
+    from hpo.report.profile_figures import profile_figures
+    from hpo.stored import read_profile
+
+    profile = read_profile(study.user_attrs)
+    return profile_figures(profile) if profile is not None else []
 
 
 def pivot_heatmap(pivot: pd.DataFrame) -> go.Figure:

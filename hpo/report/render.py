@@ -16,7 +16,7 @@ from hpo.report.figures import Figure, fmt, study_figures
 from hpo.report.read import changed_data, open_existing_study
 from hpo.report.summary import StudySummary
 from hpo.report.tables import summarize
-from hpo.stored import BestMetrics
+from hpo.stored import BestMetrics, read_profile
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.85em; display: block; overflow-x: auto; max-width: 100%; }
@@ -44,7 +44,9 @@ def report_study(name: str, storage_url: str, data_dir: Path, runs_root: str | P
         else:
             baseline = majority_baseline(spec, data_dir)
     except DataError as e:
-        note = f"no all-majority baseline: {e}"
+        profile = read_profile(study.user_attrs)
+        baseline = profile.baseline_val if profile and profile.baseline_val else None  # as computed before the first trial
+        note = None if baseline else f"no all-majority baseline: {e}"
     best_metrics = BestMetrics.read(root / "best")
     summary = summarize(study, spec, baseline, best_metrics)
     if note:

@@ -18,6 +18,7 @@ from hpo import stored
 from hpo.report.baseline import collapse_warnings
 from hpo.report.best_tables import best_model_tables
 from hpo.report.features import features_by_setting, features_table
+from hpo.report.profile_tables import profile_tables
 from hpo.report.read import best_epoch_metrics, finite, hyperparam, loss_type, num
 from hpo.report.summary import StudySummary
 from hpo.spec import StudySpec
@@ -234,7 +235,7 @@ def summarize(study: optuna.Study, spec: StudySpec, baseline: dict | None = None
     trials = trials_table(study, spec)
     if trials.empty:
         summary.notes.append("the study has no trials yet")
-        return summary
+        return _with_profile(summary, study)
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
     add = summary.add
     add("trials", TITLES["trials"], trials)
@@ -278,6 +279,16 @@ def summarize(study: optuna.Study, spec: StudySpec, baseline: dict | None = None
         for table in best_model_tables(best_metrics):
             add(f"best_{table.key}", f"Retrained best model. {table.title}", table.frame)
         summary.warnings += best_metrics.collapse
+    return _with_profile(summary, study)
+
+
+def _with_profile(summary: StudySummary, study: optuna.Study) -> StudySummary:
+    """The data profile stored before the first trial, when there is one."""
+    profile = stored.read_profile(study.user_attrs)
+    if profile is not None:
+        summary.tables += profile_tables(profile, baseline=summary.table("baseline_val") is None)
+    else:
+        summary.notes.append("no data profile in the study (it is stored by `hpo study` and `hpo workers` before the first trial)")
     return summary
 
 

@@ -9,18 +9,21 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo import stored
+from hpo.study.progress import study_progress
 
 _TAG = f"{os.environ['HPO_WORKER']} " if os.environ.get("HPO_WORKER") else ""  # `hpo workers` labels its lines
 
 
-def print_trial(study: optuna.Study, trial: FrozenTrial) -> None:
+def print_trial(study: optuna.Study, trial: FrozenTrial, n_trials: int | None = None) -> None:
+    """One line per finished trial; with `n_trials`, how far the study is and the time left."""
     seconds = (trial.duration.total_seconds() if trial.duration else float("nan"))
     value = "-" if trial.value is None else f"{trial.value:.4f}"
     if trial.state == TrialState.PRUNED and trial.last_step is not None:
         value = f"{trial.intermediate_values[trial.last_step]:.4f}@epoch{trial.last_step}"
     params = " ".join(f"{k}={fmt(v)}" for k, v in trial.params.items())
     reason = f"  ({first_line(trial.user_attrs.get(stored.FAIL_REASON))})" if trial.state == TrialState.FAIL else ""
-    print(f"{_TAG}trial {trial.number:3d}  {trial.state.name:8s} {value:>16s}  {seconds:6.1f}s  {params}{reason}", flush=True)
+    progress = f"  {study_progress(study.get_trials(deepcopy=False), n_trials)}" if n_trials else ""
+    print(f"{_TAG}trial {trial.number:3d}  {trial.state.name:8s} {value:>16s}  {seconds:6.1f}s  {params}{reason}{progress}", flush=True)
 
 
 def print_best(study: optuna.Study) -> None:

@@ -9,6 +9,7 @@ import logging
 import os
 import socket
 import time
+from functools import partial
 from pathlib import Path
 
 import optuna
@@ -23,6 +24,7 @@ from hpo.study.console import first_line, print_trial, quiet_trial_failures
 from hpo.study.opening import n_finished
 from hpo.study.placement import requeue_alone_after_oom
 from hpo.study.turns import TrialSlots, Turn
+from hpo.tracking import NO_TRACKING, TrialEvents
 from hpo.trial.objective import Objective, TrialFailed
 from storage import with_retries
 
@@ -37,13 +39,16 @@ def run_study(
     max_failures: int | None = None,
     artifact_dir: Path | None = None,
     poll_s: float = 1.0,
+    tracker: TrialEvents = NO_TRACKING,
 ) -> None:
     """Optimise until the study (all workers together) has exactly spec.n_trials finished
     trials (hpo.slots); each trial's files go to the artifact store at `artifact_dir`
     (storage.default_artifact_dir). Near the end a worker with no trial to start polls every
-    `poll_s` seconds until the others finish, taking over any of their trials that fail."""
+    `poll_s` seconds until the others finish, taking over any of their trials that fail.
+    `tracker` (hpo.tracking) hears every trial's start, epochs and end."""
     if n_finished(study) >= spec.n_trials:
         log.info("study %s already has %d finished trials", spec.name, n_finished(study))
+        tracker.study_stopped(study, spec.n_trials)
         return
     quiet_trial_failures()
     if os.environ.get("HPO_WORKER") or study.get_trials(deepcopy=False):
@@ -51,7 +56,7 @@ def run_study(
         # would repeat the other workers' (or the earlier run's) suggestions.
         study.sampler.reseed_rng()
     failures = _FailureGuard(max_failures or max(3, spec.n_trials))
-    objective = Objective(spec, data_dir, seed_base=spec.sampler.seed, artifact_dir=artifact_dir)
+    objective = Objective(spec, data_dir, seed_base=spec.sampler.seed, artifact_dir=artifact_dir, tracker=tracker)
     slots = TrialSlots(study, spec)
     waiting = False
     while not failures.tripped:
@@ -67,6 +72,7 @@ def run_study(
         waiting = turn is Turn.WAIT
         if waiting:
             time.sleep(poll_s)
+    tracker.study_stopped(study, spec.n_trials)
     if failures.tripped:
         raise HpoError(f"study {spec.name}: {failures.count} trials failed in a row; last reason: {failures.last_reason}")
 
@@ -80,7 +86,8 @@ def _take_turn(study: optuna.Study, slots: TrialSlots, objective: Objective, fai
             run = _Admitted(objective, slots)
             try:
                 # No gc_after_trial: training ran in its own process, and a collection costs ~0.3 s.
-                study.optimize(run, n_trials=1, callbacks=[print_trial, failures, requeue_alone_after_oom], catch=(TrialFailed,))
+                callbacks = [partial(print_trial, n_trials=slots.n_trials), failures, requeue_alone_after_oom, objective.tracker.trial_finished]
+                study.optimize(run, n_trials=1, callbacks=callbacks, catch=(TrialFailed,))
             except Exception:
                 if run.taken_over is None:
                     raise
@@ -122,6 +129,7 @@ class _Admitted:
             raise
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM (hpo.cli): Optuna marks the trial FAIL
             trial.set_user_attr(stored.FAIL_REASON, "interrupted: the worker was stopped (Ctrl-C or SIGTERM)")
+            self.objective.tracker.trial_interrupted(trial.number)
             raise
 
 

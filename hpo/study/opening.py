@@ -31,7 +31,7 @@ def open_study(spec: StudySpec, storage_url: str, *, heartbeat_interval: int | N
     )
 
 
-RESUMABLE = ("n_trials", "description")  # what a resumed study may change: run more trials, reword it
+RESUMABLE = ("n_trials", "description", "tracking")  # what a resumed study may change: run more trials, reword it, track it elsewhere
 
 
 def fingerprint(spec: StudySpec) -> dict:

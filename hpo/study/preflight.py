@@ -12,6 +12,7 @@ from hpo import stored
 from hpo.errors import HpoError
 from hpo.spec import StudySpec
 from hpo.study import datacheck
+from trainers.profile import DataProfile
 
 # Models whose position ids start after the padding index: the first pad_token_id + 1 positions
 # are never a token's.
@@ -37,6 +38,7 @@ class DataFacts:
     train_prevalence: dict[str, float] = field(default_factory=dict)
     files: dict[str, DataFile] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    profile: DataProfile | None = None  # hpo.study.profile, when computed
 
     def as_attrs(self) -> dict[str, object]:
         """The study user attributes that hold these facts."""
@@ -46,6 +48,8 @@ class DataFacts:
         if self.files:
             attrs[stored.DATA_FINGERPRINT] = {split: asdict(f) for split, f in self.files.items()}
         attrs[stored.PREFLIGHT_WARNINGS] = list(self.warnings)
+        if self.profile is not None:
+            attrs[stored.DATA_PROFILE] = stored.json_safe(self.profile.model_dump(mode="json"))
         return attrs
 
 
@@ -60,6 +64,7 @@ def preflight(spec: StudySpec, data_dir: Path) -> DataFacts:
 
 def read_data(spec: StudySpec, data_dir: Path) -> DataFacts:
     """Read every split as the trials will; refuse what cannot work, collect warnings."""
+    from trainers.config import SplitPart
     from trainers.data import load_split
     from trainers.manifest import sha256_of
 
@@ -75,11 +80,13 @@ def read_data(spec: StudySpec, data_dir: Path) -> DataFacts:
         rows[name] = len(split.texts)
         warnings += datacheck.check_rows(spec, name, str(path), rows[name], split.n_dropped_empty)
         warnings += datacheck.check_labels(spec, name, str(path), split.labels)
-        files[name] = DataFile(str(path.resolve()), rows[name], sha256_of(path))
+        file = path.file if isinstance(path, SplitPart) else path  # a part of one split file
+        where = str(path) if isinstance(path, SplitPart) else str(path.resolve())
+        files[name] = DataFile(where, rows[name], sha256_of(file))
         if name == "train":
             prevalence = _prevalence(spec, split.labels)
     for other, what in (("val", "validation scores would measure training fit"), ("test", "test figures would not be held out")):
-        if other in files:
+        if other in files and data.split is None:  # the parts of one split file are disjoint by construction
             warnings += datacheck.check_overlap(files["train"].path, files[other].path, files["train"].sha256, files[other].sha256, what)
     return DataFacts(rows, prevalence, files, warnings)
 

@@ -11,6 +11,7 @@ import optuna
 from hpo import stored
 from hpo.search_space import suggest
 from hpo.spec import StudySpec
+from hpo.tracking import NO_TRACKING, TrialEvents
 from hpo.trial.artifacts import TrialRecorder
 from hpo.trial.process import run_trial_process
 from storage import with_retries
@@ -26,12 +27,14 @@ class Objective:
     data_dir: Path
     seed_base: int = 0
     artifact_dir: Path | None = None  # each trial's log, metrics and plots go here; None: none kept
+    tracker: TrialEvents = NO_TRACKING  # an experiment tracker (hpo.tracking) hears each trial start and epoch
 
     def __call__(self, trial: optuna.Trial) -> float:
         params = suggest(trial, self.spec.search_space)
         config = self.spec.train_config(self.data_dir, params, seed=self.seed_base + trial.number)
         metric = self.spec.objective.metric
         epochs_seen = 0
+        self.tracker.trial_started(trial, config)
 
         def record(epoch: int, metrics: dict) -> bool:
             trial.set_user_attr(stored.epoch_key(epoch), stored.json_safe(metrics))
@@ -48,7 +51,9 @@ class Objective:
             nonlocal epochs_seen
             epochs_seen = epoch
             # A database restart mid-trial: the training waits for the reconnect, it is not lost.
-            return with_retries(lambda: record(epoch, metrics), what=f"trial {trial.number}: recording epoch {epoch}")
+            prune = with_retries(lambda: record(epoch, metrics), what=f"trial {trial.number}: recording epoch {epoch}")
+            self.tracker.epoch_finished(trial, epoch, metrics)
+            return prune
 
         def on_resources(resources: dict) -> None:
             with_retries(lambda: trial.set_user_attr(stored.PEAK_MEMORY_MB, round(resources["peak_device_memory_mb"], 1)),

@@ -13,7 +13,6 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
-import yaml
 from optuna.trial import TrialState
 
 from hpo import stored

@@ -1,0 +1,42 @@
+"""How far a study is, for the console line of each finished trial: trials done and to go, and
+the time left estimated from the trials so far (pruned ones included, so the estimate counts
+on pruning as often as it happened)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from optuna.trial import FrozenTrial, TrialState
+
+
+@dataclass(frozen=True)
+class Progress:
+    done: int
+    remaining: int
+    seconds_left: float | None  # None: nothing finished yet to estimate from
+
+    def __str__(self) -> str:
+        left = "" if self.seconds_left is None or not self.remaining else f", {duration(self.seconds_left)} left"
+        return f"[{self.done}/{self.done + self.remaining} done, {self.remaining} to go{left}]"
+
+
+def study_progress(trials: list[FrozenTrial], n_trials: int) -> Progress:
+    """From every trial of the study (all workers'): finished ones count, running ones run in
+    parallel with this worker, so the remaining trials go that many at a time."""
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    remaining = max(0, n_trials - len(finished))
+    seconds = [t.duration.total_seconds() for t in finished if t.duration is not None]
+    if not seconds:
+        return Progress(len(finished), remaining, None)
+    running = sum(t.state == TrialState.RUNNING for t in trials)
+    at_once = max(1, min(remaining, running + 1))
+    return Progress(len(finished), remaining, math.ceil(remaining / at_once) * sum(seconds) / len(seconds))
+
+
+def duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"~{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"~{seconds / 60:.0f} min"
+    return f"~{seconds / 3600:.1f} h"
