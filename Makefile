@@ -11,6 +11,7 @@ STORAGE ?=
 N ?= 2
 GPUS ?=
 VARIANT ?=
+VARIANTS ?=
 PORT ?= 8080
 # Only `make dashboard HOST=…` changes it; an exported HOST does not.
 HOST := 127.0.0.1
@@ -22,7 +23,7 @@ ifneq ($(strip $(STORAGE)),)
 export HPO_STORAGE := $(STORAGE)
 endif
 
-.PHONY: venv study check workers report retrain score-trials dashboard test bench clean-runs
+.PHONY: venv study check workers report retrain compress score-trials dashboard test bench clean-runs
 
 venv: $(VENV)/.installed
 
@@ -47,6 +48,9 @@ report: venv
 
 retrain: venv
 	$(BIN)/hpo retrain $(NAME)
+
+compress: venv
+	$(BIN)/hpo compress $(NAME) $(if $(VARIANTS),--variants $(VARIANTS))
 
 score-trials: venv
 	$(BIN)/hpo score-trials $(NAME)

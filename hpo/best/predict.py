@@ -56,14 +56,16 @@ def write_records(records: list[dict], out: str | None) -> None:
         sys.stdout.write(lines)
 
 
-def predict(best_dir: str, texts: list[str] | None, file: str | None, text_column: str | None, out: str | None) -> int:
-    from trainers.checkpoint import load_best
-    from trainers.evaluate import predict_probabilities
-    from trainers.loop import pick_device
+def predict(
+    best_dir: str, texts: list[str] | None, file: str | None, text_column: str | None, out: str | None, variant: str | None = None
+) -> int:
+    """Label texts with a saved model: runs/<study>/best, one of its deployment variants
+    (`variant`), or a variant's own directory; every one applies its validation-chosen thresholds."""
+    from hpo.deploy.runtime import load_predictor
 
-    best = load_best(best_dir, device=str(pick_device("auto")))
-    inputs = read_texts(texts, file, text_column, best.labels.text_column)
-    probs, _ = predict_probabilities(best, inputs)
-    records = label_records(probs, inputs, best.labels.task, best.labels.names, best.thresholds)
+    model = load_predictor(best_dir, variant)
+    inputs = read_texts(texts, file, text_column, model.labels.text_column)
+    probs = model.probabilities(inputs)
+    records = label_records(probs, inputs, model.labels.task, model.labels.names, model.thresholds)
     write_records(records, out)
     return len(records)

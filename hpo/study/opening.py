@@ -23,7 +23,7 @@ def open_study(spec: StudySpec, storage_url: str, *, heartbeat_interval: int | N
             storage=storage,
             sampler=build_sampler(spec),
             pruner=build_pruner(spec),
-            direction=spec.objective.resolved_direction,
+            directions=spec.directions,
             load_if_exists=True,
         ),
         what=f"open study {spec.name!r} on {redact(storage_url)}",
@@ -31,8 +31,9 @@ def open_study(spec: StudySpec, storage_url: str, *, heartbeat_interval: int | N
 
 
 def fingerprint(spec: StudySpec) -> dict:
-    """The resolved spec minus what may change on resume (n_trials: run more; the description)."""
-    return spec.model_dump(mode="json", exclude={"n_trials", "description"})
+    """The resolved spec minus what may change on resume (n_trials: run more; the description;
+    `compress`, which only acts after the study)."""
+    return spec.model_dump(mode="json", exclude={"n_trials", "description", "compress"})
 
 
 def check_same_spec(study: optuna.Study, spec: StudySpec, storage_url: str) -> None:
@@ -65,7 +66,7 @@ def describe_study(study: optuna.Study, spec: StudySpec, spec_text: str, facts: 
 
     study.set_user_attr(stored.SPEC_YAML, spec_text)
     study.set_user_attr(stored.SPEC_RESOLVED, fingerprint(spec))
-    study.set_user_attr(stored.OBJECTIVE, f"{spec.objective.metric} ({spec.objective.resolved_direction})")
+    study.set_user_attr(stored.OBJECTIVE, ", ".join(f"{o.metric} ({o.resolved_direction})" for o in spec.all_objectives))
     study.set_user_attr(stored.TASK, spec.task)
     study.set_user_attr(stored.MODEL, spec.model.name_or_path)
     for key, value in facts.as_attrs().items():
