@@ -69,6 +69,10 @@ WORKER = "worker"
 GPU = "gpu"
 """The CUDA_VISIBLE_DEVICES the trial ran under, when set."""
 
+DEPLOYED = "deployed"
+"""Multi-objective studies: the trained model measured as deployed (validation metrics,
+texts_per_second, model_size_mb, parameters; trainers.measure), where the objectives come from."""
+
 
 def epoch_key(epoch: int) -> str:
     """Trial attribute holding every metric of one epoch (1-based) as a dict."""
