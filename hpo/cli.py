@@ -20,9 +20,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    import optuna  # configures its own logger on import: quiet it after, not before
+    if args.command != "predict":  # prediction never touches a study: it starts without importing Optuna
+        import optuna  # configures its own logger on import: quiet it after, not before
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the runner prints one line per trial itself
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # the runner prints one line per trial itself
     _sigterm_as_interrupt()
     try:
         return args.func(args) or 0

@@ -21,7 +21,7 @@ Format = Literal["transformers", "int8", "pruned", "onnx"]
 WEIGHT_SUFFIXES = (".safetensors", ".onnx", ".onnx.data")
 
 
-class _Record(BaseModel):
+class Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     FILENAME: ClassVar[str]
@@ -37,7 +37,7 @@ class _Record(BaseModel):
         return cls.model_validate_json(path.read_text()) if path.is_file() else None
 
 
-class VariantRecord(_Record):
+class VariantRecord(Record):
     """How a variant was made: its format (how to load it), its parameter count, and the
     builder's details (what pruning removed, the student's layers, the distillation settings)."""
 
@@ -49,7 +49,7 @@ class VariantRecord(_Record):
     FILENAME: ClassVar[str] = "variant.json"
 
 
-class VariantFigures(_Record):
+class VariantFigures(Record):
     """What a variant scored (validation with its own thresholds; test once) and its CPU speed."""
 
     variant: str

@@ -12,14 +12,14 @@ from typing import ClassVar
 import pandas as pd
 import plotly.graph_objects as go
 
-from hpo.deploy.layout import VariantFigures, VariantRecord, _Record
+from hpo.deploy.layout import VariantFigures, VariantRecord, Record
 from hpo.deploy.measure import HEADLINE
 from hpo.deploy.settings import FP32
 from hpo.report.summary import StudySummary
 from hpo.spec import StudySpec
 
 
-class DeploySummary(_Record):
+class DeploySummary(Record):
     """Every variant's figures and the trade-off the rule chose (runs/<study>/deploy/summary.json)."""
 
     study: str
