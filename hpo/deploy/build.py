@@ -60,12 +60,13 @@ def build_onnx(model_dir: Path, target: Path, variant: str) -> VariantRecord:
     n_features = best.extractor.n_features if best.extractor is not None else 0
     if quantized:
         with tempfile.TemporaryDirectory() as tmp:
-            quantize_onnx(export_onnx(best.model, Path(tmp), n_features), target / MODEL_FILE)
+            exported, fused = export_onnx(best.model, Path(tmp), n_features)
+            quantize_onnx(exported, target / MODEL_FILE)
     else:
-        export_onnx(best.model, target, n_features)
+        _, fused = export_onnx(best.model, target, n_features)
     copy_shared_files(model_dir, target)
     scheme = "onnxruntime dynamic quantisation, MatMul weights → int8 per channel" if quantized else "fp32"
-    details = {"exporter": "torch.onnx (TorchScript-based, dynamo=False), opset 17, dynamic batch and sequence axes", "scheme": scheme,
+    details = {"exporter": "torch.onnx (TorchScript-based, dynamo=False), opset 17, dynamic batch and sequence axes", "scheme": scheme, "fused": fused or "none",
                "model": "the distilled student" if variant.startswith("distilled") else "the fp32 model"}
     return VariantRecord(variant=variant, format="onnx", parameters=parameter_count(best.model), details=details)
 

@@ -3,12 +3,17 @@
 Exported with torch.onnx's TorchScript-based exporter (`dynamo=False`): the dynamo exporter
 needs onnxscript, which this project does not install, and the traced BERT graph runs in ONNX
 Runtime unchanged. Batch and sequence length are dynamic axes, so length-sorted batches are
-padded only to their longest text. The int8 model is onnxruntime.quantization's dynamic
-quantisation: int8 weights per output channel, activations quantised per batch.
+padded only to their longest text. A BERT-family model is traced with eager attention, whose
+graph onnxruntime.transformers' optimizer recognises: attention, embedding + LayerNorm,
+residual + LayerNorm and bias + GELU each become one fused kernel (the SDPA graph fuses only the
+last two). The int8 model is onnxruntime.quantization's dynamic quantisation of that graph:
+int8 weights per output channel, activations quantised per batch; the fused attention becomes
+ONNX Runtime's QAttention.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from pathlib import Path
@@ -16,13 +21,20 @@ from pathlib import Path
 import numpy as np
 
 MODEL_FILE = "model.onnx"
+FUSABLE = ("bert", "roberta", "xlm-roberta", "camembert", "electra")  # encoders onnxruntime's BERT optimizer handles
 TOLERANCE = 1e-3  # largest |logit difference| to the PyTorch model accepted after export
 
 
-def export_onnx(model, directory: Path, n_features: int = 0) -> Path:
-    """Export `model` (a classifier answering `model(**inputs).logits`) to directory/model.onnx
-    and check its logits against PyTorch's on a padded example batch."""
+def export_onnx(model, directory: Path, n_features: int = 0) -> tuple[Path, dict[str, int]]:
+    """Export `model` (a classifier answering `model(**inputs).logits`) to directory/model.onnx,
+    fuse its transformer kernels where the optimizer knows the architecture, and check its
+    logits against PyTorch's on a padded example batch. Returns the path and the fused
+    operators (empty when nothing was fused)."""
+    import copy
+
     import torch
+
+    from trainers.shrink import backbone
 
     class Logits(torch.nn.Module):
         def __init__(self, inner) -> None:
@@ -33,7 +45,11 @@ def export_onnx(model, directory: Path, n_features: int = 0) -> Path:
             extra = {"features": features} if features is not None else {}
             return self.inner(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
 
-    wrapper = Logits(model.cpu()).eval()  # export restores the wrapper's mode: an untouched one is training, dropout on
+    reference = Logits(model.cpu()).eval()  # export restores the wrapper's mode: an untouched one is training, dropout on
+    traced = copy.deepcopy(model)
+    with contextlib.suppress(ValueError, AttributeError):
+        backbone(traced).set_attn_implementation("eager")
+    wrapper = Logits(traced).eval()
     inputs = _example_inputs(model.get_input_embeddings().num_embeddings, n_features)
     names = list(inputs)
     axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}, "logits": {0: "batch"}}
@@ -45,12 +61,26 @@ def export_onnx(model, directory: Path, n_features: int = 0) -> Path:
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notices
         torch.onnx.export(wrapper, tensors, str(path), dynamo=False, input_names=names, output_names=["logits"],
                           dynamic_axes=axes, opset_version=17, do_constant_folding=True)  # fmt: skip
+    fused = _fuse(path, backbone(model).config)
     with torch.inference_mode():
-        expected = wrapper(*tensors).numpy()
+        expected = reference(*tensors).numpy()
     got = session(path).run(["logits"], inputs)[0]
     if not np.allclose(got, expected, atol=TOLERANCE):
         raise RuntimeError(f"{path}: ONNX Runtime's logits differ from PyTorch's by {np.abs(got - expected).max():.2g}")
-    return path
+    return path, fused
+
+
+def _fuse(path: Path, config) -> dict[str, int]:
+    """onnxruntime.transformers' BERT fusions, in place; {} for an architecture it does not know."""
+    if config.model_type not in FUSABLE:
+        return {}
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        optimized = optimize_model(str(path), model_type="bert", num_heads=config.num_attention_heads, hidden_size=config.hidden_size)
+    optimized.save_model_to_file(str(path))
+    return {k: v for k, v in optimized.get_fused_operator_statistics().items() if v}
 
 
 def quantize_onnx(source: Path, target: Path) -> Path:
@@ -58,7 +88,11 @@ def quantize_onnx(source: Path, target: Path) -> Path:
     the attention's activation × activation products stay fp32."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True, extra_options={"MatMulConstBOnly": True})
+    import onnx
+
+    # DefaultTensorType: shape inference cannot type the fused (com.microsoft) operators' outputs.
+    extra = {"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT}
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True, extra_options=extra)
     return target
 
 
