@@ -136,3 +136,16 @@ def test_an_unbuilt_variant_is_one_clear_error(compressed):
     _, _, best_dir, _ = compressed
     with pytest.raises(HpoError, match="no variant 'bogus' built; run `hpo compress"):
         load_predictor(best_dir, "bogus")
+
+
+def test_compress_mistakes_are_one_line(tmp_path, capsys, monkeypatch):
+    from hpo.cli import main
+    from tests.support import tiny_ucc_spec
+
+    monkeypatch.chdir(tmp_path)
+    spec = tiny_ucc_spec(tmp_path / "tiny.yaml")
+    assert main(["compress", str(spec)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: {'runs/tiny-ucc/best'}: no retrained model (metrics.json missing); run `hpo retrain tiny-ucc` first"]
+    assert main(["compress", str(spec), "--alpha", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: hpo compress: distill.alpha: Input should be less than or equal to 1")
