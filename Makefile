@@ -12,6 +12,7 @@ N ?= 2
 GPUS ?=
 PER_GPU ?=
 VARIANT ?=
+VARIANTS ?=
 PORT ?= 8080
 # Only `make dashboard HOST=…` changes it; an exported HOST does not.
 HOST := 127.0.0.1
@@ -23,7 +24,7 @@ ifneq ($(strip $(STORAGE)),)
 export HPO_STORAGE := $(STORAGE)
 endif
 
-.PHONY: venv prerequisites init study check workers report retrain score-trials dashboard test lint bench clean-runs
+.PHONY: venv prerequisites init study check workers report retrain compress score-trials dashboard test lint bench clean-runs
 
 venv: $(VENV)/.installed
 
@@ -64,6 +65,9 @@ report: venv
 
 retrain: venv
 	$(BIN)/hpo retrain $(NAME)
+
+compress: venv
+	$(BIN)/hpo compress $(NAME) $(if $(VARIANTS),--variants $(VARIANTS))
 
 score-trials: venv
 	$(BIN)/hpo score-trials $(NAME)

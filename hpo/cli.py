@@ -300,14 +300,18 @@ def _add_result_commands(sub) -> None:
     retrain = sub.add_parser("retrain", help="retrain the best trial, tune thresholds on val, test once; write runs/<study>/best/")
     _study_args(retrain)
     retrain.add_argument("--resamples", type=non_negative_int, default=1000, help="bootstrap resamples for the test intervals (default 1000; 0: none)")
+    retrain.add_argument("--trial", type=non_negative_int, help="retrain this complete trial (default: the best; multi-objective: the Pareto trial with the best first objective)")
     retrain.set_defaults(func=cmd_retrain)
 
     score = sub.add_parser("score-trials", help="retrain every complete trial and keep its test scores (never used for selection)")
     _study_args(score)
     score.set_defaults(func=cmd_score_trials)
 
-    predict = sub.add_parser("predict", help="label texts with a retrained model (runs/<study>/best)")
-    predict.add_argument("model_dir", help="a directory written by `hpo retrain`")
+    _add_compress(sub)
+
+    predict = sub.add_parser("predict", help="label texts with a retrained model (runs/<study>/best) or one of its deployment variants")
+    predict.add_argument("model_dir", help="a directory written by `hpo retrain` (runs/<study>/best) or `hpo compress` (runs/<study>/deploy/<variant>)")
+    predict.add_argument("--variant", help="with runs/<study>/best: use its variant built by `hpo compress` (int8, onnx, onnx-int8, pruned, distilled)")
     source = predict.add_mutually_exclusive_group(required=True)
     source.add_argument("--text", action="append", help="a text to label (repeat for more)")
     source.add_argument("--file", help="a CSV of texts")
@@ -346,8 +350,8 @@ def cmd_retrain(args) -> int:
     url = resolve_storage_url(args.storage)
     study, spec = open_existing_study(args.name, url)
     out = run_dir(study.study_name) / "best"
-    metrics = retrain_best(study, spec, default_data_dir(args.data_dir), out, n_resamples=args.resamples)
-    attach_to_best_trial(study, [out / metrics.FILENAME], default_artifact_dir(url))
+    metrics = retrain_best(study, spec, default_data_dir(args.data_dir), out, n_resamples=args.resamples, trial_number=args.trial)
+    attach_to_best_trial(study, [out / metrics.FILENAME], default_artifact_dir(url), metrics.trial)
     if study.user_attrs.get(stored.MLFLOW_RUNS):
         from hpo.tracking.mlflow_runs import log_retrained
 
@@ -375,10 +379,38 @@ def cmd_score_trials(args) -> int:
     return 0
 
 
+def _add_compress(sub) -> None:
+    from hpo.deploy.settings import VARIANTS
+
+    compress = sub.add_parser("compress", help="build deployment variants of runs/<study>/best and their report in runs/<study>/deploy/")
+    compress.add_argument("name", help="study name (studies/<name>.yaml)")
+    compress.add_argument("--data-dir", help="folder holding the data sets (default: $DATA_DIR or data/)")
+    compress.add_argument("--variants", help=f"comma-separated, some of {','.join(VARIANTS)} (default: the spec's compress.variants)")
+    compress.add_argument("--temperature", type=float, help="distillation temperature (spec: compress.distill.temperature)")
+    compress.add_argument("--alpha", type=float, help="weight of the teacher's soft term, 0-1 (spec: compress.distill.alpha)")
+    compress.add_argument("--distill-epochs", type=int, help="student training epochs (spec: compress.distill.epochs)")
+    compress.add_argument("--resamples", type=int, help="bootstrap resamples for the 95 %% intervals (spec: compress.resamples)")
+    compress.set_defaults(func=cmd_compress)
+
+
+def cmd_compress(args) -> int:
+    from hpo.deploy.compress import compress_study
+    from hpo.deploy.settings import settings_with
+    from hpo.spec import default_data_dir, load_spec
+    from storage import run_dir
+
+    spec = load_spec(args.name)
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
+    settings = settings_with(spec.compress, variants, args.temperature, args.alpha, args.distill_epochs, args.resamples)
+    path = compress_study(spec, run_dir(spec.name) / "best", default_data_dir(args.data_dir), settings)
+    print(f"deployment report: {path} (and report.md, summary.json; variants in {path.parent})")
+    return 0
+
+
 def cmd_predict(args) -> int:
     from hpo.best import predict
 
-    n = predict(args.model_dir, args.text, args.file, args.text_column, args.out)
+    n = predict(args.model_dir, args.text, args.file, args.text_column, args.out, variant=args.variant)
     if args.out:
         print(f"labelled {n} text(s): {args.out}")
     return 0

@@ -17,14 +17,16 @@ import optuna.distributions as od
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from hpo.deploy.settings import CompressSpec
 from hpo.errors import SpecError
 from trainers.config import DataConfig, Hyperparams, ModelConfig, SplitConfig, Task, TrainConfig
-from trainers.metrics import OBJECTIVE_METRICS
+from trainers.metrics import DEPLOYED_METRICS, OBJECTIVE_METRICS
 
 STUDIES_DIR = Path("studies")
 DEFAULT_TRAINER = "trainers.loop:train_and_evaluate"
 MULTI_LABEL_ONLY = {"micro_f1", "tuned_macro_f1", "subset_accuracy"}
 MULTI_CLASS_ONLY = {"accuracy", "weighted_f1"}
+MODEL_SETTINGS = {"max_length"}  # searchable besides Hyperparams: they go into the trial's model config
 
 
 class _Strict(BaseModel):
@@ -160,7 +162,7 @@ class ObjectiveSpec(_Strict):
     def resolved_direction(self) -> str:
         if self.direction:
             return self.direction
-        return "maximize" if OBJECTIVE_METRICS[self.metric] == "max" else "minimize"
+        return "maximize" if {**OBJECTIVE_METRICS, **DEPLOYED_METRICS}[self.metric] == "max" else "minimize"
 
 
 class TrackingSpec(_Strict):
@@ -180,12 +182,16 @@ class StudySpec(_Strict):
     sampler: SamplerSpec = SamplerSpec()
     pruner: PrunerSpec = PrunerSpec()
     objective: ObjectiveSpec = ObjectiveSpec()
+    objectives: list[ObjectiveSpec] | None = Field(
+        None, min_length=2, description="a multi-objective study: the first is a validation metric, the others may be deployed ones (texts_per_second, ...)"
+    )
     n_trials: int = Field(10, ge=1)
     tracking: TrackingSpec = TrackingSpec()
     test_scores: bool = Field(False, description="score every finished trial on test after the study (never read by the sampler)")
     variants: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="named overlays of this spec, run with --variant NAME as study <name>-<variant>"
     )
+    compress: CompressSpec = Field(CompressSpec(), description="deployment variants `hpo compress` builds from the retrained model")
     trainer: str = Field(
         DEFAULT_TRAINER,
         pattern=r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$",
@@ -193,15 +199,39 @@ class StudySpec(_Strict):
         "code that the study imports (hpo check only locates it)",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _first_objective(cls, raw: Any) -> Any:
+        """With `objectives`, `objective` is the first of them (it picks each trial's best epoch)
+        and the pruner defaults to none: Optuna prunes single-objective studies only."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("objectives"), list) or not raw["objectives"]:
+            return raw
+        if "objective" in raw:
+            raise ValueError("give objective (one) or objectives (several), not both")
+        return {**raw, "objective": raw["objectives"][0], "pruner": raw.get("pruner", {"type": "none"})}
+
     @model_validator(mode="after")
     def _consistent(self) -> StudySpec:
         _check_objective(self)
         _check_distributions(self)
+        _check_objectives(self)
         _check_hyperparams(self)
         _check_conditions(self)
         if self.sampler.type == "grid":
             _check_grid(self)
         return self
+
+    @property
+    def all_objectives(self) -> list[ObjectiveSpec]:
+        return list(self.objectives) if self.objectives else [self.objective]
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.all_objectives) > 1
+
+    @property
+    def directions(self) -> list[str]:
+        return [o.resolved_direction for o in self.all_objectives]
 
     @property
     def max_epochs(self) -> int:
@@ -223,16 +253,18 @@ class StudySpec(_Strict):
 
     def train_config(self, data_dir: str | Path, params: dict[str, Any], seed: int | None = None) -> TrainConfig:
         """The trainer's config for one trial: fixed settings, then the trial's parameters."""
-        hyper = {**self.training, **params}
+        hyper = {k: v for k, v in {**self.training, **params}.items() if k not in MODEL_SETTINGS}
         if seed is not None:
             hyper["seed"] = seed
+        model = self.model.model_copy(update={k: v for k, v in params.items() if k in MODEL_SETTINGS})
         return TrainConfig(
             task=self.task,
             data=self.data_config(data_dir),
-            model=self.model,
+            model=model,
             hyper=Hyperparams.model_validate(hyper),
             monitor=self.objective.metric,
             monitor_mode="max" if self.objective.resolved_direction == "maximize" else "min",
+            measure_deployed=self.multi_objective,
         )
 
     def data_config(self, data_dir: str | Path) -> DataConfig:
@@ -259,11 +291,29 @@ class StudySpec(_Strict):
 
 def _check_objective(spec: StudySpec) -> None:
     metric = spec.objective.metric
+    where = "objectives.0.metric" if spec.objectives else "objective.metric"
     if metric not in OBJECTIVE_METRICS:
-        raise ValueError(f"objective.metric {metric!r} is not one of {sorted(OBJECTIVE_METRICS)}")
+        extra = " (the first objective picks each trial's best epoch: a validation metric)" if spec.objectives else ""
+        raise ValueError(f"{where} {metric!r} is not one of {sorted(OBJECTIVE_METRICS)}{extra}")
     wrong = MULTI_CLASS_ONLY if spec.task == "multi_label" else MULTI_LABEL_ONLY
-    if metric in wrong:
-        raise ValueError(f"objective.metric {metric!r} does not apply to a {spec.task} task")
+    for o in spec.all_objectives:
+        if o.metric in wrong:
+            raise ValueError(f"{where} {o.metric!r} does not apply to a {spec.task} task")
+
+
+def _check_objectives(spec: StudySpec) -> None:
+    """Several objectives: distinct metrics, a validation metric first, and no pruner."""
+    if not spec.objectives:
+        return
+    names = [o.metric for o in spec.objectives]
+    if len(set(names)) != len(names):
+        raise ValueError(f"objectives: each metric once, but got {names}")
+    for o in spec.objectives[1:]:
+        if o.metric not in OBJECTIVE_METRICS and o.metric not in DEPLOYED_METRICS:
+            raise ValueError(f"objectives: {o.metric!r} is not one of {sorted(OBJECTIVE_METRICS) + sorted(DEPLOYED_METRICS)}")
+    if spec.pruner.type != "none":
+        raise ValueError(f"pruner {spec.pruner.type!r} cannot prune a study with {len(names)} objectives (Optuna prunes single-objective studies only); "
+                         "set pruner: {type: none} or leave it out")  # fmt: skip
 
 
 def _check_distributions(spec: StudySpec) -> None:
@@ -302,7 +352,7 @@ def _scalar(value: Any) -> bool:
 def _check_hyperparams(spec: StudySpec) -> None:
     known = set(Hyperparams.model_fields)
     for section, keys in (("training", spec.training), ("search_space", spec.search_space)):
-        unknown = sorted(set(keys) - known)
+        unknown = sorted(set(keys) - known - (MODEL_SETTINGS if section == "search_space" else set()))
         if unknown:
             raise ValueError(f"{section}: unknown setting(s) {unknown}; known: {', '.join(sorted(known))}")
     Hyperparams.model_validate(spec.training)
@@ -315,6 +365,9 @@ def _check_hyperparams(spec: StudySpec) -> None:
             raise ValueError(f"search_space.{name}: low {param.low} is above high {param.high}")
         for value in values:
             try:
+                if name in MODEL_SETTINGS:
+                    ModelConfig.model_validate({**spec.model.model_dump(), name: value})
+                    continue
                 Hyperparams.model_validate({**spec.training, name: value})
             except ValidationError as e:
                 raise ValueError(f"search_space.{name}: value {value!r} is invalid ({e.errors()[0]['msg']})") from None

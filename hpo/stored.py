@@ -104,6 +104,9 @@ RUN_ALONE = "run_alone"
 
 MLFLOW_RUN_ID = "mlflow_run_id"
 """The id of the trial's child run in MLflow, when the study is tracked."""
+DEPLOYED = "deployed"
+"""Multi-objective studies: the trained model measured as deployed (validation metrics,
+texts_per_second, model_size_mb, parameters; trainers.measure), where the objectives come from."""
 
 
 def epoch_key(epoch: int) -> str:

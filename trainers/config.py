@@ -152,6 +152,11 @@ class Hyperparams(_Strict):
     tfidf_top_n: int = Field(300, ge=0)
     feature_dim: int = Field(64, ge=1)
     text_projection_dim: int = Field(256, ge=1)
+    # Architecture settings a speed/quality (multi-objective) study searches: keep only the
+    # backbone's first this-many encoder layers; measure the trained model dynamically
+    # quantised to int8 (its validation metrics, speed and size are the int8 model's).
+    layers_kept: int | None = Field(None, ge=1)
+    int8: bool = False
 
     @property
     def epochs_to_run(self) -> int:
@@ -167,6 +172,9 @@ class TrainConfig(_Strict):
     monitor: str = "tuned_macro_f1"
     monitor_mode: Literal["max", "min"] = "max"
     device: str = "auto"
+    # After training, measure the best epoch's model as it would be deployed (int8 when
+    # hyper.int8): validation metrics, texts/s and size, for multi-objective studies.
+    measure_deployed: bool = False
 
     @model_validator(mode="after")
     def _labels_match_task(self) -> TrainConfig:

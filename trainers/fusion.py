@@ -123,7 +123,7 @@ def build_model(
     """The fusion model when `hyper` asks for features or mean pooling, else the plain
     transformers classifier; either way the output bias starts at the label prior."""
     if not uses_fusion(hyper):
-        return build_classifier(cfg, task, label_names, train_labels, hyper.dropout, pad_token_id)
+        return _shallower(build_classifier(cfg, task, label_names, train_labels, hyper.dropout, pad_token_id), hyper)
     backbone = instantiate(AutoModel, cfg, classifier_config(cfg, task, label_names, hyper.dropout), pad_token_id)
     shape = FusionShape(
         num_labels=len(label_names),
@@ -135,6 +135,15 @@ def build_model(
     )
     model = FusionClassifier(backbone, shape)
     init_output_bias(model.output_layer, task, train_labels)
+    return _shallower(model, hyper)
+
+
+def _shallower(model: nn.Module, hyper: Hyperparams) -> nn.Module:
+    """Keep the backbone's first `layers_kept` encoder layers (a searched architecture setting)."""
+    if hyper.layers_kept is not None:
+        from trainers.shrink import keep_layers
+
+        keep_layers(model, range(hyper.layers_kept))
     return model
 
 

@@ -226,15 +226,20 @@ def train_and_evaluate(config: TrainConfig, reporter: Reporter | None = None, ke
         history.append(metrics)
         if best is None or sign * (metrics["monitor_value"] - best["monitor_value"]) > 0:
             best, best_probs = metrics, probs
-            if keep_model:
+            if keep_model or config.measure_deployed:
                 best_state = copy.deepcopy({k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
         if reporter.report(epoch, metrics):
             stopped = True
             break
 
-    if keep_model and best_state is not None:
+    if (keep_model or config.measure_deployed) and best_state is not None:
         model.load_state_dict(best_state)
     assert best is not None
+    extras: dict[str, Any] = {"feature_extractor": run.extractor}
+    if config.measure_deployed:
+        from trainers.measure import deployed_figures
+
+        extras["deployed"] = deployed_figures(run)
     return TrainResult(
         history=history,
         best_epoch=int(best["epoch"]),
@@ -243,7 +248,7 @@ def train_and_evaluate(config: TrainConfig, reporter: Reporter | None = None, ke
         model=model if keep_model else None,
         tokenizer=run.tokenizer if keep_model else None,
         val_probs=best_probs,
-        extras={"feature_extractor": run.extractor},
+        extras=extras,
     )
 
 

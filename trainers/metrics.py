@@ -33,6 +33,14 @@ OBJECTIVE_METRICS = {
     "val_loss": "min",
 }
 
+# Measured once after training on the model as deployed (trainers.measure), not per epoch: a
+# multi-objective study may trade one of these against a validation metric.
+DEPLOYED_METRICS = {
+    "texts_per_second": "max",
+    "model_size_mb": "min",
+    "parameters": "min",
+}
+
 
 def compute_metrics(task: Task, y_true: np.ndarray, probs: np.ndarray, label_names: tuple[str, ...]) -> dict:
     if task == "multi_label":

@@ -93,18 +93,18 @@ def _write(records: list[dict], out: str | None) -> None:
         raise HpoError(f"--out {out}: cannot be written ({e.strerror or e})") from None
 
 
-def predict(best_dir: str, texts: list[str] | None, file: str | None, text_column: str | None, out: str | None) -> int:
-    """Label the texts (or the file's column) with the model in `best_dir`; returns how many.
-    Every input is checked before the model is loaded."""
-    from trainers.checkpoint import load_best, read_card
+def predict(
+    best_dir: str, texts: list[str] | None, file: str | None, text_column: str | None, out: str | None, variant: str | None = None
+) -> int:
+    """Label texts with a saved model: runs/<study>/best, one of its deployment variants
+    (`variant`), or a variant's own directory; every one applies its validation-chosen thresholds.
+    The output path is checked before the model is loaded."""
+    from hpo.deploy.runtime import load_predictor
 
     check_out(out)
-    inputs = read_texts(texts, file, text_column, read_card(best_dir).text_column)
-    from trainers.evaluate import predict_probabilities
-    from trainers.loop import pick_device
-
-    best = load_best(best_dir, device=str(pick_device("auto")))
-    probs, _ = predict_probabilities(best, inputs)
-    records = label_records(probs, inputs, best.labels.task, best.labels.names, best.thresholds)
+    model = load_predictor(best_dir, variant)
+    inputs = read_texts(texts, file, text_column, model.labels.text_column)
+    probs = model.probabilities(inputs)
+    records = label_records(probs, inputs, model.labels.task, model.labels.names, model.thresholds)
     _write(records, out)
     return len(records)

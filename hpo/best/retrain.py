@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpo import stored
 from hpo.errors import HpoError
+from hpo.objectives import chosen_trial, primary_value
 from hpo.report.baseline import collapse_warnings, majority_baseline
 from hpo.report.best_tables import best_model_tables
 from hpo.report.read import require_same_data
@@ -50,6 +51,7 @@ def retrain_config(spec: StudySpec, trial: FrozenTrial, data_dir: Path) -> Train
     best_epoch = trial.user_attrs.get(stored.BEST_EPOCH)
     stop = {"stop_after_epochs": int(best_epoch)} if best_epoch else {}
     config = spec.train_config(data_dir, {**params, **stop}, seed=spec.sampler.seed + trial.number)
+    config = config.model_copy(update={"measure_deployed": False})  # the trial measured that; `hpo compress` builds variants
     if config.data.test_path is None:
         raise HpoError(f"study {spec.name}: data.test is not set; retraining evaluates on a test split")
     return config
@@ -93,14 +95,17 @@ def evaluate_test(best, config: TrainConfig, n_resamples: int = 1000, seed: int 
     return {"test": scores, **speed}, y, probs
 
 
-def retrain_best(study: optuna.Study, spec: StudySpec, data_dir: Path, out_dir: Path, n_resamples: int = 1000) -> BestMetrics:
-    """Retrain the best trial, save it under `out_dir`, evaluate it on test, write
+def retrain_best(
+    study: optuna.Study, spec: StudySpec, data_dir: Path, out_dir: Path, n_resamples: int = 1000, trial_number: int | None = None
+) -> BestMetrics:
+    """Retrain the best trial (or trial `trial_number`; a multi-objective study: the Pareto trial
+    hpo.objectives.chosen_trial picks), save it under `out_dir`, evaluate it on test, write
     metrics.json and its report; returns the metrics."""
     from hpo.report.figures import best_figures
     from hpo.report.render import write_best_report
     from trainers.checkpoint import load_best, save_best, weights_size_mb
 
-    trial = best_trial(study)
+    trial = best_trial(study, trial_number)
     require_same_data(study, spec, data_dir)
     config = retrain_config(spec, trial, data_dir)
     log.info("retraining trial %d of %s for %d of its %d epoch(s): %s", trial.number, spec.name, config.hyper.epochs_to_run, config.hyper.epochs, trial.params)
@@ -115,7 +120,7 @@ def retrain_best(study: optuna.Study, spec: StudySpec, data_dir: Path, out_dir: 
     baseline = majority_baseline(spec, data_dir)
     objective = {
         "metric": spec.objective.metric,
-        "trial_value": trial.value,
+        "trial_value": primary_value(trial),
         "retrained_val_value": trained.val_metrics["monitor_value"],
         "baseline_val_value": baseline.get(spec.objective.metric),
     }
@@ -147,10 +152,10 @@ def retrain_best(study: optuna.Study, spec: StudySpec, data_dir: Path, out_dir: 
     return metrics
 
 
-def best_trial(study: optuna.Study) -> FrozenTrial:
+def best_trial(study: optuna.Study, number: int | None = None) -> FrozenTrial:
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         raise HpoError(f"study {study.study_name} has no complete trial to retrain; run `hpo study {study.study_name}` first")
-    return study.best_trial
+    return chosen_trial(study, number)
 
 
 def _best_header(m: BestMetrics) -> list[str]:
@@ -163,6 +168,8 @@ def _best_header(m: BestMetrics) -> list[str]:
         "Thresholds were chosen on validation only; the test split was read once, after training."
         if m.task == "multi_label" else "Multi-class: the predicted class is the most probable one.",
         f"Test: {m.n_test} texts; 95 % intervals from bootstrap resampling of the test texts.",
+        "The trial was measured dynamically quantised to int8 (int8: true): this is its fp32 model; `hpo compress` builds the int8 variant."
+        if m.params.get("int8") else "",
     ]
 
 

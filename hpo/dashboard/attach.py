@@ -12,13 +12,14 @@ import optuna
 
 from hpo import stored
 from hpo.dashboard.notes import set_note_section
+from hpo.objectives import chosen_trial
 from hpo.trial.artifacts import trial_dir, upload
 from storage import artifact_store
 
 ATTACHED = "**Attached after the study** (study artifacts):"
 
 
-def attach_to_best_trial(study: optuna.Study, paths: Iterable[Path], artifact_dir: Path) -> list[str]:
+def attach_to_best_trial(study: optuna.Study, paths: Iterable[Path], artifact_dir: Path, trial_number: int | None = None) -> list[str]:
     """Show files made after the study (report, retrained model's metrics) with its best trial.
 
     Optuna refuses changes to a finished trial, so they become study artifacts named
@@ -28,7 +29,7 @@ def attach_to_best_trial(study: optuna.Study, paths: Iterable[Path], artifact_di
     """
     if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         return []
-    best = study.best_trial
+    best = chosen_trial(study, trial_number)  # multi-objective: the Pareto trial `hpo retrain` picks
     folder = trial_dir(artifact_dir, study.study_name, best.number)
     store = artifact_store(artifact_dir)
     ids = []

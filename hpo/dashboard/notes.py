@@ -20,7 +20,7 @@ def annotate_study(study: optuna.Study, spec: StudySpec, spec_text: str, facts: 
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names([spec.objective.metric])
+        study.set_metric_names([o.metric for o in spec.all_objectives])  # several: the dashboard draws their Pareto front
     body = study_note(spec, spec_text, facts)
     if get_note(study) != body:
         save_note(study, body)
@@ -29,12 +29,18 @@ def annotate_study(study: optuna.Study, spec: StudySpec, spec_text: str, facts: 
 def study_note(spec: StudySpec, spec_text: str, facts: DataFacts) -> str:
     objective = spec.objective
     sizes = ", ".join(f"{split} {n}" for split, n in facts.rows.items())
+    if spec.multi_objective:
+        named = ", ".join(f"{o.resolved_direction} `{o.metric}`" for o in spec.all_objectives)
+        text = (f"**Objectives:** {named}, measured after training on the best epoch's model (by `{objective.metric}` on "
+                "validation) as deployed; the Pareto front is under *Analytics*. No intermediate values: Optuna prunes single-objective studies only.")  # fmt: skip
+    else:
+        text = (f"**Objective:** {objective.resolved_direction} `{objective.metric}` on the validation split, "
+                "reported after every epoch (the trials' intermediate values); a trial's value is its best epoch's.")
     lines = [
         f"## {spec.name}",
         spec.description,
         "",
-        f"**Objective:** {objective.resolved_direction} `{objective.metric}` on the validation split, "
-        "reported after every epoch (the trials' intermediate values); a trial's value is its best epoch's.",
+        text,
         "",
         f"**Task:** {spec.task}, model `{spec.model.name_or_path}`. **Data** (rows): {sizes}.",
     ]

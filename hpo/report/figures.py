@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from sklearn.metrics import precision_recall_curve, roc_curve
 
+from hpo.objectives import is_multi_objective, primary_value
 from hpo.report.summary import StudySummary
 
 Figure = tuple[str, go.Figure]
@@ -24,12 +25,15 @@ def study_figures(study: optuna.Study, summary: StudySummary) -> list[Figure]:
     heat-map and the training loss per epoch. A plot Optuna cannot draw yet is left out."""
     figures: list[Figure] = []
     plots = optuna.visualization
-    for title, draw in (
-        ("Optimisation history", plots.plot_optimization_history),
-        ("Intermediate values (pruned trials stop early)", plots.plot_intermediate_values),
-        ("Parallel coordinates", plots.plot_parallel_coordinate),
-        ("Parameter importances", plots.plot_param_importances),
-    ):
+    single = per_objective_plots(plots)
+    if is_multi_objective(study):
+        names = [o.metric for o in summary.spec.all_objectives]
+        first = {"target": primary_value, "target_name": names[0]}
+        draws = [(f"Pareto front ({' vs '.join(names)})", lambda s: plots.plot_pareto_front(s, target_names=names))]
+        draws += [(f"{title} of {names[0]}", lambda s, d=draw: d(s, **first)) for title, draw in single]
+    else:  # intermediate values exist only where trials report per epoch, i.e. with one objective
+        draws = [single[0], ("Intermediate values (pruned trials stop early)", plots.plot_intermediate_values), *single[1:]]
+    for title, draw in draws:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -53,6 +57,12 @@ def _profile_figures(study: optuna.Study) -> list[Figure]:
 
     profile = read_profile(study.user_attrs)
     return profile_figures(profile) if profile is not None else []
+
+
+def per_objective_plots(plots) -> list[tuple[str, object]]:
+    """Optuna's plots of one objective (in a multi-objective study: given its `target`)."""
+    return [("Optimisation history", plots.plot_optimization_history), ("Parallel coordinates", plots.plot_parallel_coordinate),
+            ("Parameter importances", plots.plot_param_importances)]  # fmt: skip
 
 
 def pivot_heatmap(pivot: pd.DataFrame) -> go.Figure:

@@ -75,8 +75,9 @@ def _study_header(study: optuna.Study, summary: StudySummary) -> list[str]:
     states = pd.Series([t.state.name for t in study.get_trials(deepcopy=False)]).value_counts()
     return [
         spec.description or "",
-        f"Task {spec.task}; model {spec.model.name_or_path}; objective {spec.objective.metric} "
-        f"({spec.objective.resolved_direction}) on validation.",
+        f"Task {spec.task}; model {spec.model.name_or_path}; "
+        + ("objectives " + ", ".join(f"{o.metric} ({o.resolved_direction})" for o in spec.all_objectives) + " (a Pareto front)"
+           if spec.multi_objective else f"objective {spec.objective.metric} ({spec.objective.resolved_direction}) on validation") + ".",
         "Trials: " + ", ".join(f"{n} {s.lower()}" for s, n in states.items()) + ".",
     ]
 

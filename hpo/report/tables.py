@@ -15,6 +15,7 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from hpo import stored
+from hpo.objectives import PARETO_RULE, chosen_trial, is_multi_objective, primary_value
 from hpo.report.baseline import collapse_warnings
 from hpo.report.best_tables import best_model_tables
 from hpo.report.features import features_by_setting, features_table
@@ -35,8 +36,9 @@ VAL_COLUMNS = {
 def trials_table(study: optuna.Study, spec: StudySpec) -> pd.DataFrame:
     """One row per trial: its settings, state, objective, training-loss trend and validation
     figures at the epoch its value comes from."""
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    maximize = spec.objective.resolved_direction == "maximize"
     metric = spec.objective.metric
+    pareto = {t.number for t in study.best_trials} if is_multi_objective(study) else set()
     scores = stored.test_scores_of(study.user_attrs)
     rows = []
     for t in study.get_trials(deepcopy=False):
@@ -49,7 +51,7 @@ def trials_table(study: optuna.Study, spec: StudySpec) -> pd.DataFrame:
         row.update(
             loss=loss_type(t, spec),
             # A pruned trial's Optuna value is its last epoch's; the best epoch's is comparable.
-            objective=t.value if t.state == TrialState.COMPLETE else num(best.get(metric)),
+            objective=primary_value(t) if t.state == TrialState.COMPLETE else num(best.get(metric)),
             best_epoch=t.user_attrs.get(stored.BEST_EPOCH),
             epochs_run=len(epochs),
             train_loss_first=num(first),
@@ -59,6 +61,10 @@ def trials_table(study: optuna.Study, spec: StudySpec) -> pd.DataFrame:
             duration_s=t.duration.total_seconds() if t.duration else math.nan,
             fail_reason=_first_line(t.user_attrs.get(stored.FAIL_REASON)),
         )
+        if pareto:
+            values = t.values or [None] * len(spec.all_objectives)
+            row.update({o.metric: num(v) for o, v in zip(spec.all_objectives[1:], values[1:], strict=True)})
+            row["pareto"] = t.number in pareto
         if scores:
             row[TEST_COLUMN] = num(scores.get(t.number, {}).get(metric))
         rows.append(row)
@@ -112,8 +118,9 @@ def marginal(trials: pd.DataFrame, param: str, maximize: bool) -> pd.DataFrame:
 
 def best_configuration(study: optuna.Study, spec: StudySpec) -> pd.DataFrame:
     """The best complete trial: number, objective, epoch its value comes from, every setting."""
-    best = study.best_trial
-    rows = [("trial", best.number), (spec.objective.metric, best.value), ("best_epoch", best.user_attrs.get(stored.BEST_EPOCH))]
+    best = chosen_trial(study)
+    rows = [("trial", best.number), *zip([o.metric for o in spec.all_objectives], best.values, strict=True),
+            ("best_epoch", best.user_attrs.get(stored.BEST_EPOCH))]  # fmt: skip
     rows += [(k, v) for k, v in best.params.items()]
     rows += [(k, v) for k, v in spec.training.items() if k not in best.params]
     return pd.DataFrame(rows, columns=["setting", "value"], dtype=object)
@@ -178,7 +185,7 @@ def param_importances(study: optuna.Study) -> pd.Series:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            importances = optuna.importance.get_param_importances(study)
+            importances = optuna.importance.get_param_importances(study, target=primary_value if is_multi_objective(study) else None)
     except (ValueError, RuntimeError, ZeroDivisionError):
         return pd.Series(dtype=float, name="importance")
     return pd.Series(importances, name="importance", dtype=float)
@@ -200,7 +207,7 @@ def loss_table(trials: pd.DataFrame, study: optuna.Study, spec: StudySpec) -> pd
     complete ones, and the best trial's per-label average precision on validation."""
     if trials["loss"].nunique() < 2:
         return None
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    maximize = spec.objective.resolved_direction == "maximize"
     by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
     rows = []
     for loss, group in trials.groupby("loss"):
@@ -215,7 +222,20 @@ def loss_table(trials: pd.DataFrame, study: optuna.Study, spec: StudySpec) -> pd
     return pd.DataFrame(rows)
 
 
+def pareto_table(study: optuna.Study, spec: StudySpec) -> pd.DataFrame:
+    """The Pareto-optimal trials (study.best_trials): their objectives, settings, and the model
+    as deployed (its size and parameters beside the objectives)."""
+    rows = []
+    for t in sorted(study.best_trials, key=lambda t: t.values[0], reverse=spec.objective.resolved_direction == "maximize"):
+        deployed = t.user_attrs.get(stored.DEPLOYED, {})
+        row = {"trial": t.number, **{o.metric: v for o, v in zip(spec.all_objectives, t.values, strict=True)}, **t.params}
+        row.update({k: num(deployed.get(k)) for k in ("texts_per_second", "model_size_mb", "parameters") if k not in row})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 TITLES = {
+    "pareto": "Pareto front: trials no other trial beats on every objective (the model as deployed: int8 when the trial says so)",
     "trials": "All trials (validation figures at the epoch each value comes from)",
     "param_importances": "Parameter importances (Optuna, complete trials)",
     "best_configuration": "Best configuration",
@@ -236,9 +256,13 @@ def summarize(study: optuna.Study, spec: StudySpec, baseline: dict | None = None
     if trials.empty:
         summary.notes.append("the study has no trials yet")
         return _with_profile(summary, study)
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    maximize = spec.objective.resolved_direction == "maximize"
     add = summary.add
     add("trials", TITLES["trials"], trials)
+    if is_multi_objective(study) and not complete(trials).empty:
+        add("pareto", TITLES["pareto"], pareto_table(study, spec))
+        summary.notes.append(f"multi-objective study: pivots, marginals and importances use the first objective ({spec.objective.metric}); "
+                             f"the best configuration is {PARETO_RULE}")  # fmt: skip
     for bs, table in batch_size_tables(trials, spec.task).items():
         add(f"batch_size_{bs}", f"Batch size {bs}: one row per learning rate", table)
     importances = param_importances(study)
@@ -293,11 +317,11 @@ def _with_profile(summary: StudySummary, study: optuna.Study) -> StudySummary:
 
 
 def _study_collapse(study: optuna.Study, spec: StudySpec, baseline: dict | None, maximize: bool) -> list[str]:
-    best = study.best_trial
+    best = chosen_trial(study)
     per_label = best_epoch_metrics(best, spec.objective.metric, maximize).get("per_label", {})
     predicted = {n: v["predicted_positive"] for n, v in per_label.items() if "predicted_positive" in v}
     base = baseline.get(spec.objective.metric) if baseline else None
-    return [f"best trial {best.number}: {w}" for w in collapse_warnings(predicted, best.value, base, maximize, "at 0.5 on validation")]
+    return [f"best trial {best.number}: {w}" for w in collapse_warnings(predicted, primary_value(best), base, maximize, "at 0.5 on validation")]
 
 
 def _first_line(text: str | None) -> str:

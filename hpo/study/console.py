@@ -10,6 +10,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpo import stored
 from hpo.study.progress import study_progress
+from hpo.objectives import PARETO_RULE, is_multi_objective, values_text
 
 _TAG = f"{os.environ['HPO_WORKER']} " if os.environ.get("HPO_WORKER") else ""  # `hpo workers` labels its lines
 
@@ -17,7 +18,7 @@ _TAG = f"{os.environ['HPO_WORKER']} " if os.environ.get("HPO_WORKER") else ""  #
 def print_trial(study: optuna.Study, trial: FrozenTrial, n_trials: int | None = None) -> None:
     """One line per finished trial; with `n_trials`, how far the study is and the time left."""
     seconds = (trial.duration.total_seconds() if trial.duration else float("nan"))
-    value = "-" if trial.value is None else f"{trial.value:.4f}"
+    value = values_text(trial) if is_multi_objective(study) else ("-" if trial.value is None else f"{trial.value:.4f}")
     if trial.state == TrialState.PRUNED and trial.last_step is not None:
         value = f"{trial.intermediate_values[trial.last_step]:.4f}@epoch{trial.last_step}"
     params = " ".join(f"{k}={fmt(v)}" for k, v in trial.params.items())
@@ -31,9 +32,16 @@ def print_best(study: optuna.Study) -> None:
     if not done:
         print(f"study {study.study_name}: no complete trial yet")
         return
+    pruned = len(study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)))
+    if is_multi_objective(study):
+        print(f"Pareto front of {study.user_attrs.get(stored.OBJECTIVE, 'the objectives')}: {len(study.best_trials)} trial(s)"
+              f"   [{len(done)} complete, {pruned} pruned]", flush=True)  # fmt: skip
+        for t in sorted(study.best_trials, key=lambda t: t.number):
+            print(f"  trial {t.number}: {values_text(t)}  {' '.join(f'{k}={fmt(v)}' for k, v in t.params.items())}", flush=True)
+        print(f"  hpo retrain picks {PARETO_RULE} (or --trial N)", flush=True)
+        return
     best = study.best_trial
     params = " ".join(f"{k}={fmt(v)}" for k, v in best.params.items())
-    pruned = len(study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)))
     print(
         f"best trial {best.number}: {study.user_attrs.get(stored.OBJECTIVE, 'objective')} = {best.value:.4f} "
         f"(epoch {best.user_attrs.get(stored.BEST_EPOCH)})  {params}   [{len(done)} complete, {pruned} pruned]",

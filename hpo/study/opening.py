@@ -24,14 +24,14 @@ def open_study(spec: StudySpec, storage_url: str, *, heartbeat_interval: int | N
             storage=storage,
             sampler=build_sampler(spec),
             pruner=build_pruner(spec),
-            direction=spec.objective.resolved_direction,
+            directions=spec.directions,
             load_if_exists=True,
         ),
         what=f"open study {spec.name!r} on {redact(storage_url)}",
     )
 
 
-RESUMABLE = ("n_trials", "description", "tracking")  # what a resumed study may change: run more trials, reword it, track it elsewhere
+RESUMABLE = ("n_trials", "description", "tracking", "compress")  # what a resumed study may change: run more trials, reword it, track it elsewhere
 
 
 def fingerprint(spec: StudySpec) -> dict:
@@ -83,7 +83,7 @@ def describe_study(study: optuna.Study, spec: StudySpec, spec_text: str, facts: 
 
     study.set_user_attr(stored.SPEC_YAML, spec_text)
     study.set_user_attr(stored.SPEC_RESOLVED, spec.model_dump(mode="json"))
-    study.set_user_attr(stored.OBJECTIVE, f"{spec.objective.metric} ({spec.objective.resolved_direction})")
+    study.set_user_attr(stored.OBJECTIVE, ", ".join(f"{o.metric} ({o.resolved_direction})" for o in spec.all_objectives))
     study.set_user_attr(stored.TASK, spec.task)
     study.set_user_attr(stored.MODEL, spec.model.name_or_path)
     for key, value in facts.as_attrs().items():

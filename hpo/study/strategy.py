@@ -22,7 +22,7 @@ def build_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
 
 def build_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
     p = spec.pruner
-    if p.type == "none":
+    if p.type == "none" or spec.multi_objective:  # the spec refuses a pruner with several objectives
         return optuna.pruners.NopPruner()
     if p.type == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=p.n_startup_trials, n_warmup_steps=p.n_warmup_steps)

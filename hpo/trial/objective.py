@@ -29,7 +29,7 @@ class Objective:
     artifact_dir: Path | None = None  # each trial's log, metrics and plots go here; None: none kept
     tracker: TrialEvents = NO_TRACKING  # an experiment tracker (hpo.tracking) hears each trial start and epoch
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def __call__(self, trial: optuna.Trial) -> float | list[float]:
         params = suggest(trial, self.spec.search_space)
         config = self.spec.train_config(self.data_dir, params, seed=self.seed_base + trial.number)
         metric = self.spec.objective.metric
@@ -41,8 +41,11 @@ class Objective:
             value = metrics[metric]
             if value is None or not math.isfinite(value):
                 return False  # nothing to compare; the pruner would treat NaN as worst anyway
-            trial.report(value, epoch)
-            prune = trial.should_prune()
+            # Optuna refuses report() and should_prune() in multi-objective studies: the epochs
+            # are kept as user attributes only.
+            if not self.spec.multi_objective:
+                trial.report(value, epoch)
+            prune = not self.spec.multi_objective and trial.should_prune()
             extra = "".join(f"  {k}={metrics[k]:.4g}" for k in ("train_loss", "epoch_time_s") if isinstance(metrics.get(k), float))
             print(f"  trial {trial.number:3d}  epoch {epoch}  {metric}={value:.4f}{extra}{'  -> pruned' if prune else ''}", flush=True)
             return prune
@@ -73,10 +76,22 @@ class Objective:
         trial.set_user_attr(stored.BEST_EPOCH, outcome.best_epoch)
         if outcome.status == "stopped":
             raise optuna.TrialPruned(f"pruned after epoch {epochs_seen}")
+        if self.spec.multi_objective:
+            return self._deployed_values(trial, outcome.extras.get("deployed") or {})
         value = outcome.best_value
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
             reason = f"the trial's {metric} is {value!r} in every epoch: nothing to compare"
             trial.set_user_attr(stored.FAIL_REASON, reason)
             raise TrialFailed(reason)
         return float(value)
+
+    def _deployed_values(self, trial: optuna.Trial, deployed: dict) -> list[float]:
+        """Each objective from the model measured as deployed (int8 when the trial asks for it)."""
+        trial.set_user_attr(stored.DEPLOYED, stored.json_safe(deployed))
+        missing = [o.metric for o in self.spec.all_objectives if deployed.get(o.metric) is None]
+        if missing:
+            reason = f"the trainer measured no {missing} after training"
+            trial.set_user_attr(stored.FAIL_REASON, reason)
+            raise TrialFailed(reason)
+        return [float(deployed[o.metric]) for o in self.spec.all_objectives]
 

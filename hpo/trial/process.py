@@ -162,7 +162,8 @@ def _child_main(config_json: str, conn, runner_pid: int, env: dict[str, str], lo
         config = TrainConfig.model_validate_json(config_json)
         result = load_trainer(trainer)(config, _PipeReporter(conn))
         status = "stopped" if result.stopped_early else "finished"
-        extras = {"val_probs": getattr(result, "val_probs", None)}  # the best epoch's, for the trial's plots
+        extras = {"val_probs": getattr(result, "val_probs", None),  # the best epoch's, for the trial's plots
+                  "deployed": getattr(result, "extras", {}).get("deployed")}  # multi-objective studies' measurements
         conn.send(("done", {"status": status, "best_epoch": result.best_epoch, "best_value": result.best_value, "extras": extras}))
     except TrainerError as e:
         traceback.print_exc()

@@ -1,0 +1,42 @@
+"""A classifier's architecture and its weights as separate data files, for models that
+`from_pretrained` cannot rebuild alone (heads removed per layer, int8 weights).
+
+`architecture/`: the transformer's config.json and, for a fusion model, fusion.json. Building
+from it gives an untrained model of the right type, which the caller reshapes (trainers.shrink)
+or quantises (trainers.quantize) before the saved tensors are loaded into it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+
+from trainers.fusion import FUSION_FILE, FusionClassifier, FusionShape
+
+ARCHITECTURE_DIR = "architecture"
+
+
+def save_architecture(model: nn.Module, directory: Path) -> None:
+    out = Path(directory) / ARCHITECTURE_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    if isinstance(model, FusionClassifier):
+        model.backbone.config.save_pretrained(out)
+        (out / FUSION_FILE).write_text(json.dumps(asdict(model.shape), indent=2))
+    else:
+        model.config.save_pretrained(out)
+
+
+def empty_model(directory: Path) -> nn.Module:
+    """The saved architecture with untrained weights, in eval mode."""
+    path = Path(directory) / ARCHITECTURE_DIR
+    config = AutoConfig.from_pretrained(path, local_files_only=True)
+    if (path / FUSION_FILE).is_file():
+        shape = FusionShape(**json.loads((path / FUSION_FILE).read_text()))
+        model = FusionClassifier(AutoModel.from_config(config, attn_implementation="sdpa"), shape)
+    else:
+        model = AutoModelForSequenceClassification.from_config(config, attn_implementation="sdpa")
+    return model.eval()
