@@ -12,7 +12,8 @@ N ?= 2
 GPUS ?=
 VARIANT ?=
 PORT ?= 8080
-# Only `make dashboard HOST=…` changes it; an exported HOST does not.
+PROXY_PORT ?= 13000
+# Only `make dashboard HOST=…` (or `make storage-proxy HOST=…`) changes it; an exported HOST does not.
 HOST := 127.0.0.1
 
 ifneq ($(strip $(DATA_DIR)),)
@@ -22,7 +23,7 @@ ifneq ($(strip $(STORAGE)),)
 export HPO_STORAGE := $(STORAGE)
 endif
 
-.PHONY: venv study check workers report retrain score-trials dashboard test bench clean-runs
+.PHONY: venv study check workers report retrain score-trials dashboard storage-proxy test bench clean-runs
 
 venv: $(VENV)/.installed
 
@@ -53,6 +54,9 @@ score-trials: venv
 
 dashboard: venv
 	$(BIN)/hpo dashboard --host $(HOST) --port $(PORT)
+
+storage-proxy: venv
+	$(BIN)/hpo storage-proxy --host $(HOST) --port $(PROXY_PORT)
 
 test: venv
 	DATA_DIR=$(or $(DATA_DIR),../shared/data) $(BIN)/python -m pytest -q
