@@ -150,6 +150,7 @@ def cmd_workers(args) -> int:
     from hpo.study import check_same_spec, describe_study, n_finished, open_study, preflight, print_best
     from hpo.study.workers import start_workers, wait_workers, worker_envs
     from storage import redact, resolve_storage_url
+    from storage.pg_budget import check_room
 
     spec, path, data_dir = _load(args)
     url = resolve_storage_url(args.storage)
@@ -161,6 +162,7 @@ def cmd_workers(args) -> int:
     study = open_study(spec, url, heartbeat_interval=args.heartbeat)  # created once, here: workers only load it
     check_same_spec(study, spec, url)
     describe_study(study, spec, Path(path).read_text(), facts)
+    check_room(url, n)  # PostgreSQL only: what a proxy or SQLite holds is not the workers' to count
     envs = worker_envs(n, gpus)
     placement = ", ".join(f"{e['HPO_WORKER']}→GPU {e['CUDA_VISIBLE_DEVICES']}" for e in envs) if gpus else f"{envs[0]['OMP_NUM_THREADS']} CPU threads each"
     print(f"study {spec.name} on {redact(url)}: {n_finished(study)}/{spec.n_trials} trials finished; {n} workers ({placement})", flush=True)

@@ -14,11 +14,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from optuna.exceptions import UpdateFinishedTrialError
+from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import FrozenTrial, TrialState
@@ -64,7 +65,9 @@ class AttrHeartbeat(BaseHeartbeat):
     def init_heartbeat(self, interval_s: int | None, grace_period_s: int | None, max_retry: int) -> None:
         self._beat_interval = interval_s
         self._grace_s = grace_period_s or 2 * (interval_s or 0)
-        self._retry = RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+        with warnings.catch_warnings():  # "experimental" since Optuna 2.8
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            self._retry = RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
         self._beats: defaultdict[int, int] = defaultdict(int)
         self._watch = StaleWatch()
 

@@ -15,9 +15,11 @@ from __future__ import annotations
 import collections
 import random
 import time
+import warnings
 from typing import Any
 
 import grpc
+from optuna.exceptions import ExperimentalWarning
 from optuna.storages import GrpcStorageProxy
 from optuna.storages._grpc.auto_generated import api_pb2_grpc
 from optuna.storages._grpc.client import GrpcClientCache
@@ -55,7 +57,9 @@ class ProxyStorage(GrpcStorageProxy, AttrHeartbeat):
         self._timeout_s = timeout_s
         self._lease: tuple[int, str] | None = None
         self.init_heartbeat(heartbeat_interval, grace_period, retry_failed_trials)
-        super().__init__(host=host, port=port)
+        with warnings.catch_warnings():  # "experimental" since Optuna 4.2
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            super().__init__(host=host, port=port)
 
     def _setup(self) -> None:
         channel = grpc.insecure_channel(f"{self._host}:{self._port}", options=_CHANNEL_OPTIONS)

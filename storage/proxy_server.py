@@ -24,6 +24,7 @@ from optuna.storages._grpc.servicer import OptunaStorageProxyService
 from storage import proxy_wire as wire
 from storage.errors import StorageError
 from storage.lease import LeaseTable
+from storage.pg_budget import check_room
 from storage.rdb import Pool, open_storage
 from storage.urls import proxy_address, redact
 
@@ -56,6 +57,7 @@ def make_proxy_server(settings: ProxySettings) -> tuple[grpc.Server, int]:
     """The server, bound but not started, and the port it bound (port 0 picks a free one)."""
     if proxy_address(settings.storage_url) is not None:
         raise StorageError("hpo storage-proxy needs a database URL (postgresql://… or sqlite:///…), not another proxy")
+    check_room(settings.storage_url, 1, settings.pool, what="the storage proxy")
     rdb = open_storage(settings.storage_url, heartbeat_interval=None, pool=settings.pool)
     server = grpc.server(ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="proxy"), options=_SERVER_OPTIONS)
     leases = LeaseTable()
