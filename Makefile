@@ -14,7 +14,8 @@ PER_GPU ?=
 VARIANT ?=
 VARIANTS ?=
 PORT ?= 8080
-# Only `make dashboard HOST=…` changes it; an exported HOST does not.
+PROXY_PORT ?= 13000
+# Only `make dashboard HOST=…` (or `make storage-proxy HOST=…`) changes it; an exported HOST does not.
 HOST := 127.0.0.1
 
 ifneq ($(strip $(DATA_DIR)),)
@@ -24,7 +25,7 @@ ifneq ($(strip $(STORAGE)),)
 export HPO_STORAGE := $(STORAGE)
 endif
 
-.PHONY: venv prerequisites init study check workers report retrain compress score-trials dashboard test lint bench clean-runs
+.PHONY: venv prerequisites init study check workers report retrain compress score-trials dashboard storage-proxy test lint bench clean-runs
 
 venv: $(VENV)/.installed
 
@@ -74,6 +75,9 @@ score-trials: venv
 
 dashboard: venv
 	$(BIN)/hpo dashboard --host $(HOST) --port $(PORT)
+
+storage-proxy: venv
+	$(BIN)/hpo storage-proxy --host $(HOST) --port $(PROXY_PORT)
 
 test: venv
 	DATA_DIR=$(or $(DATA_DIR),../shared/data) $(BIN)/python -m pytest -q

@@ -105,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     dash.add_argument("--port", type=port, default=8080, help="port (default 8080; 0: any free one)")
     dash.add_argument("--artifact-dir", type=folder, help="artifact store (default: next to a SQLite file, else $HPO_ARTIFACT_DIR or runs/artifacts)")
     dash.set_defaults(func=cmd_dashboard)
+    _add_proxy_command(sub)
     _add_result_commands(sub)
     return parser
 
@@ -235,6 +236,7 @@ def cmd_workers(args) -> int:
     from hpo.study import check_same_data, check_same_spec, describe_study, n_finished, open_study, print_best
     from hpo.study.workers import gpu_memory, start_workers, wait_workers, worker_envs, workers_per_gpu
     from storage import redact, resolve_storage_url
+    from storage.pg_budget import check_room
 
     spec, source, data_dir = _load(args)
     url = resolve_storage_url(args.storage)
@@ -257,6 +259,7 @@ def cmd_workers(args) -> int:
     check_same_data(study, spec, facts, url)
     describe_study(study, spec, source.note_text, facts)
     _print_warnings(facts)
+    check_room(url, n)  # PostgreSQL only: what a proxy or SQLite holds is not the workers' to count
     tracker = _tracker(study, spec, args.mlflow, url)  # the parent run exists before any worker starts
     envs = worker_envs(n, gpus, gpu_memory_mb=memory)
     placement = ", ".join(f"{e['HPO_WORKER']}→GPU {e['CUDA_VISIBLE_DEVICES']}" for e in envs) if gpus else f"{envs[0]['OMP_NUM_THREADS']} CPU threads each"
@@ -288,6 +291,31 @@ def cmd_dashboard(args) -> int:
 
     url = resolve_storage_url(args.storage)
     serve(url, args.host, args.port, args.artifact_dir or default_artifact_dir(url))
+    return 0
+
+
+def _add_proxy_command(sub) -> None:
+    proxy = sub.add_parser("storage-proxy", help="serve the study storage to many workers over gRPC (workers: --storage grpc://HOST:PORT)")
+    _storage(proxy)
+    proxy.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for workers on other machines)")
+    proxy.add_argument("--port", type=int, default=13000)
+    proxy.add_argument("--threads", type=int, default=64, help="calls served at once (default 64)")
+    proxy.add_argument("--pool-size", type=int, default=10, help="database connections the proxy holds, at most (default 10)")
+    proxy.set_defaults(func=cmd_storage_proxy)
+
+
+def cmd_storage_proxy(args) -> int:
+    from storage import resolve_storage_url
+    from storage.rdb import Pool
+
+    try:
+        from storage.proxy_server import ProxySettings, serve_proxy
+    except ImportError as e:
+        raise HpoError(f"hpo storage-proxy needs grpcio: pip install 'hpo-text[proxy]' ({e})") from e
+    if args.threads < 1 or args.pool_size < 1:
+        raise HpoError("hpo storage-proxy: --threads and --pool-size must be at least 1")
+    url = resolve_storage_url(args.storage)
+    serve_proxy(ProxySettings(url, args.host, args.port, args.threads, Pool(size=args.pool_size, overflow=0)))
     return 0
 
 

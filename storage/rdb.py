@@ -6,20 +6,33 @@ import logging
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import optuna
 from optuna.exceptions import ExperimentalWarning
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from storage.errors import StorageError
-from storage.urls import redact
+from storage.outage import is_proxy_outage
+from storage.urls import proxy_address, redact
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Pool:
+    """A PostgreSQL connection pool's bounds: at most size + overflow connections."""
+
+    size: int
+    overflow: int
+
+
+WORKER_POOL = Pool(size=2, overflow=2)  # only the trial loop, the study lock and the heartbeat thread use them
 
 
 def open_storage(
@@ -28,21 +41,27 @@ def open_storage(
     heartbeat_interval: int | None = 60,
     grace_period: int | None = None,
     retry_failed_trials: int = 3,
-) -> RDBStorage:
-    """Open the Optuna storage at `url` (as returned by `resolve_storage_url`).
+    pool: Pool = WORKER_POOL,
+) -> BaseStorage:
+    """Open the Optuna storage at `url` (as returned by `resolve_storage_url`): an RDBStorage,
+    or for grpc://host:port a client of `hpo storage-proxy` (storage.proxy_client).
 
     With heartbeats on, a trial whose worker died (SIGKILL, OOM, preemption) is marked FAIL once
     its heartbeat is `grace_period` seconds old (default 2 x interval) and re-queued with the
     same params, at most `retry_failed_trials` times. Heartbeats only run under
     `Study.optimize`, not ask/tell.
     """
+    address = proxy_address(url)
+    if address is not None:
+        return _open_proxy(*address, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+                           retry_failed_trials=retry_failed_trials)
 
     def create() -> RDBStorage:
         with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
             warnings.simplefilter("ignore", ExperimentalWarning)
             return _Storage(
                 _escape_template(url),
-                engine_kwargs=_engine_kwargs(url),
+                engine_kwargs=_engine_kwargs(url, pool),
                 heartbeat_interval=heartbeat_interval,
                 grace_period=grace_period,
                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
@@ -67,6 +86,14 @@ def open_storage(
             else "check the host, port, credentials and that the database server is running"
         )
         raise StorageError(f"cannot open storage {redact(url)}: {_reason(e)}; {advice}") from e
+
+
+def _open_proxy(host: str, port: int, **heartbeat: Any) -> BaseStorage:
+    try:
+        from storage.proxy_client import open_proxy
+    except ImportError as e:
+        raise StorageError(f"grpc:// storage URLs need grpcio: pip install 'hpo-text[proxy]' ({e})") from e
+    return open_proxy(host, port, **heartbeat)
 
 
 def with_retries(
@@ -124,14 +151,13 @@ class _Storage(RDBStorage):
             _log.warning("heartbeat for trial id %d skipped: %s", trial_id, _reason(e))
 
 
-def _engine_kwargs(url: str) -> dict[str, Any]:
+def _engine_kwargs(url: str, pool: Pool) -> dict[str, Any]:
     backend = make_url(url).get_backend_name()
     if backend == "postgresql":
-        # Few connections per worker: only the trial loop and the heartbeat thread use them.
         return {
             "pool_pre_ping": True,  # survive server restarts and idle-connection reaping
-            "pool_size": 2,
-            "max_overflow": 2,
+            "pool_size": pool.size,
+            "max_overflow": pool.overflow,
             "pool_recycle": 300,
             "connect_args": {"connect_timeout": 10},
         }
@@ -162,7 +188,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _is_transient(e: BaseException) -> bool:
-    return isinstance(_unwrap(e), OperationalError)
+    return isinstance(_unwrap(e), OperationalError) or is_proxy_outage(e)
 
 
 def _is_schema_race(e: BaseException) -> bool:

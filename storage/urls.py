@@ -10,12 +10,14 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from storage.errors import StorageError
+from storage.proxy_wire import DEFAULT_PORT
 
 DEFAULT_STORAGE_URL = "sqlite:///runs/optuna.db"
 
 _VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 _TOKEN = re.compile(r"\x00(\d+)\x00")
 _POSTGRES_SCHEMES = {"postgres", "postgresql"}
+PROXY_SCHEME = "grpc"
 
 
 def resolve_storage_url(explicit: str | None = None) -> str:
@@ -45,6 +47,17 @@ def _sqlite_folder(database: Path) -> None:
         database.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise StorageError(f"cannot create the folder {database.parent} for SQLite database {database.name} ({e.strerror or e}); choose another --storage") from None
+def proxy_address(url: str) -> tuple[str, int] | None:
+    """(host, port) of a grpc://host[:port] URL (`hpo storage-proxy`), None for a database URL."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return None
+    if parsed.drivername != PROXY_SCHEME:
+        return None
+    if not parsed.host or parsed.database or parsed.username or parsed.query:
+        raise StorageError(f"a storage proxy URL is grpc://host:port (e.g. grpc://127.0.0.1:{DEFAULT_PORT}), not {redact(url)}")
+    return parsed.host, parsed.port or DEFAULT_PORT
 
 
 def redact(url: str) -> str:

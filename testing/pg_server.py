@@ -29,7 +29,7 @@ class PostgresUnavailable(RuntimeError):
 _SERVER_SETTINGS = (
     # Throwaway data: trade durability for speed on small shared CI machines.
     "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-    "-c shared_buffers=16MB -c max_connections=60"
+    "-c shared_buffers=16MB"
 )
 
 
@@ -48,6 +48,8 @@ class PostgresServer:
     password: str = field(default_factory=lambda: f"hpo-{secrets.token_hex(8)}@/:%")
     dbname: str = "hpo"
     host: str = "127.0.0.1"
+    max_connections: int = 60
+    netns: str | None = None  # run the server inside this network namespace (`ip netns exec`)
     running: bool = False
 
     @property
@@ -63,11 +65,18 @@ class PostgresServer:
         return url.render_as_string(hide_password=False)
 
     @property
+    def socket_url(self) -> str:
+        """The same database over the server's unix socket: no network, whichever namespace."""
+        query = {"host": str(self.socket_dir), "port": str(self.port)}
+        return URL.create("postgresql+psycopg", username=self.user, password=self.password, database=self.dbname,
+                          query=query).render_as_string(hide_password=False)
+
+    @property
     def socket_dir(self) -> Path:
         return self.root / "socket"
 
     def start(self) -> None:
-        options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses={self.host} "
+        options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses={self.host} -c max_connections={self.max_connections} "
         log = str(self.root / "server.log")
         self._pg_ctl(*"start -w -t 60".split(), "-l", log, "-o", options + _SERVER_SETTINGS)
         self.running = True
@@ -121,6 +130,8 @@ class PostgresServer:
     def _run(self, tool: str, *args: str) -> None:
         # PostgreSQL refuses to run as root, so root runs the tools as the postgres user.
         prefix = ["runuser", "-u", self.run_as, "--"] if self.run_as else []
+        if self.netns:
+            prefix = ["ip", "netns", "exec", self.netns, *prefix]
         subprocess.run(
             [*prefix, str(self.bindir / tool), *args],
             cwd=self.root,
@@ -131,9 +142,12 @@ class PostgresServer:
         )
 
 
-def start_server() -> PostgresServer:
-    """A fresh cluster, started, with user and database `hpo`; `teardown` removes it."""
+
+def start_server(*, max_connections: int = 60, netns: str | None = None) -> PostgresServer:
+    """A fresh cluster, started, with user and database `hpo`; `teardown` removes it. In
+    `netns` it listens on that namespace's 127.0.0.1; its unix socket is reachable from anywhere."""
     server = _create_server()
+    server.max_connections, server.netns = max_connections, netns
     try:
         server.initdb()
         server.start()

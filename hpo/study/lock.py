@@ -1,7 +1,9 @@
 """The study-wide lock a worker holds while it counts trials and creates its own.
 
-A PostgreSQL advisory lock, which the server frees when a killed worker's connection drops, or
-an flock beside a SQLite file, which the kernel frees when its holder dies.
+A PostgreSQL advisory lock, which the server frees when a killed worker's connection drops, an
+flock beside a SQLite file, which the kernel frees when its holder dies, or, through `hpo
+storage-proxy`, a lease held in the proxy (storage.proxy_client), which runs out when its holder
+is gone and fences the writes of a holder that lost it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import fcntl
 import os
 import threading
 from pathlib import Path
+from typing import Protocol
 
 import optuna
 from sqlalchemy import text
@@ -19,10 +22,21 @@ from sqlalchemy.exc import SQLAlchemyError
 
 _PG_LOCK_CLASS = 0x4850  # first key of PostgreSQL's two-key advisory lock; the second is the study id
 
-def study_lock(study: optuna.Study) -> _PostgresLock | _FileLock | _LocalLock:
-    """PostgreSQL: an advisory lock; a SQLite file: an flock on `<file>.lock`; anything else
-    (SQLite in memory): a lock within this process only."""
-    storage = study._storage  # an RDBStorage from hpo.study.opening.open_study, in Optuna's cache layer
+
+class StudyLock(Protocol):
+    def acquire(self) -> None: ...
+
+    def release(self) -> None:
+        """Idempotent: the trial's objective releases it, and the turn again afterwards."""
+
+
+def study_lock(study: optuna.Study) -> StudyLock:
+    """The proxy: its study lease; PostgreSQL: an advisory lock; a SQLite file: an flock on
+    `<file>.lock`; anything else (SQLite in memory): a lock within this process only."""
+    storage = study._storage  # from hpo.study.opening.open_study: an RDBStorage in Optuna's cache layer, or the proxy's client
+    lease = getattr(storage, "study_lease", None)
+    if lease is not None:
+        return lease(study._study_id)
     engine: Engine = getattr(storage, "_backend", storage).engine
     if engine.dialect.name == "postgresql":
         return _PostgresLock(engine, study._study_id)

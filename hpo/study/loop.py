@@ -27,6 +27,7 @@ from hpo.study.turns import TrialSlots, Turn
 from hpo.tracking import NO_TRACKING, TrialEvents
 from hpo.trial.objective import Objective, TrialFailed
 from storage import with_retries
+from storage.outage import is_proxy_outage
 
 log = logging.getLogger(__name__)
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
@@ -79,6 +80,8 @@ def run_study(
 
 def _take_turn(study: optuna.Study, slots: TrialSlots, objective: Objective, failures: _FailureGuard) -> Turn:
     """One trial (or none) under the study lock, which is held until the trial exists."""
+    if (seen := slots.peek()) is not Turn.RUN:
+        return seen
     slots.lock.acquire()
     try:
         turn = slots.next_turn()
@@ -99,10 +102,10 @@ def _take_turn(study: optuna.Study, slots: TrialSlots, objective: Objective, fai
 
 
 def _db_outage(e: BaseException | None) -> bool:
-    """A lost database connection, however Optuna wrapped it: when its tell fails, Optuna 5 can
-    even end in an UnboundLocalError raised while handling the OperationalError."""
+    """A lost database connection (or link to the storage proxy), however Optuna wrapped it: when
+    its tell fails, Optuna 5 can even end in an UnboundLocalError raised while handling it."""
     while e is not None:
-        if isinstance(e, OperationalError):
+        if isinstance(e, OperationalError) or is_proxy_outage(e):
             return True
         e = e.__cause__ or e.__context__
     return False

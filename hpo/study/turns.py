@@ -3,11 +3,13 @@ never one grid point twice.
 
 Optuna alone overshoots: MaxTrialsCallback stops a worker only after its own trial ends, so k
 workers that start together near the end finish up to k-1 extra trials; GridSampler gives one
-point to two workers once trials fail or are retried, so grid points are queued here instead. Here a worker takes a study-wide lock,
-fails stale trials (their retries join the queue), counts finished and running trials, queues
-the next free grid point, and creates its trial before it lets go: every count it sees is exact.
+point to two workers once trials fail or are retried, so grid points are queued here instead.
+Here a worker fails stale trials (their retries join the queue) and, when a trial may start,
+takes a study-wide lock, counts finished and running trials, queues the next free grid point,
+and creates its trial before it lets go: every count it acts on is exact.
 
-The lock (hpo.study.lock) is freed by the server or the kernel when a killed worker dies.
+The lock (hpo.study.lock) is freed by the server, the kernel or the storage proxy when a killed
+worker dies.
 """
 
 from __future__ import annotations
@@ -45,12 +47,27 @@ class TrialSlots:
         self.lock = study_lock(study)
         self.gpu = placement.Gpu.from_env()  # packing several trials per GPU by measured memory
 
-    def next_turn(self) -> Turn:
-        """Call with `lock` held; on RUN, keep holding it until the new trial exists."""
+    def peek(self) -> Turn:
+        """Without the lock: fail stale trials (their retries join the queue) and count. DONE and
+        WAIT hold until the next look (trials only finish or fail meanwhile), so a worker that
+        waits never takes the lock; RUN is decided again by `next_turn`, under it."""
         with warnings.catch_warnings():  # fail_stale_trials is "experimental" since Optuna 2.9
             warnings.simplefilter("ignore", ExperimentalWarning)
             optuna.storages.fail_stale_trials(self.study)
+        return self._count(self.study.get_trials(deepcopy=False))
+
+    def next_turn(self) -> Turn:
+        """Call with `lock` held; on RUN, keep holding it until the new trial exists."""
         trials = self.study.get_trials(deepcopy=False)
+        turn = self._count(trials)
+        if turn is Turn.RUN and self.grid is not None and not any(t.state == TrialState.WAITING for t in trials):
+            point = self._free_point(trials)
+            if point is None:
+                return Turn.WAIT
+            self.study.enqueue_trial(point)
+        return turn
+
+    def _count(self, trials: list[FrozenTrial]) -> Turn:
         states = Counter(t.state for t in trials)
         finished = states[TrialState.COMPLETE] + states[TrialState.PRUNED]
         if finished >= self.n_trials:
@@ -59,11 +76,6 @@ class TrialSlots:
             return Turn.WAIT
         if self.gpu is not None and not self._gpu_has_room(trials):
             return Turn.WAIT
-        if self.grid is not None and not states[TrialState.WAITING]:
-            point = self._free_point(trials)
-            if point is None:
-                return Turn.WAIT
-            self.study.enqueue_trial(point)
         return Turn.RUN
 
     def _gpu_has_room(self, trials: list[FrozenTrial]) -> bool:

@@ -1,0 +1,96 @@
+"""Heartbeats written through the storage API, for storages that have no heartbeat table of
+their own (Optuna's gRPC proxy client).
+
+A running trial's worker bumps a counter in one of the trial's system attributes every interval.
+Another worker declares the trial stale once it has seen the same counter for the grace period
+by its own monotonic clock, so no two machines' clocks are ever compared. Optuna's machinery then
+does the rest as on a database: `fail_stale_trials` fails the trial, and the stale-trial callback
+(RetryHeartbeatStaleTrialCallback) re-queues its parameters with the same `failed_trial` and
+`retry_history` system attributes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import warnings
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
+from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages._heartbeat import BaseHeartbeat
+from optuna.trial import FrozenTrial, TrialState
+
+from storage.outage import is_proxy_outage
+
+BEAT_ATTR = "hpo:beat"
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Seen:
+    beat: object
+    since: float  # this process's monotonic clock when it first saw `beat`
+
+
+class StaleWatch:
+    """What this process has seen of each running trial's beat counter."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._seen: dict[int, _Seen] = {}
+        self._lock = threading.Lock()
+
+    def stale(self, running: list[FrozenTrial], grace_s: float) -> list[int]:
+        """Ids of the trials whose counter has not moved for `grace_s` seconds of watching."""
+        now, out = self._clock(), []
+        with self._lock:
+            before, self._seen = self._seen, {}
+            for t in running:
+                beat, seen = t.system_attrs.get(BEAT_ATTR), before.get(t._trial_id)
+                if seen is None or seen.beat != beat:
+                    seen = _Seen(beat, now)
+                elif now - seen.since >= grace_s:
+                    out.append(t._trial_id)
+                self._seen[t._trial_id] = seen
+        return out
+
+
+class AttrHeartbeat(BaseHeartbeat):
+    """Mixin for a BaseStorage: heartbeats as a counter in a trial system attribute."""
+
+    def init_heartbeat(self, interval_s: int | None, grace_period_s: int | None, max_retry: int) -> None:
+        self._beat_interval = interval_s
+        self._grace_s = grace_period_s or 2 * (interval_s or 0)
+        with warnings.catch_warnings():  # "experimental" since Optuna 2.8
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            self._retry = RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+        self._beats: defaultdict[int, int] = defaultdict(int)
+        self._watch = StaleWatch()
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        # Optuna's heartbeat thread ends at the first exception: skip a beat rather than die.
+        assert isinstance(self, BaseStorage)
+        self._beats[trial_id] += 1
+        try:
+            self.set_trial_system_attr(trial_id, BEAT_ATTR, self._beats[trial_id])
+        except UpdateFinishedTrialError:
+            pass  # another worker failed it as stale; this worker's tell finds out
+        except Exception as e:
+            if not is_proxy_outage(e):
+                raise
+            _log.warning("heartbeat for trial id %d skipped: %s", trial_id, type(e).__name__)
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        assert isinstance(self, BaseStorage)
+        running = self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
+        return self._watch.stale(running, self._grace_s)
+
+    def get_heartbeat_interval(self) -> int | None:
+        return self._beat_interval
+
+    def get_heartbeat_stale_trial_callback(self) -> RetryHeartbeatStaleTrialCallback:
+        return self._retry

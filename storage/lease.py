@@ -1,0 +1,65 @@
+"""Study leases held in the storage proxy: the study lock for workers that reach the database
+only through the proxy.
+
+A lease is a token per study with a time to live, kept in the proxy process's memory and timed
+by its clock alone (the workers' clocks never matter). A worker that dies or loses its link
+holding one delays the others by at most the time to live. Being late is not enough to corrupt a
+count: the writes that add to it (creating a trial, taking a queued one) carry the token and are
+refused once another worker holds the lease (`fenced`).
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+
+@dataclass
+class _Lease:
+    token: str
+    expires: float
+
+
+class LeaseTable:
+    """One lease per study id; thread-safe (the proxy serves each call on a thread of its own)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._changed = threading.Condition()
+        self._held: dict[int, _Lease] = {}
+
+    def acquire(self, study_id: int, ttl_s: float, wait_s: float) -> str | None:
+        """A new token if the study's lease is free (or expired) within `wait_s`, else None."""
+        deadline = self._clock() + wait_s
+        with self._changed:
+            while True:
+                now = self._clock()
+                lease = self._held.get(study_id)
+                if lease is None or lease.expires <= now:
+                    token = secrets.token_hex(8)
+                    self._held[study_id] = _Lease(token, now + ttl_s)
+                    return token
+                left = min(deadline, lease.expires) - now
+                if deadline <= now:
+                    return None
+                self._changed.wait(left)
+
+    def release(self, study_id: int, token: str) -> None:
+        """Free the lease if `token` still holds it; a late release of a lost lease does nothing."""
+        with self._changed:
+            lease = self._held.get(study_id)
+            if lease is not None and lease.token == token:
+                del self._held[study_id]
+                self._changed.notify_all()
+
+    @contextmanager
+    def fenced(self, study_id: int, token: str) -> Iterator[bool]:
+        """Whether `token` holds the study's lease, kept true for the duration of the block: a
+        lease that ran out may still finish its write if nobody has taken it since."""
+        with self._changed:
+            lease = self._held.get(study_id)
+            yield lease is not None and lease.token == token

@@ -1,0 +1,150 @@
+"""A worker's side of `hpo storage-proxy`: Optuna's GrpcStorageProxy, plus what a fleet of
+workers needs from it that Optuna's client lacks.
+
+- Every call has a deadline and the channel sends keepalives, so a cut link fails calls within
+  seconds (they are retried as outages) instead of hanging on a dead connection.
+- Heartbeats through the storage API (storage.attr_heartbeat): Optuna's `fail_stale_trials`
+  and its heartbeat thread work on this client as on a database.
+- The study lease (`study_lease`): the study lock, held in the proxy. While a worker holds it,
+  its calls carry the token, and the proxy refuses its trial-creating writes once the lease has
+  passed to someone else.
+"""
+
+from __future__ import annotations
+
+import collections
+import random
+import time
+import warnings
+from typing import Any
+
+import grpc
+from optuna.exceptions import ExperimentalWarning
+from optuna.storages import GrpcStorageProxy
+from optuna.storages._grpc.auto_generated import api_pb2_grpc
+from optuna.storages._grpc.client import GrpcClientCache
+
+from storage import proxy_wire as wire
+from storage.attr_heartbeat import AttrHeartbeat
+from storage.errors import StorageError
+
+CALL_TIMEOUT_S = 60.0  # a GetTrials of a large study on a busy proxy stays well under this
+LEASE_TTL_S = 10.0  # a worker killed while holding the lease delays the others this long at most
+_CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", -1),
+    ("grpc.keepalive_time_ms", 10_000),  # a dead link is noticed within ~15 s
+    ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.initial_reconnect_backoff_ms", 500),
+    ("grpc.max_reconnect_backoff_ms", 5_000),  # back within seconds once the link returns
+]
+
+
+class ProxyStorage(GrpcStorageProxy, AttrHeartbeat):
+    """GrpcStorageProxy with deadlines, storage-API heartbeats and the study lease."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        heartbeat_interval: int | None = 60,
+        grace_period: int | None = None,
+        retry_failed_trials: int = 3,
+        timeout_s: float = CALL_TIMEOUT_S,
+    ) -> None:
+        self._timeout_s = timeout_s
+        self._lease: tuple[int, str] | None = None
+        self.init_heartbeat(heartbeat_interval, grace_period, retry_failed_trials)
+        with warnings.catch_warnings():  # "experimental" since Optuna 4.2
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            super().__init__(host=host, port=port)
+
+    def _setup(self) -> None:
+        channel = grpc.insecure_channel(f"{self._host}:{self._port}", options=_CHANNEL_OPTIONS)
+        self._channel = grpc.intercept_channel(channel, _CallOptions(self))
+        self._stub = api_pb2_grpc.StorageServiceStub(self._channel)
+        self._cache = GrpcClientCache(self._stub)
+        self._acquire = self._channel.unary_unary(
+            f"/{wire.LEASE_SERVICE}/{wire.ACQUIRE}", request_serializer=wire.encode, response_deserializer=wire.decode
+        )
+        self._release = self._channel.unary_unary(
+            f"/{wire.LEASE_SERVICE}/{wire.RELEASE}", request_serializer=wire.encode, response_deserializer=wire.decode
+        )
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state = super().__getstate__()
+        for key in ("_acquire", "_release", "_watch", "_lease"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        self._lease = None
+        super().__setstate__(state)
+        self.init_heartbeat(self._beat_interval, self._grace_s, self._retry._max_retry or 0)
+
+    def study_lease(self, study_id: int, ttl_s: float = LEASE_TTL_S) -> ProxyLease:
+        return ProxyLease(self, study_id, ttl_s)
+
+    def lease_metadata(self) -> list[tuple[str, str]]:
+        return [wire.lease_header(*self._lease)] if self._lease else []
+
+
+class ProxyLease:
+    """The study lock of workers on a proxy (hpo.study.lock's interface: acquire, release)."""
+
+    def __init__(self, storage: ProxyStorage, study_id: int, ttl_s: float) -> None:
+        self.storage, self.study_id, self.ttl_s = storage, study_id, ttl_s
+
+    def acquire(self) -> None:
+        request = {"study_id": self.study_id, "ttl_s": self.ttl_s, "wait_s": wire.MAX_WAIT_S}
+        while True:
+            token = self.storage._acquire(request)["token"]
+            if token:
+                self.storage._lease = (self.study_id, token)
+                return
+            time.sleep(random.uniform(0, 0.05))  # the proxy already waited; spread the retries
+
+    def release(self) -> None:
+        held, self.storage._lease = self.storage._lease, None
+        if held is None:
+            return
+        try:
+            self.storage._release({"study_id": held[0], "token": held[1]})
+        except grpc.RpcError:
+            pass  # the proxy is unreachable: the lease runs out by itself
+
+
+class _Details(
+    collections.namedtuple("_Details", ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression")),
+    grpc.ClientCallDetails,
+):
+    pass
+
+
+class _CallOptions(grpc.UnaryUnaryClientInterceptor):
+    """A deadline on every call, and the lease token while the worker holds one."""
+
+    def __init__(self, storage: ProxyStorage) -> None:
+        self.storage = storage
+
+    def intercept_unary_unary(self, continuation, details, request):  # noqa: ANN001 - grpc's signature
+        metadata = [*(details.metadata or ()), *self.storage.lease_metadata()]
+        timeout = details.timeout if details.timeout is not None else self.storage._timeout_s
+        call = _Details(details.method, timeout, metadata, details.credentials, details.wait_for_ready, details.compression)
+        return continuation(call, request)
+
+
+def open_proxy(host: str, port: int, *, connect_timeout_s: float = 10.0, **kwargs: Any) -> ProxyStorage:
+    """A client of the proxy at host:port, once it answers; one line if it does not."""
+    storage = ProxyStorage(host, port, **kwargs)
+    try:
+        storage.wait_server_ready(timeout=connect_timeout_s)
+    except ConnectionError:
+        storage.close()
+        raise StorageError(
+            f"no storage proxy answers at grpc://{host}:{port} within {connect_timeout_s:.0f} s; "
+            "start one there with `hpo storage-proxy` (make storage-proxy), or check the address and the network"
+        ) from None
+    return storage

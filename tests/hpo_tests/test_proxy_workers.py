@@ -1,0 +1,83 @@
+"""Worker processes that reach the study only through `hpo storage-proxy`: exact n_trials, a
+killed worker's trial retried, the dashboard and the trials' artifacts on a grpc:// URL."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hpo.dashboard import dashboard_url, make_dashboard_server
+from hpo.study.workers import wait_workers
+from storage import default_artifact_dir
+from tests.hpo_tests.workers_support import FINISHED, create_and_start, mid_trial, n_finished, sleep_spec, states, stop_all, wait_until
+from tests.proxy_support import running_proxy
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def proxy_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    database = f"sqlite:///{tmp_path}/optuna.db" if request.param == "sqlite" else request.getfixturevalue("postgres").url
+    with running_proxy(database) as url:
+        yield url
+
+
+def test_workers_through_the_proxy_finish_exactly_n_trials(proxy_url: str, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("SLEEP_EPOCH_S", "0.1")
+    study, procs = create_and_start(sleep_spec(tmp_path, n_trials=10), proxy_url, n_workers=3)
+    try:
+        assert wait_workers(procs) == 0
+    finally:
+        stop_all(procs)
+    trials = study.get_trials(deepcopy=False)
+    assert states(study) == {"COMPLETE": 10}  # not one more, none failed
+    assert len({t.user_attrs["worker"] for t in trials}) >= 2
+    assert all("hpo:beat" in t.system_attrs for t in trials)  # heartbeats went through the proxy
+
+
+def test_the_dashboard_serves_a_proxy_study_with_its_artifacts(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("SLEEP_EPOCH_S", "0.05")
+    with running_proxy(f"sqlite:///{tmp_path}/optuna.db") as url:
+        study, procs = create_and_start(sleep_spec(tmp_path, n_trials=2), url, n_workers=1)
+        assert wait_workers(procs) == 0
+        server = make_dashboard_server(url, "127.0.0.1", 0, default_artifact_dir(url))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            base = dashboard_url(server).removesuffix("/dashboard")
+            detail = json.loads(_get(f"{base}/api/studies/{study._study_id}"))
+            (served, _) = detail["trials"]
+            files = {a["filename"]: a["artifact_id"] for a in served["artifacts"]}
+            assert {"metrics.json", "epochs.csv", "train.log"} <= set(files)
+            history = json.loads(_get(f"{base}/artifacts/{study._study_id}/{served['trial_id']}/{files['metrics.json']}"))
+            assert [m["epoch"] for m in history] == [1, 2, 3]
+            assert "| epoch |" in served["note"]["body"]
+        finally:
+            server.shutdown()
+            server.server_close()
+
+
+def test_a_worker_killed_through_the_proxy_has_its_trial_failed_and_retried(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("SLEEP_EPOCH_S", "0.4")
+    with running_proxy(f"sqlite:///{tmp_path}/optuna.db") as url:
+        study, procs = create_and_start(sleep_spec(tmp_path, n_trials=5), url, n_workers=2)
+        try:
+            trial, victim = wait_until(lambda: mid_trial(study, procs), what="a trial in its second epoch")
+            victim.send_signal(signal.SIGKILL)
+            assert [p.wait() for p in procs if p is not victim] == [0]
+        finally:
+            stop_all(procs)
+        after = study.get_trials(deepcopy=False)
+        assert n_finished(study) == 5 and states(study)["RUNNING"] == 0
+    killed = next(t for t in after if t.number == trial.number)
+    assert killed.state.name == "FAIL"  # by the other worker, which saw its beats stop
+    retries = [t for t in after if trial.number in t.system_attrs.get("retry_history", [])]
+    assert [r.params for r in retries] == [trial.params] and retries[0].state in FINISHED
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.read()

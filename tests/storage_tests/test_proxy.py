@@ -1,0 +1,154 @@
+"""The storage proxy's own parts: its URLs, the study lease and its fencing, heartbeats through
+trial attributes, and what passes through it (artifacts' metadata, notes). Real gRPC on
+loopback, real SQLite behind it."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import grpc
+import optuna
+import pytest
+from optuna.artifacts import get_all_artifact_meta, upload_artifact
+from optuna.trial import TrialState
+
+from storage import StorageError, artifact_store, open_storage, proxy_address, resolve_storage_url
+from storage.attr_heartbeat import BEAT_ATTR, StaleWatch
+from storage.lease import LeaseTable
+from storage.proxy_client import ProxyStorage, open_proxy
+from tests.proxy_support import running_proxy
+
+
+@pytest.fixture
+def proxy_url(tmp_path: Path):
+    with running_proxy(f"sqlite:///{tmp_path}/optuna.db") as url:
+        yield url
+
+
+def client(url: str, **kwargs) -> ProxyStorage:
+    host, port = proxy_address(url)
+    return open_proxy(host, port, **kwargs)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_proxy_urls_name_host_and_port_and_nothing_else() -> None:
+    assert proxy_address(resolve_storage_url("grpc://10.0.0.5:13001")) == ("10.0.0.5", 13001)
+    assert proxy_address("grpc://proxy.lab") == ("proxy.lab", 13000)
+    assert proxy_address("postgresql+psycopg://u:p@db/hpo") is None
+    with pytest.raises(StorageError, match="grpc://host:port"):
+        proxy_address("grpc://proxy.lab:13000/hpo")
+
+
+def test_an_unreachable_proxy_is_one_line() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once closed
+    with pytest.raises(StorageError, match=rf"no storage proxy answers at grpc://127.0.0.1:{port} within 1 s; start one"):
+        open_proxy("127.0.0.1", port, connect_timeout_s=1)
+
+
+def test_lease_is_exclusive_until_released_or_run_out() -> None:
+    clock = FakeClock()
+    leases = LeaseTable(clock)
+    first = leases.acquire(1, ttl_s=10, wait_s=0)
+    assert first and leases.acquire(1, ttl_s=10, wait_s=0) is None
+    assert leases.acquire(2, ttl_s=10, wait_s=0)  # one lease per study
+    leases.release(1, first)
+    second = leases.acquire(1, ttl_s=10, wait_s=0)
+    clock.now += 11  # its holder went silent: the next worker may take it
+    third = leases.acquire(1, ttl_s=10, wait_s=0)
+    assert second and third and third != second
+    leases.release(1, second)  # a late release of a lost lease frees nothing
+    with leases.fenced(1, third) as held_third, leases.fenced(1, second) as held_second:
+        assert held_third and not held_second
+
+
+def test_a_lease_that_ran_out_still_writes_while_nobody_else_took_it() -> None:
+    clock = FakeClock()
+    leases = LeaseTable(clock)
+    token = leases.acquire(7, ttl_s=1, wait_s=0)
+    clock.now += 5
+    with leases.fenced(7, token) as held:
+        assert held
+
+
+def test_a_worker_that_lost_its_lease_cannot_create_a_trial(proxy_url: str) -> None:
+    late, other = client(proxy_url), client(proxy_url)
+    study = optuna.create_study(storage=late, study_name="fenced")
+    late.study_lease(study._study_id, ttl_s=0.2).acquire()
+    time.sleep(0.3)  # it ran out while the worker was cut off ...
+    lease = other.study_lease(study._study_id)
+    lease.acquire()  # ... and another worker took it
+    with pytest.raises(grpc.RpcError) as refused:
+        late.create_new_trial(study._study_id)
+    assert refused.value.code() == grpc.StatusCode.ABORTED
+    other.create_new_trial(study._study_id)
+    lease.release()
+    late._lease = None  # a worker outside its turn is not fenced (its tell, its heartbeats)
+    late.create_new_trial(study._study_id)
+    assert len(other.get_all_trials(study._study_id)) == 2
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning", "ignore:Heartbeat of storage")
+def test_a_trial_whose_beats_stop_is_failed_and_retried_by_another_worker(proxy_url: str) -> None:
+    runner, watcher = client(proxy_url, heartbeat_interval=1), client(proxy_url, heartbeat_interval=1, grace_period=2)
+    watcher._watch = StaleWatch(clock := FakeClock())  # the watching worker's own clock, nobody else's
+    study = optuna.create_study(storage=runner, study_name="beats")
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    runner.record_heartbeat(trial._trial_id)
+    watching = optuna.load_study(study_name="beats", storage=watcher)
+    optuna.storages.fail_stale_trials(watching)  # first sight of beat 1
+    clock.now += 1.5
+    runner.record_heartbeat(trial._trial_id)  # beat 2: alive
+    optuna.storages.fail_stale_trials(watching)
+    clock.now += 1.5
+    optuna.storages.fail_stale_trials(watching)  # 1.5 s since beat 2 was first seen: alive
+    assert watcher.get_trial(trial._trial_id).state == TrialState.RUNNING
+    clock.now += 0.5
+    optuna.storages.fail_stale_trials(watching)  # 2 s without a new beat: stale
+    failed, retry = watcher.get_all_trials(study._study_id)
+    assert failed.state == TrialState.FAIL and failed.system_attrs[BEAT_ATTR] == 2
+    assert retry.state == TrialState.WAITING and retry.params == failed.params
+    assert retry.system_attrs["failed_trial"] == 0 and retry.system_attrs["retry_history"] == [0]
+    runner.record_heartbeat(trial._trial_id)  # the cut worker's late beat changes nothing
+
+
+def test_stale_watch_times_each_trial_by_its_own_clock() -> None:
+    clock = FakeClock()
+    watch = StaleWatch(clock)
+    trial = optuna.trial.create_trial(state=TrialState.RUNNING, system_attrs={BEAT_ATTR: 5})
+    trial._trial_id = 3
+    assert watch.stale([trial], grace_s=2) == []
+    clock.now += 2
+    assert watch.stale([trial], grace_s=2) == [3]
+    assert watch.stale([], grace_s=2) == []  # finished: forgotten
+    clock.now += 10
+    assert watch.stale([trial], grace_s=2) == []  # seen again: timed afresh
+
+
+def test_artifacts_and_notes_pass_through_the_proxy(proxy_url: str, tmp_path: Path) -> None:
+    """Optuna keeps an artifact's metadata, and optuna-dashboard a note, in system attributes."""
+    from optuna_dashboard import save_note
+    from optuna_dashboard._note import get_note_from_system_attrs
+
+    study = optuna.create_study(storage=client(proxy_url, heartbeat_interval=None), study_name="files")
+    trial = study.ask()
+    source = tmp_path / "metrics.json"
+    source.write_text('{"f1": 0.9}')
+    upload_artifact(artifact_store=artifact_store(tmp_path / "artifacts"), file_path=str(source), study_or_trial=trial)
+    save_note(trial, "**a note**")
+    study.tell(trial, 0.5)
+    direct = optuna.load_study(study_name="files", storage=open_storage(f"sqlite:///{tmp_path}/optuna.db", heartbeat_interval=None))
+    (meta,) = get_all_artifact_meta(direct.trials[0], storage=direct._storage)
+    assert meta.filename == "metrics.json" and (tmp_path / "artifacts" / meta.artifact_id).read_text() == '{"f1": 0.9}'
+    attrs = direct._storage.get_study_system_attrs(direct._study_id)
+    assert get_note_from_system_attrs(attrs, direct.trials[0]._trial_id)["body"] == "**a note**"
