@@ -39,6 +39,9 @@ TRAIN_PREVALENCE = "train_prevalence"
 ROWS_PREFIX = "n_"
 """`n_train`, `n_val`, `n_test`: rows per split."""
 
+BUDGET_STARTED_AT = "budget_started_at"
+"""Unix time of the study's first turn under a time budget: every worker counts from it."""
+
 _TEST_SCORES = re.compile(r"test_scores_(\d+)")
 
 
@@ -74,6 +77,11 @@ PEAK_MEMORY_MB = "peak_device_memory_mb"
 
 RUN_ALONE = "run_alone"
 """Set on a trial queued again after it ran out of memory beside others: it gets a GPU alone."""
+
+
+OOM_CONSTRAINT = "out_of_memory"
+"""Constraint (Optuna's `trial.set_constraint`) of every finished trial: 1.0 when it ran out of
+memory on its own (infeasible), 0.0 otherwise."""
 
 
 def epoch_key(epoch: int) -> str:

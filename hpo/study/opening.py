@@ -31,8 +31,9 @@ def open_study(spec: StudySpec, storage_url: str, *, heartbeat_interval: int | N
 
 
 def fingerprint(spec: StudySpec) -> dict:
-    """The resolved spec minus what may change on resume (n_trials: run more; the description)."""
-    return spec.model_dump(mode="json", exclude={"n_trials", "description"})
+    """The resolved spec minus what may change on resume (n_trials: run more; the description;
+    the budget and the selection after the search, which change no trial)."""
+    return spec.model_dump(mode="json", exclude={"n_trials", "description", "budget", "selection"})
 
 
 def check_same_spec(study: optuna.Study, spec: StudySpec, storage_url: str) -> None:
@@ -74,4 +75,7 @@ def describe_study(study: optuna.Study, spec: StudySpec, spec_text: str, facts: 
 
 
 def n_finished(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)))
+    """Complete and pruned trials, less those pruned as infeasible (hpo.trial.feasibility)."""
+    from hpo.trial.feasibility import counts_as_finished
+
+    return sum(counts_as_finished(t) for t in study.get_trials(deepcopy=False))

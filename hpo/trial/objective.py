@@ -12,6 +12,7 @@ from hpo import stored
 from hpo.search_space import suggest
 from hpo.spec import StudySpec
 from hpo.trial.artifacts import TrialRecorder
+from hpo.trial.feasibility import is_own_oom, mark_feasible, prune_as_infeasible
 from hpo.trial.process import run_trial_process
 from storage import with_retries
 
@@ -62,10 +63,13 @@ class Objective:
         finally:
             if recorder:
                 recorder.finish(outcome)
+        if outcome.status == "failed" and is_own_oom(trial, outcome.error):
+            raise prune_as_infeasible(trial, outcome.error)
         if outcome.status == "failed":
             trial.set_user_attr(stored.FAIL_REASON, outcome.error)
             raise TrialFailed(outcome.error.splitlines()[0] if outcome.error else "unknown")
         trial.set_user_attr(stored.BEST_EPOCH, outcome.best_epoch)
+        mark_feasible(trial)
         if outcome.status == "stopped":
             raise optuna.TrialPruned(f"pruned after epoch {epochs_seen}")
         return outcome.best_value
