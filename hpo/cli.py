@@ -59,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     study = sub.add_parser("study", help="create or resume a study and run it to n_trials")
     _common(study)
     study.add_argument("--n-trials", type=int, help="override the spec's n_trials")
+    _budget(study)
     _heartbeat(study)
     study.add_argument("--join", action="store_true", help="join a study `hpo workers` created: skip the data check")
     study.set_defaults(func=cmd_study)
@@ -70,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     workers.add_argument("--per-gpu", metavar="K|auto", help="trials per GPU: K workers each, or auto: as many as fit by the trials' measured memory")
     workers.add_argument("--gpu-memory-mb", type=float, help="with --per-gpu auto: each GPU's memory (default: from nvidia-smi)")
     workers.add_argument("--n-trials", type=int, help="override the spec's n_trials")
+    _budget(workers)
     _heartbeat(workers)
     workers.set_defaults(func=cmd_workers)
 
@@ -106,12 +108,18 @@ def _heartbeat(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _budget(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--budget-min", type=float, help="time budget in minutes: no trial starts that would end after it (overrides the spec's budget)")
+
+
 def _load(args):
-    from hpo.spec import default_data_dir, load_spec, resolve_spec_path
+    from hpo.spec import BudgetSpec, default_data_dir, load_spec, resolve_spec_path
 
     spec = load_spec(args.name, getattr(args, "variant", None))
     if getattr(args, "n_trials", None):
         spec = spec.model_copy(update={"n_trials": args.n_trials})
+    if getattr(args, "budget_min", None):
+        spec = spec.model_copy(update={"budget": BudgetSpec(minutes=args.budget_min)})
     return spec, resolve_spec_path(args.name), default_data_dir(args.data_dir)
 
 
@@ -172,7 +180,8 @@ def cmd_workers(args) -> int:
         placement += "; trials packed by measured memory"
     print(f"study {spec.name} on {redact(url)}: {n_finished(study)}/{spec.n_trials} trials finished; {n} workers ({placement})", flush=True)
     start = time.perf_counter()
-    procs = start_workers(path, envs, storage=args.storage, data_dir=data_dir, heartbeat=args.heartbeat, n_trials=args.n_trials)
+    procs = start_workers(path, envs, storage=args.storage, data_dir=data_dir, heartbeat=args.heartbeat, n_trials=args.n_trials,
+                          budget_min=args.budget_min)
     code = wait_workers(procs)
     print(f"study {spec.name}: {n_finished(study)} finished trials, {time.perf_counter() - start:.0f}s this run", flush=True)
     print_best(study)

@@ -68,10 +68,12 @@ def start_workers(
     data_dir: Path,
     heartbeat: int,
     n_trials: int | None = None,
+    budget_min: float | None = None,
 ) -> list[subprocess.Popen]:
     """Start one `hpo study --join` process per environment in `envs`."""
     cmd = [sys.executable, "-m", "hpo", "study", str(spec_path), "--join", "--data-dir", str(data_dir)]
     cmd += ["--heartbeat", str(heartbeat), *(["--n-trials", str(n_trials)] if n_trials else [])]
+    cmd += ["--budget-min", str(budget_min)] if budget_min else []
     base = {**os.environ, **({"HPO_STORAGE": storage} if storage else {})}
     # Sessions of their own: a terminal's Ctrl-C reaches this process only, which stops each
     # worker once instead of every process in the group being interrupted at the same time.
