@@ -208,6 +208,10 @@ def _add_result_commands(sub) -> None:
     retrain.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the test intervals (default 1000)")
     retrain.set_defaults(func=cmd_retrain)
 
+    select = sub.add_parser("select", help="re-run the top trials with more seeds (spec selection:) and choose on the mean")
+    _study_args(select)
+    select.set_defaults(func=cmd_select)
+
     score = sub.add_parser("score-trials", help="retrain every complete trial and keep its test scores (never used for selection)")
     _study_args(score)
     score.set_defaults(func=cmd_score_trials)
@@ -261,6 +265,19 @@ def cmd_retrain(args) -> int:
     print(f"best model: {out}  test {shown}, macro ROC-AUC {d['macro_roc_auc']:.4f}")
     for warning in metrics.collapse:
         print(f"warning: {warning}")
+    return 0
+
+
+def cmd_select(args) -> int:
+    from hpo.best.select import select, selection_lines
+    from hpo.report import open_existing_study
+    from hpo.spec import default_data_dir
+    from storage import resolve_storage_url
+
+    study, spec = open_existing_study(args.name, resolve_storage_url(args.storage))
+    candidates = select(study, spec, default_data_dir(args.data_dir))
+    print("\n".join(selection_lines(candidates, spec.objective.metric)))
+    print(f"selected trial {candidates[0].trial}; `hpo retrain {spec.name}` retrains it")
     return 0
 
 

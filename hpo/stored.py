@@ -42,6 +42,22 @@ ROWS_PREFIX = "n_"
 BUDGET_STARTED_AT = "budget_started_at"
 """Unix time of the study's first turn under a time budget: every worker counts from it."""
 
+SELECTED_TRIAL = "selected_trial"
+"""Trial number `hpo select` chose on its mean over seeds; `hpo retrain` retrains it."""
+
+_SELECTION = re.compile(r"selection_(\d+)")
+
+
+def selection_key(trial_number: int) -> str:
+    """Study attribute of one candidate's re-runs: its score per seed, mean, standard error,
+    and whether the Wilcoxon pruner stopped it (finished trials are read-only)."""
+    return f"selection_{trial_number:04d}"
+
+
+def selections_of(study_attrs: dict[str, Any]) -> dict[int, dict]:
+    return {int(m.group(1)): v for k, v in study_attrs.items() if (m := _SELECTION.fullmatch(k))}
+
+
 _TEST_SCORES = re.compile(r"test_scores_(\d+)")
 
 

@@ -146,6 +146,11 @@ def retrain_best(study: optuna.Study, spec: StudySpec, data_dir: Path, out_dir: 
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial:
+    """The trial `hpo select` chose on its mean over seeds, else the search's best."""
+    from hpo.best.select import selected_trial
+
+    if (chosen := selected_trial(study)) is not None:
+        return chosen
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         raise HpoError(f"study {study.study_name} has no complete trial to retrain; run `hpo study {study.study_name}` first")
     return study.best_trial
