@@ -54,8 +54,9 @@ def retrain_config(spec: StudySpec, trial: FrozenTrial, data_dir: Path) -> Train
     return config
 
 
-def train(config: TrainConfig) -> Trained:
-    """Train on train; choose each label's threshold on the best epoch's validation predictions."""
+def train(config: TrainConfig, cross_fit_folds: int | None = None) -> Trained:
+    """Train on train; choose each label's threshold on the best epoch's validation predictions,
+    or, with `cross_fit_folds`, on out-of-fold predictions over train + val (trainers.crossfit)."""
     from trainers.checkpoint import BestModel, LabelInfo
     from trainers.data import load_split
     from trainers.loop import train_and_evaluate
@@ -67,6 +68,10 @@ def train(config: TrainConfig) -> Trained:
     if config.task == "multi_label":
         val = load_split(config.data.val_path, config.data, config.task)
         thresholds = best_f1_thresholds(val.labels.astype(np.int64), result.val_probs)
+        if cross_fit_folds:
+            from trainers.crossfit import crossfit_thresholds
+
+            thresholds = crossfit_thresholds(config, cross_fit_folds, seed=config.hyper.seed)
     labels = LabelInfo(config.task, config.data.label_names, config.data.text_column, config.model.max_length)
     best = BestModel(result.model, result.tokenizer, labels, thresholds, result.extras.get("feature_extractor"))
     return Trained(config, best, result.best_metrics, thresholds)
@@ -102,7 +107,8 @@ def retrain_best(study: optuna.Study, spec: StudySpec, data_dir: Path, out_dir: 
     trial = best_trial(study)
     config = retrain_config(spec, trial, data_dir)
     log.info("retraining trial %d of %s for %d of its %d epoch(s): %s", trial.number, spec.name, config.hyper.epochs_to_run, config.hyper.epochs, trial.params)
-    trained = train(config)
+    cross_fit = spec.selection.folds if spec.selection and spec.selection.thresholds == "cross_fit" else None
+    trained = train(config, cross_fit)
     model = trained.best
     device = next(model.model.parameters()).device
     save_best(out_dir, model.model, model.tokenizer, model.labels, model.thresholds, model.extractor)
