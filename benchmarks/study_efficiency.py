@@ -67,9 +67,9 @@ def plain_arm(spec, data_dir: Path, budget_s: float) -> Arm:
     """One process, `study.optimize(timeout=…)`; the best trial's weights are kept in memory."""
     import optuna
 
+    from trainers.checkpoint import BestModel, LabelInfo
     from trainers.data import load_split
     from trainers.evaluate import predict_probabilities
-    from trainers.checkpoint import BestModel, LabelInfo
     from trainers.loop import train_and_evaluate
     from trainers.thresholds import best_f1_thresholds
 

@@ -133,7 +133,6 @@ class SelectionSpec(_Strict):
         "val", description="retrain: per-label thresholds on val, or on out-of-fold predictions over train + val"
     )
     folds: int = Field(4, ge=2, description="cross_fit: folds over train + val")
-    ensemble: bool = Field(False, description="retrain: deliver the average of the seeds' probabilities")
 
 
 class ObjectiveSpec(_Strict):

@@ -13,7 +13,7 @@ import optuna
 from optuna.exceptions import ExperimentalWarning
 
 from hpo.errors import HpoError
-from hpo.spec import PrunerSpec, SamplerSpec, StudySpec
+from hpo.spec import PrunerSpec, SamplerSpec
 
 
 def extra_sampler(s: SamplerSpec) -> optuna.samplers.BaseSampler | None:

@@ -11,7 +11,7 @@ import optuna
 from optuna.trial import TrialState, create_trial
 
 from hpo import stored
-from hpo.cli import _parser, _load
+from hpo.cli import _load, _parser
 from hpo.spec import load_spec
 from hpo.study.budget import check_budget, expected_duration_s
 from hpo.study.workers import wait_workers

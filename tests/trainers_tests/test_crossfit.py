@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from tests.support import UCC_LABELS, slice_dataset, tiny_architecture
 from trainers.config import DataConfig, Hyperparams, ModelConfig, TrainConfig
 from trainers.crossfit import compare_threshold_sources, crossfit_thresholds, out_of_fold
 from trainers.data import read_csv
-from tests.support import UCC_LABELS, slice_dataset, tiny_architecture
 
 
 def _config(tmp_path) -> TrainConfig:
@@ -30,9 +30,9 @@ def test_every_row_gets_one_out_of_fold_prediction(tmp_path) -> None:
     y, probs = out_of_fold(config, frame, folds=2)
     assert probs.shape == (120, 8) and y.shape == (120, 8)
     assert sorted(map(tuple, y)) == sorted(map(tuple, frame[UCC_LABELS].astype(float).astype(int).to_numpy()))
-    assert np.all((0 <= probs) & (probs <= 1))
+    assert np.all((probs >= 0) & (probs <= 1))
     thresholds = crossfit_thresholds(config, folds=2)  # over train + val: 200 rows
-    assert thresholds.shape == (8,) and np.all((0 < thresholds) & (thresholds <= 1))
+    assert thresholds.shape == (8,) and np.all((thresholds > 0) & (thresholds <= 1))
 
 
 def test_both_threshold_routes_are_scored_on_the_held_out_half(tmp_path) -> None:
