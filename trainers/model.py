@@ -114,7 +114,18 @@ def instantiate(auto_class, cfg: ModelConfig, config, pad_token_id: int | None =
         config._attn_implementation = "sdpa"
         return auto_class.from_config(config)
     path = resolve_model_path(cfg.name_or_path)
-    return auto_class.from_pretrained(path, config=config, attn_implementation="sdpa", local_files_only=Path(path).is_dir())
+    return with_fastest_attention(auto_class.from_pretrained, path, config=config, local_files_only=Path(path).is_dir())
+
+
+def with_fastest_attention(loader, *args, **kwargs) -> PreTrainedModel:
+    """PyTorch's fused attention (sdpa) where the architecture has it; MPNet, for one, has only
+    its own ("eager") attention."""
+    try:
+        return loader(*args, attn_implementation="sdpa", **kwargs)
+    except ValueError as e:
+        if "scaled_dot_product_attention" not in str(e):
+            raise
+        return loader(*args, attn_implementation="eager", **kwargs)
 
 
 def _dropout_overrides(dropout: float | None) -> dict:
