@@ -19,7 +19,6 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from hpo import stored
-from hpo.study.placement import Gpu
 
 
 def is_oom(reason: str | None) -> bool:
@@ -28,6 +27,8 @@ def is_oom(reason: str | None) -> bool:
 
 def is_own_oom(trial: optuna.Trial, reason: str | None) -> bool:
     """Out of memory with the device to itself (CPU, a GPU per trial, or a re-run alone)."""
+    from hpo.study.placement import Gpu  # here: hpo.study imports this module
+
     return is_oom(reason) and (Gpu.from_env() is None or bool(trial.user_attrs.get(stored.RUN_ALONE)))
 
 
