@@ -40,3 +40,17 @@ def test_the_lucky_trial_loses_on_its_mean_and_a_bad_one_is_stopped(tmp_path: Pa
     assert stored.selections_of(attrs)[1]["standard_error"] == pytest.approx(lucky.standard_error)
     assert best_trial(study).number == 0  # hpo retrain retrains the selected trial
     assert "stopped: clearly behind" in "\n".join(selection_lines(candidates, "tuned_macro_f1"))
+
+
+def test_the_report_tabulates_the_candidates(tmp_path: Path) -> None:
+    import optuna
+
+    from hpo.report.tables import selection_table
+
+    study = optuna.create_study(direction="maximize")
+    assert selection_table(study) is None
+    for n, mean in ((3, 0.5), (7, 0.6)):
+        study.set_user_attr(stored.selection_key(n), {"scores": [mean] * 3, "mean": mean, "standard_error": 0.01,
+                                                      "search_value": mean, "pruned": False})  # fmt: skip
+    table = selection_table(study)
+    assert list(table["trial"]) == [7, 3] and list(table["standard error"]) == [0.01, 0.01]
