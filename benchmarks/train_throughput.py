@@ -48,6 +48,8 @@ QUALITY_TOLERANCE = 0.02
 MODELS = {
     "minilm": ({"name_or_path": "packaged:all-MiniLM-L6-v2"}, "ucc-minilm", 1e-4),
     # RobertaConfig defaults (roberta-base's shape), random weights; MiniLM's tokenizer.
+    # The [mpnet] extra: pretrained, 12 layers x 768 (roberta-base's size).
+    "mpnet": ({"name_or_path": "packaged:all-mpnet-base-v2"}, "ucc-minilm", 3e-5),
     "roberta-base": ({"name_or_path": "packaged:all-MiniLM-L6-v2", "from_config": {"model_type": "roberta"}}, "roberta-multilabel", 3e-5),
 }
 

@@ -27,6 +27,16 @@ def non_negative_int(text: str) -> int:
     return _int_at_least(text, 0, "a whole number of 0 or more")
 
 
+def positive_float(text: str) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number above 0") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number above 0")
+    return value
+
+
 def port(text: str) -> int:
     value = _int_at_least(text, 0, "a port number from 0 (any free port) to 65535")
     if value > 65535:

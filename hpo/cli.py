@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from hpo.arguments import OneLineParser, Settings, existing_dir, folder, gpu_list, non_negative_int, port, positive_int
+from hpo.arguments import OneLineParser, Settings, existing_dir, folder, gpu_list, non_negative_int, port, positive_float, positive_int
 from hpo.errors import HpoError
 
 
@@ -68,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     study = sub.add_parser("study", help="create or resume a study and run it to n_trials")
     _common(study)
     study.add_argument("--n-trials", type=positive_int, help="override the spec's n_trials")
+    _budget(study)
     _heartbeat(study)
     study.add_argument("--join", action="store_true", help="join a study `hpo workers` created: skip the data check")
     _mlflow(study)
@@ -80,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     workers.add_argument("--per-gpu", metavar="K|auto", help="trials per GPU: K workers each, or auto: as many as fit by the trials' measured memory")
     workers.add_argument("--gpu-memory-mb", type=float, help="with --per-gpu auto: each GPU's memory (default: from nvidia-smi)")
     workers.add_argument("--n-trials", type=positive_int, help="override the spec's n_trials")
+    _budget(workers)
     _heartbeat(workers)
     _mlflow(workers)
     workers.set_defaults(func=cmd_workers)
@@ -140,14 +142,20 @@ def _heartbeat_s(args) -> int:
     return args.heartbeat or args.settings.heartbeat_s
 
 
+def _budget(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--budget-min", type=positive_float, help="time budget in minutes: no trial starts that would end after it (overrides the spec's budget)")
+
+
 def _load(args):
     """The spec (variant and --n-trials applied, validated again) with its source, and the data folder."""
-    from hpo.spec import StudySpec, default_data_dir, load_spec_source, validated
+    from hpo.spec import BudgetSpec, StudySpec, default_data_dir, load_spec_source, validated
 
     source = load_spec_source(args.name, getattr(args, "variant", None))
     spec = source.spec
     if getattr(args, "n_trials", None):
         spec = validated(StudySpec, {**spec.model_dump(mode="json"), "n_trials": args.n_trials}, f"--n-trials {args.n_trials}")
+    if getattr(args, "budget_min", None):
+        spec = spec.model_copy(update={"budget": BudgetSpec(minutes=args.budget_min)})
     return spec, source, default_data_dir(args.data_dir)
 
 
@@ -269,7 +277,7 @@ def cmd_workers(args) -> int:
     start = time.perf_counter()
     procs = start_workers(
         source.path, envs, storage=args.storage, data_dir=data_dir, heartbeat=_heartbeat_s(args), n_trials=args.n_trials,
-        variant=source.variant, mlflow=args.mlflow,
+        variant=source.variant, mlflow=args.mlflow, budget_min=args.budget_min,
     )
     code = wait_workers(procs)
     tracker.study_stopped(study, spec.n_trials)
@@ -330,6 +338,10 @@ def _add_result_commands(sub) -> None:
     retrain.add_argument("--resamples", type=non_negative_int, default=1000, help="bootstrap resamples for the test intervals (default 1000; 0: none)")
     retrain.add_argument("--trial", type=non_negative_int, help="retrain this complete trial (default: the best; multi-objective: the Pareto trial with the best first objective)")
     retrain.set_defaults(func=cmd_retrain)
+
+    select = sub.add_parser("select", help="re-run the top trials with more seeds (spec selection:) and choose on the mean")
+    _study_args(select)
+    select.set_defaults(func=cmd_select)
 
     score = sub.add_parser("score-trials", help="retrain every complete trial and keep its test scores (never used for selection)")
     _study_args(score)
@@ -392,6 +404,19 @@ def cmd_retrain(args) -> int:
     print(f"best model: {out}  test {shown}, macro ROC-AUC {d['macro_roc_auc']:.4f}")
     for warning in metrics.collapse:
         print(f"warning: {warning}")
+    return 0
+
+
+def cmd_select(args) -> int:
+    from hpo.best.select import select, selection_lines
+    from hpo.report import open_existing_study
+    from hpo.spec import default_data_dir
+    from storage import resolve_storage_url
+
+    study, spec = open_existing_study(args.name, resolve_storage_url(args.storage))
+    candidates = select(study, spec, default_data_dir(args.data_dir))
+    print("\n".join(selection_lines(candidates, spec.objective.metric)))
+    print(f"selected trial {candidates[0].trial}; `hpo retrain {spec.name}` retrains it")
     return 0
 
 

@@ -139,19 +139,48 @@ Param = Annotated[Union[CategoricalParam, FloatParam, IntParam], Field(discrimin
 
 
 class SamplerSpec(_Strict):
-    type: Literal["grid", "tpe", "random"] = "tpe"
+    type: Literal["grid", "tpe", "random", "gp", "cmaes", "qmc"] = "tpe"
     seed: int = 0
-    n_startup_trials: int = Field(5, ge=0, description="TPE: random trials before modelling")
+    n_startup_trials: int = Field(5, ge=0, description="TPE, GP, CMA-ES: random trials before modelling")
 
 
 class PrunerSpec(_Strict):
-    type: Literal["none", "median", "successive_halving", "hyperband"] = "median"
+    type: Literal["none", "median", "successive_halving", "hyperband", "wilcoxon", "patient", "threshold"] = "median"
     n_startup_trials: int = Field(2, ge=0)
     # Steps are epochs, numbered from 1, and Optuna prunes once step >= n_warmup_steps: 0 and 1
     # both allow pruning after epoch 1; 2 waits for epoch 2.
     n_warmup_steps: int = Field(0, ge=0)
     min_resource: int = Field(1, ge=1)
     reduction_factor: int = Field(3, ge=2)
+    patience: int = Field(1, ge=0, description="patient: epochs without improvement before the median pruner may act")
+    min_delta: float = Field(0.0, ge=0)
+    lower: float | None = Field(None, description="threshold: prune a trial whose value falls below this")
+    upper: float | None = Field(None, description="threshold: prune a trial whose value rises above this")
+    p_threshold: float = Field(0.1, gt=0, lt=1, description="wilcoxon: prune when the trial is worse than the best at this p-value")
+
+    @model_validator(mode="after")
+    def _threshold_bounds(self) -> PrunerSpec:
+        if self.type == "threshold" and self.lower is None and self.upper is None:
+            raise ValueError("pruner threshold needs lower or upper")
+        return self
+
+
+class BudgetSpec(_Strict):
+    """Wall-clock budget of the whole study, all workers together, counted from its first turn."""
+
+    minutes: float = Field(gt=0)
+
+
+class SelectionSpec(_Strict):
+    """After the search: the top-k configurations re-run with more seeds, chosen on the mean."""
+
+    top_k: int = Field(3, ge=1)
+    seeds: int = Field(3, ge=2, description="seeds per configuration (its search run counts as one)")
+    prune: bool = Field(True, description="stop a re-run once Optuna's WilcoxonPruner finds it clearly behind")
+    thresholds: Literal["val", "cross_fit"] = Field(
+        "val", description="retrain: per-label thresholds on val, or on out-of-fold predictions over train + val"
+    )
+    folds: int = Field(4, ge=2, description="cross_fit: folds over train + val")
 
 
 class ObjectiveSpec(_Strict):
@@ -187,6 +216,8 @@ class StudySpec(_Strict):
     )
     n_trials: int = Field(10, ge=1)
     tracking: TrackingSpec = TrackingSpec()
+    budget: BudgetSpec | None = Field(None, description="stop starting trials once the next would overrun this")
+    selection: SelectionSpec | None = Field(None, description="re-run the top configurations with more seeds (hpo select)")
     test_scores: bool = Field(False, description="score every finished trial on test after the study (never read by the sampler)")
     variants: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="named overlays of this spec, run with --variant NAME as study <name>-<variant>"

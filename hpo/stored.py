@@ -63,6 +63,23 @@ lock) whichever worker comes first."""
 def read_profile(study_attrs: dict[str, Any]) -> DataProfile | None:
     raw = study_attrs.get(DATA_PROFILE)
     return DataProfile.model_validate(raw) if raw else None
+BUDGET_STARTED_AT = "budget_started_at"
+"""Unix time of the study's first turn under a time budget: every worker counts from it."""
+
+SELECTED_TRIAL = "selected_trial"
+"""Trial number `hpo select` chose on its mean over seeds; `hpo retrain` retrains it."""
+
+_SELECTION = re.compile(r"selection_(\d+)")
+
+
+def selection_key(trial_number: int) -> str:
+    """Study attribute of one candidate's re-runs: its score per seed, mean, standard error,
+    and whether the Wilcoxon pruner stopped it (finished trials are read-only)."""
+    return f"selection_{trial_number:04d}"
+
+
+def selections_of(study_attrs: dict[str, Any]) -> dict[int, dict]:
+    return {int(m.group(1)): v for k, v in study_attrs.items() if (m := _SELECTION.fullmatch(k))}
 
 
 _TEST_SCORES = re.compile(r"test_scores_(\d+)")
@@ -107,6 +124,9 @@ MLFLOW_RUN_ID = "mlflow_run_id"
 DEPLOYED = "deployed"
 """Multi-objective studies: the trained model measured as deployed (validation metrics,
 texts_per_second, model_size_mb, parameters; trainers.measure), where the objectives come from."""
+OOM_CONSTRAINT = "out_of_memory"
+"""Constraint (Optuna's `trial.set_constraint`) of every finished trial: 1.0 when it ran out of
+memory on its own (infeasible), 0.0 otherwise."""
 
 
 def epoch_key(epoch: int) -> str:

@@ -19,6 +19,7 @@ Pooling = Literal["cls", "mean"]
 
 PACKAGED_MINILM = "packaged:all-MiniLM-L6-v2"
 SplitName = Literal["train", "val", "test"]
+PACKAGED_MPNET = "packaged:all-mpnet-base-v2"  # the optional extra [mpnet]; see trainers.packaged
 
 
 class _Strict(BaseModel):

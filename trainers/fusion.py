@@ -26,7 +26,7 @@ from transformers import AutoModel, AutoModelForSequenceClassification, PreTrain
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from trainers.config import Hyperparams, ModelConfig, Pooling, Task
-from trainers.model import build_classifier, classifier_config, init_output_bias, instantiate
+from trainers.model import build_classifier, classifier_config, init_output_bias, instantiate, with_fastest_attention
 
 FUSION_FILE = "fusion.json"
 HEAD_FILE = "fusion_head.safetensors"
@@ -98,7 +98,7 @@ class FusionClassifier(nn.Module):
     def from_pretrained(cls, directory: str | Path) -> FusionClassifier:
         directory = Path(directory)
         shape = FusionShape(**json.loads((directory / FUSION_FILE).read_text()))
-        backbone = AutoModel.from_pretrained(directory / BACKBONE_DIR, attn_implementation="sdpa", local_files_only=True, use_safetensors=True)
+        backbone = with_fastest_attention(AutoModel.from_pretrained, directory / BACKBONE_DIR, local_files_only=True, use_safetensors=True)
         model = cls(backbone, shape)
         missing, unexpected = model.load_state_dict(load_file(str(directory / HEAD_FILE)), strict=False)
         missing = [k for k in missing if not k.startswith("backbone.")]
@@ -152,4 +152,4 @@ def load_model(directory: str | Path) -> nn.Module:
     pickled `pytorch_model.bin` is never read)."""
     if (Path(directory) / FUSION_FILE).is_file():
         return FusionClassifier.from_pretrained(directory)
-    return AutoModelForSequenceClassification.from_pretrained(directory, attn_implementation="sdpa", local_files_only=True, use_safetensors=True).eval()
+    return with_fastest_attention(AutoModelForSequenceClassification.from_pretrained, directory, local_files_only=True, use_safetensors=True).eval()

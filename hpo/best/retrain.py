@@ -57,8 +57,9 @@ def retrain_config(spec: StudySpec, trial: FrozenTrial, data_dir: Path) -> Train
     return config
 
 
-def train(config: TrainConfig) -> Trained:
-    """Train on train; choose each label's threshold on the best epoch's validation predictions."""
+def train(config: TrainConfig, cross_fit_folds: int | None = None) -> Trained:
+    """Train on train; choose each label's threshold on the best epoch's validation predictions,
+    or, with `cross_fit_folds`, on out-of-fold predictions over train + val (trainers.crossfit)."""
     from trainers.checkpoint import BestModel, LabelInfo
     from trainers.data import load_split
     from trainers.loop import train_and_evaluate
@@ -70,6 +71,10 @@ def train(config: TrainConfig) -> Trained:
     if config.task == "multi_label":
         val = load_split(config.data.val_path, config.data, config.task)
         thresholds = best_f1_thresholds(val.labels.astype(np.int64), result.val_probs)
+        if cross_fit_folds:
+            from trainers.crossfit import crossfit_thresholds
+
+            thresholds = crossfit_thresholds(config, cross_fit_folds, seed=config.hyper.seed)
     labels = LabelInfo(config.task, config.data.label_names, config.data.text_column, config.model.max_length)
     best = BestModel(result.model, result.tokenizer, labels, thresholds, result.extras.get("feature_extractor"))
     return Trained(config, best, result.best_metrics, thresholds)
@@ -109,7 +114,8 @@ def retrain_best(
     require_same_data(study, spec, data_dir)
     config = retrain_config(spec, trial, data_dir)
     log.info("retraining trial %d of %s for %d of its %d epoch(s): %s", trial.number, spec.name, config.hyper.epochs_to_run, config.hyper.epochs, trial.params)
-    trained = train(config)
+    cross_fit = spec.selection.folds if spec.selection and spec.selection.thresholds == "cross_fit" else None
+    trained = train(config, cross_fit)
     model = trained.best
     device = next(model.model.parameters()).device
     save_best(out_dir, model.model, model.tokenizer, model.labels, model.thresholds, model.extractor)
@@ -153,6 +159,11 @@ def retrain_best(
 
 
 def best_trial(study: optuna.Study, number: int | None = None) -> FrozenTrial:
+    """Trial `number`; else the trial `hpo select` chose on its mean over seeds; else the search's best."""
+    from hpo.best.select import selected_trial
+
+    if number is None and (chosen := selected_trial(study)) is not None:
+        return chosen
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         raise HpoError(f"study {study.study_name} has no complete trial to retrain; run `hpo study {study.study_name}` first")
     return chosen_trial(study, number)

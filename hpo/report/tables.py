@@ -288,6 +288,8 @@ def summarize(study: optuna.Study, spec: StudySpec, baseline: dict | None = None
     add("epochs", TITLES["epochs"], epoch_table(study, spec.objective.metric))
     if (devices := device_table(study)) is not None:
         add("devices", TITLES["devices"], devices)
+    if (selection := selection_table(study)) is not None:
+        add("selection", "Selection over seeds (hpo select): mean and standard error per candidate; the first is retrained", selection)
     losses = loss_table(trials, study, spec)
     if losses is not None:
         add("by_loss", TITLES["by_loss"], losses)
@@ -327,3 +329,13 @@ def _study_collapse(study: optuna.Study, spec: StudySpec, baseline: dict | None,
 def _first_line(text: str | None) -> str:
     lines = (text or "").strip().splitlines()
     return lines[0] if lines else ""
+
+
+def selection_table(study: optuna.Study) -> pd.DataFrame | None:
+    """`hpo select`'s candidates, best mean first; None before it ran."""
+    found = stored.selections_of(study.user_attrs)
+    if not found:
+        return None
+    rows = [{"trial": n, "search value": c["search_value"], "mean": c["mean"], "standard error": c["standard_error"],
+             "seeds": len(c["scores"]), "stopped early": c["pruned"]} for n, c in found.items()]  # fmt: skip
+    return pd.DataFrame(rows).sort_values("mean", ascending=study.direction != optuna.study.StudyDirection.MAXIMIZE)

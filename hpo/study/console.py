@@ -22,7 +22,7 @@ def print_trial(study: optuna.Study, trial: FrozenTrial, n_trials: int | None = 
     if trial.state == TrialState.PRUNED and trial.last_step is not None:
         value = f"{trial.intermediate_values[trial.last_step]:.4f}@epoch{trial.last_step}"
     params = " ".join(f"{k}={fmt(v)}" for k, v in trial.params.items())
-    reason = f"  ({first_line(trial.user_attrs.get(stored.FAIL_REASON))})" if trial.state == TrialState.FAIL else ""
+    reason = f"  ({first_line(trial.user_attrs.get(stored.FAIL_REASON))})" if trial.state == TrialState.FAIL or stored.FAIL_REASON in trial.user_attrs else ""
     progress = f"  {study_progress(study.get_trials(deepcopy=False), n_trials)}" if n_trials else ""
     print(f"{_TAG}trial {trial.number:3d}  {trial.state.name:8s} {value:>16s}  {seconds:6.1f}s  {params}{reason}{progress}", flush=True)
 

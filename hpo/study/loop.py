@@ -68,6 +68,9 @@ def run_study(
         )
         if turn is Turn.DONE:
             break
+        if turn is Turn.OUT_OF_TIME:
+            print(slots.budget.message(spec.name), flush=True)
+            break
         if turn is Turn.WAIT and not waiting:
             log.info("study %s: the remaining trials are running elsewhere; waiting in case one fails", spec.name)
         waiting = turn is Turn.WAIT

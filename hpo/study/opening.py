@@ -31,7 +31,7 @@ def open_study(spec: StudySpec, storage_url: str, *, heartbeat_interval: int | N
     )
 
 
-RESUMABLE = ("n_trials", "description", "tracking", "compress")  # what a resumed study may change: run more trials, reword it, track it elsewhere
+RESUMABLE = ("n_trials", "description", "tracking", "compress", "budget", "selection")  # what a resumed study may change: run more trials, reword it, track it elsewhere
 
 
 def fingerprint(spec: StudySpec) -> dict:
@@ -92,4 +92,7 @@ def describe_study(study: optuna.Study, spec: StudySpec, spec_text: str, facts: 
 
 
 def n_finished(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)))
+    """Complete and pruned trials, less those pruned as infeasible (hpo.trial.feasibility)."""
+    from hpo.trial.feasibility import counts_as_finished
+
+    return sum(counts_as_finished(t) for t in study.get_trials(deepcopy=False))

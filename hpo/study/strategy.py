@@ -6,10 +6,13 @@ from __future__ import annotations
 import optuna
 
 from hpo.spec import StudySpec
+from hpo.study.catalogue import extra_pruner, extra_sampler
 
 
 def build_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
     s = spec.sampler
+    if (extra := extra_sampler(s)) is not None:
+        return extra
     if s.type in ("grid", "random"):
         # A grid's points come from hpo.study.turns' queue, as trials with fixed parameters,
         # never from the sampler; GridSampler would only rescan every trial after each (and
@@ -22,6 +25,8 @@ def build_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
 
 def build_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
     p = spec.pruner
+    if (extra := extra_pruner(p)) is not None:
+        return extra
     if p.type == "none" or spec.multi_objective:  # the spec refuses a pruner with several objectives
         return optuna.pruners.NopPruner()
     if p.type == "median":

@@ -28,13 +28,16 @@ from optuna.trial import FrozenTrial, TrialState
 from hpo.search_space import grid
 from hpo.spec import StudySpec
 from hpo.study import placement
+from hpo.study.budget import BudgetCheck, check_budget
 from hpo.study.lock import study_lock
+from hpo.trial.feasibility import counts_as_finished
 
 
 class Turn(enum.Enum):
     RUN = "run"  # start a trial now (ask pops a queued one first)
     WAIT = "wait"  # every open slot holds a running trial, which may still fail or go stale
     DONE = "done"  # the study has n_trials finished trials
+    OUT_OF_TIME = "out_of_time"  # the next trial would end after the study's time budget
 
 
 class TrialSlots:
@@ -46,6 +49,8 @@ class TrialSlots:
         self.grid = grid_points(spec) if spec.sampler.type == "grid" else None
         self.lock = study_lock(study)
         self.gpu = placement.Gpu.from_env()  # packing several trials per GPU by measured memory
+        self.budget_min = spec.budget.minutes if spec.budget else None
+        self.budget: BudgetCheck | None = None  # the last check, for the console line
 
     def peek(self) -> Turn:
         """Without the lock: fail stale trials (their retries join the queue) and count. DONE and
@@ -69,11 +74,15 @@ class TrialSlots:
 
     def _count(self, trials: list[FrozenTrial]) -> Turn:
         states = Counter(t.state for t in trials)
-        finished = states[TrialState.COMPLETE] + states[TrialState.PRUNED]
+        finished = sum(counts_as_finished(t) for t in trials)  # an out-of-memory trial is not one
         if finished >= self.n_trials:
             return Turn.DONE
         if finished + states[TrialState.RUNNING] >= self.n_trials:
             return Turn.WAIT
+        if self.budget_min is not None:
+            self.budget = check_budget(self.study, self.budget_min, trials)
+            if not self.budget.fits:
+                return Turn.OUT_OF_TIME
         if self.gpu is not None and not self._gpu_has_room(trials):
             return Turn.WAIT
         return Turn.RUN

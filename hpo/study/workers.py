@@ -70,12 +70,14 @@ def start_workers(
     n_trials: int | None = None,
     variant: str | None = None,
     mlflow: str | None = None,
+    budget_min: float | None = None,
 ) -> list[subprocess.Popen]:
     """Start one `hpo study --join` process per environment in `envs`, on the same spec and
     variant (`mlflow`: the caller's --mlflow, passed on)."""
     cmd = [sys.executable, "-m", "hpo", "study", str(spec_path), "--join", "--data-dir", str(data_dir)]
     cmd += ["--heartbeat", str(heartbeat), *(["--n-trials", str(n_trials)] if n_trials else []), *(["--variant", variant] if variant else [])]
     cmd += ["--mlflow", mlflow] if mlflow else []
+    cmd += ["--budget-min", str(budget_min)] if budget_min else []
     base = {**os.environ, **({"HPO_STORAGE": storage} if storage else {})}
     # Sessions of their own: a terminal's Ctrl-C reaches this process only, which stops each
     # worker once instead of every process in the group being interrupted at the same time.

@@ -13,6 +13,7 @@ from hpo.search_space import suggest
 from hpo.spec import StudySpec
 from hpo.tracking import NO_TRACKING, TrialEvents
 from hpo.trial.artifacts import TrialRecorder
+from hpo.trial.feasibility import is_own_oom, mark_feasible, prune_as_infeasible
 from hpo.trial.process import run_trial_process
 from storage import with_retries
 
@@ -70,10 +71,13 @@ class Objective:
         finally:
             if recorder:
                 recorder.finish(outcome)
+        if outcome.status == "failed" and is_own_oom(trial, outcome.error):
+            raise prune_as_infeasible(trial, outcome.error)
         if outcome.status == "failed":
             trial.set_user_attr(stored.FAIL_REASON, outcome.error)
             raise TrialFailed(outcome.error.splitlines()[0] if outcome.error else "unknown")
         trial.set_user_attr(stored.BEST_EPOCH, outcome.best_epoch)
+        mark_feasible(trial)
         if outcome.status == "stopped":
             raise optuna.TrialPruned(f"pruned after epoch {epochs_seen}")
         if self.spec.multi_objective:
