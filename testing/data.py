@@ -38,3 +38,8 @@ def real_data() -> RealData:
     if not (root / "ucc" / "train.csv").is_file():
         raise DataMissing(f"real data not found under {root} (no ucc/train.csv); set DATA_DIR to the folder holding ucc/")
     return RealData(root)
+
+
+def slice_dataset(dest: Path, name: str, rows: dict[str, int]) -> Path:
+    """`real_data().slice(...)`, for code that has no `real_data` fixture at hand."""
+    return real_data().slice(dest, name, rows)

@@ -3,7 +3,7 @@ no sleep, so their speed does not depend on the environment the forkserver start
 
 from __future__ import annotations
 
-from benchmarks.sleep_trainer import SleepResult, score
+from testing.sleep_trainer import SleepResult, score
 from trainers.config import TrainConfig
 from trainers.reporting import Reporter
 

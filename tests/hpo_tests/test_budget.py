@@ -15,7 +15,8 @@ from hpo.cli import _load, _parser
 from hpo.spec import load_spec
 from hpo.study.budget import check_budget, expected_duration_s
 from hpo.study.workers import wait_workers
-from tests.hpo_tests.workers_support import create_and_start, sleep_spec
+from testing.specs import sleep_spec
+from testing.workers import start_study_workers as create_and_start
 
 
 def _finished(study: optuna.Study, seconds: float) -> None:

@@ -13,14 +13,20 @@ import pytest
 
 from hpo.best import predict, retrain_best
 from hpo.deploy.compress import compress_study
-from hpo.deploy.layout import VariantFigures, VariantRecord, deploy_root, size_on_disk_mb, variant_dir
+from hpo.deploy.layout import (
+    VariantFigures,
+    VariantRecord,
+    deploy_root,
+    size_on_disk_mb,
+    variant_dir,
+)
 from hpo.deploy.measure import Splits
 from hpo.deploy.runtime import load_predictor
 from hpo.deploy.settings import VARIANTS, CompressSpec
 from hpo.deploy.support import Source
 from hpo.errors import HpoError
 from hpo.report import open_existing_study
-from tests.hpo_tests.tiny_study import NAME, tiny_study
+from testing.studies import TINY_NAME as NAME
 from trainers.thresholds import best_f1_thresholds
 
 HAS_ORT = importlib.util.find_spec("onnxruntime") is not None
@@ -35,8 +41,8 @@ SETTINGS = CompressSpec.model_validate({
 
 
 @pytest.fixture(scope="module")
-def compressed(tmp_path_factory):
-    shared = tiny_study(tmp_path_factory)
+def compressed(tmp_path_factory, tiny_study):
+    shared = tiny_study
     root = tmp_path_factory.mktemp("deploy")
     study, spec = open_existing_study(NAME, shared.copy_to(root))
     best_dir = root / "runs" / NAME / "best"
@@ -140,7 +146,7 @@ def test_an_unbuilt_variant_is_one_clear_error(compressed):
 
 def test_compress_mistakes_are_one_line(tmp_path, capsys, monkeypatch):
     from hpo.cli import main
-    from tests.support import tiny_ucc_spec
+    from testing.specs import tiny_ucc_spec
 
     monkeypatch.chdir(tmp_path)
     spec = tiny_ucc_spec(tmp_path / "tiny.yaml")

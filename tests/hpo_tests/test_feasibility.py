@@ -14,7 +14,7 @@ from hpo.errors import HpoError
 from hpo.spec import load_spec
 from hpo.study import n_finished, open_study, run_study
 from hpo.trial.feasibility import is_infeasible
-from tests.hpo_tests.workers_support import sleep_spec
+from testing.specs import sleep_spec
 
 SPACE = {
     "batch_size": {"type": "categorical", "choices": [16, 32, 64]},

@@ -13,7 +13,7 @@ from hpo.cli import main
 from hpo.init.detect import detect
 from hpo.init.source import InitError, read_source
 from hpo.spec import load_spec
-from tests.support import data_dir
+from testing.data import real_data
 
 WORDS = "the quick brown fox jumps over a lazy dog while seven wizards quietly box jolly mice".split()
 
@@ -149,7 +149,7 @@ def test_a_guess_it_cannot_make_exits_2_with_one_line(tmp_path, monkeypatch, cap
 def test_the_shared_data_sets_as_one_csv(tmp_path, monkeypatch, capsys, name, task, n_labels):
     """Each real data set, its splits concatenated into one file (COVID keeps its BOM)."""
     monkeypatch.chdir(tmp_path)
-    frames = [pd.read_csv(data_dir() / name / f"{s}.csv", dtype=str, keep_default_na=False, encoding="utf-8-sig") for s in ("train", "val", "test")]
+    frames = [pd.read_csv(real_data().root / name / f"{s}.csv", dtype=str, keep_default_na=False, encoding="utf-8-sig") for s in ("train", "val", "test")]
     path = _csv(tmp_path, pd.concat(frames), f"{name}-all.csv", encoding="utf-8-sig" if name == "covid-tweets" else "utf-8")
     assert main(["init", str(path)]) == 0
     assert f"studies/{name}-all.yaml: ok" in capsys.readouterr().out

@@ -14,7 +14,8 @@ from hpo.objectives import PARETO_RULE, chosen_trial
 from hpo.report import open_existing_study, report_study
 from hpo.spec import load_spec
 from hpo.study import DataFacts, describe_study, open_study, print_best, run_study
-from tests.support import slice_dataset, tiny_ucc_spec
+from testing.data import slice_dataset
+from testing.specs import tiny_ucc_spec
 
 OBJECTIVES = [{"metric": "tuned_macro_f1", "direction": "maximize"}, {"metric": "texts_per_second", "direction": "maximize"}]
 SPACE = {"layers_kept": {"type": "categorical", "choices": [1, 2]}, "max_length": {"type": "categorical", "choices": [32, 64]},

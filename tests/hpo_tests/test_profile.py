@@ -14,7 +14,8 @@ from hpo.report import report_study
 from hpo.report.profile_tables import profile_tables
 from hpo.spec import load_spec
 from hpo.study import DataFacts, describe_study, open_study
-from tests.support import slice_dataset, tiny_ucc_spec
+from testing.data import slice_dataset
+from testing.specs import tiny_ucc_spec
 from trainers.data import LabelledSplit
 from trainers.profile import loosen, normalise, profile_splits, token_lengths
 

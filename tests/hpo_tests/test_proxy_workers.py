@@ -13,9 +13,12 @@ from pathlib import Path
 import pytest
 
 from hpo.dashboard import dashboard_url, make_dashboard_server
+from hpo.study import n_finished
 from hpo.study.workers import wait_workers
 from storage import default_artifact_dir
-from tests.hpo_tests.workers_support import FINISHED, create_and_start, mid_trial, n_finished, sleep_spec, states, stop_all, wait_until
+from testing.specs import sleep_spec
+from testing.workers import FINISHED, mid_trial, states, stop_all, wait_until
+from testing.workers import start_study_workers as create_and_start
 from tests.proxy_support import running_proxy
 
 

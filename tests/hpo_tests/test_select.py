@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.sleep_trainer import score
 from hpo import stored
 from hpo.best.retrain import best_trial
 from hpo.best.select import select, selection_lines
 from hpo.spec import load_spec
 from hpo.study import open_study, run_study
-from tests.hpo_tests.workers_support import sleep_spec
+from testing.sleep_trainer import score
+from testing.specs import sleep_spec
 
 
 def test_the_lucky_trial_loses_on_its_mean_and_a_bad_one_is_stopped(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from optuna.trial import TrialState
 
 from hpo.spec import load_spec
 from hpo.study import open_study, run_study
-from tests.hpo_tests.workers_support import sleep_spec
+from testing.specs import sleep_spec
 
 TRAINER = "tests.hpo_tests.instant_trainers:instant"
 SPACE = {

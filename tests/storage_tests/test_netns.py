@@ -22,10 +22,11 @@ from optuna.trial import TrialState
 
 from hpo.spec import load_spec
 from hpo.study import open_study
-from tests.hpo_tests.workers_support import FINISHED, sleep_spec, worker_pid
-from tests.pg_server import PostgresServer, PostgresUnavailable, start_server, teardown
+from testing.data import REPO
+from testing.pg_server import PostgresServer, PostgresUnavailable, start_server, teardown
+from testing.specs import sleep_spec
+from testing.workers import FINISHED, worker_pid
 from tests.storage_tests.netns_lab import Lab, NetnsUnavailable, build_lab
-from tests.support import REPO
 
 pytestmark = [pytest.mark.netns, pytest.mark.postgres]
 PROXY_PORT = 13000  # free: nothing else lives in the server's namespace

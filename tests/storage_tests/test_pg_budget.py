@@ -12,7 +12,7 @@ from storage.rdb import WORKER_POOL, Pool
 @pytest.mark.postgres
 def test_room_is_max_connections_minus_reserved_minus_in_use(postgres_url: str) -> None:
     server = read_server_connections(postgres_url)
-    assert server is not None and server.max_connections == 60 and server.reserved == 3  # tests.pg_server, PostgreSQL's default
+    assert server is not None and server.max_connections == 60 and server.reserved == 3  # testing.pg_server, PostgreSQL's default
     assert server.free == 60 - 3 - server.in_use
     assert per_process() == WORKER_POOL.size + WORKER_POOL.overflow == 4
 

@@ -8,7 +8,13 @@ import torch
 
 from testing.data import UCC_LABELS
 from testing.specs import tiny_train_config
-from trainers.batching import TokenizedSplit, collate, length_grouped_batches, sorted_batches, tokenize_cached
+from trainers.batching import (
+    TokenizedSplit,
+    collate,
+    length_grouped_batches,
+    sorted_batches,
+    tokenize_cached,
+)
 from trainers.config import DataConfig, ModelConfig
 from trainers.model import load_tokenizer
 

@@ -8,7 +8,14 @@ import pytest
 
 from testing.data import UCC_LABELS
 from testing.specs import tiny_architecture
-from trainers.checkpoint import FEATURES_FILE, BestModel, LabelInfo, load_best, save_best, weights_size_mb
+from trainers.checkpoint import (
+    FEATURES_FILE,
+    BestModel,
+    LabelInfo,
+    load_best,
+    save_best,
+    weights_size_mb,
+)
 from trainers.config import Hyperparams, ModelConfig
 from trainers.errors import TrainerError
 from trainers.evaluate import predict_probabilities

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tests.support import UCC_LABELS, slice_dataset, tiny_architecture
+from testing.data import UCC_LABELS, slice_dataset
+from testing.specs import tiny_architecture
 from trainers.config import DataConfig, Hyperparams, ModelConfig, TrainConfig
 from trainers.crossfit import compare_threshold_sources, crossfit_thresholds, out_of_fold
 from trainers.data import read_csv

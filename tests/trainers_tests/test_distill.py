@@ -64,7 +64,8 @@ def test_plain_labels_get_the_task_loss_so_validation_losses_compare():
 def test_a_student_trained_on_another_teacher_learns_other_weights(tmp_path):
     """Through the real training path (student_run, trainers.loop.train_epoch): with alpha 1 the
     labels play no part, so only the teacher's logits can make the two students differ."""
-    from tests.support import UCC_LABELS, slice_dataset, tiny_architecture
+    from testing.data import UCC_LABELS, slice_dataset
+    from testing.specs import tiny_architecture
     from trainers.config import DataConfig, Hyperparams, ModelConfig, TrainConfig
     from trainers.distill import DistillSettings, student_run
     from trainers.fusion import build_model

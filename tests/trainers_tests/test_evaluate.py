@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 
-from trainers.evaluate import bootstrap_intervals, multi_class_scores, multi_label_scores, resample_counts, resampled_scores
+from trainers.evaluate import (
+    bootstrap_intervals,
+    multi_class_scores,
+    multi_label_scores,
+    resample_counts,
+    resampled_scores,
+)
 
 RNG = np.random.default_rng(7)
 N, L = 400, 5

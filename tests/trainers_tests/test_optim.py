@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from transformers import AutoModelForSequenceClassification, BertConfig, DistilBertConfig, RobertaConfig
+from transformers import (
+    AutoModelForSequenceClassification,
+    BertConfig,
+    DistilBertConfig,
+    RobertaConfig,
+)
 
 from trainers.config import Hyperparams, ModelConfig
 from trainers.fusion import FusionClassifier, build_model

@@ -9,11 +9,21 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-from tests.support import tiny_architecture
+from testing.specs import tiny_architecture
 from trainers.batching import TokenizedSplit
 from trainers.model import resolve_model_path
 from trainers.quantize import INT8_FILE, load_int8, quantize_int8, save_int8
-from trainers.shrink import EncoderShape, apply_shape, encoder_layers, encoder_shape, every_other_layer, keep_layers, parameter_count, prune_heads, prune_neurons
+from trainers.shrink import (
+    EncoderShape,
+    apply_shape,
+    encoder_layers,
+    encoder_shape,
+    every_other_layer,
+    keep_layers,
+    parameter_count,
+    prune_heads,
+    prune_neurons,
+)
 from trainers.skeleton import empty_model, save_architecture
 from trainers.vocab import kept_token_ids, prune_vocabulary, write_pruned_tokenizer
 

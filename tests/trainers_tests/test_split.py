@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.support import REPO
+from testing.data import REPO
 from trainers.config import DataConfig, SplitConfig, SplitPart
 from trainers.data import load_split, split_table
 from trainers.split import NO_LABEL, assign_parts, strata
