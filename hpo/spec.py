@@ -237,7 +237,7 @@ class StudySpec(_Strict):
         and the pruner defaults to none: Optuna prunes single-objective studies only."""
         if not isinstance(raw, dict) or not isinstance(raw.get("objectives"), list) or not raw["objectives"]:
             return raw
-        if "objective" in raw:
+        if "objective" in raw and raw["objective"] != raw["objectives"][0]:  # a stored spec holds both, the same
             raise ValueError("give objective (one) or objectives (several), not both")
         return {**raw, "objective": raw["objectives"][0], "pruner": raw.get("pruner", {"type": "none"})}
 

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import enum
 import itertools
+import math
 import random
+import time
 import warnings
 from collections import Counter
 from typing import Any
@@ -31,6 +33,8 @@ from hpo.study import placement
 from hpo.study.budget import BudgetCheck, check_budget
 from hpo.study.lock import study_lock
 from hpo.trial.feasibility import counts_as_finished
+
+STALE_CHECK_S = 2.0  # how often a waiting worker looks for stale trials (under the lock)
 
 
 class Turn(enum.Enum):
@@ -51,18 +55,24 @@ class TrialSlots:
         self.gpu = placement.Gpu.from_env()  # packing several trials per GPU by measured memory
         self.budget_min = spec.budget.minutes if spec.budget else None
         self.budget: BudgetCheck | None = None  # the last check, for the console line
+        self._stale_checked = -math.inf  # when this worker last failed stale trials, under the lock
 
     def peek(self) -> Turn:
-        """Without the lock: fail stale trials (their retries join the queue) and count. DONE and
-        WAIT hold until the next look (trials only finish or fail meanwhile), so a worker that
-        waits never takes the lock; RUN is decided again by `next_turn`, under it."""
-        with warnings.catch_warnings():  # fail_stale_trials is "experimental" since Optuna 2.9
-            warnings.simplefilter("ignore", ExperimentalWarning)
-            optuna.storages.fail_stale_trials(self.study)
+        """Without the lock: count. DONE and WAIT hold until the next look (trials only finish or
+        fail meanwhile), so a waiting worker rarely takes the lock; RUN is decided again by
+        `next_turn`, under it. Every STALE_CHECK_S a waiting worker still goes through the lock,
+        where stale trials are failed: failing one and queueing its retry are two writes, and a
+        worker counting between them would start a new trial in the retry's place."""
+        if time.monotonic() - self._stale_checked >= STALE_CHECK_S:
+            return Turn.RUN
         return self._count(self.study.get_trials(deepcopy=False))
 
     def next_turn(self) -> Turn:
         """Call with `lock` held; on RUN, keep holding it until the new trial exists."""
+        with warnings.catch_warnings():  # fail_stale_trials is "experimental" since Optuna 2.9
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            optuna.storages.fail_stale_trials(self.study)  # its retries join the queue
+        self._stale_checked = time.monotonic()
         trials = self.study.get_trials(deepcopy=False)
         turn = self._count(trials)
         if turn is Turn.RUN and self.grid is not None and not any(t.state == TrialState.WAITING for t in trials):

@@ -112,7 +112,7 @@ def test_the_report_and_the_note_show_the_stored_profile_without_the_data(tmp_pa
 
 
 def test_check_profile_prints_the_tables(tmp_path, capsys):
-    data = slice_dataset(tmp_path / "data", "ucc", {"train": 40, "val": 20, "test": 20})
+    data = slice_dataset(tmp_path / "data", "ucc", {"train": 40, "val": 48, "test": 20})
     path = tiny_ucc_spec(tmp_path / "tiny.yaml")
     assert main(["check", str(path), "--data-dir", str(data), "--profile"]) == 0
     out = capsys.readouterr().out
