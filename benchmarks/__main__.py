@@ -23,7 +23,9 @@ def benchmark_names() -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     names = benchmark_names()
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer steps: a smoke run, not a measurement")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer steps: a smoke run, not a measurement"
+    )
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"some of {names}")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.names) - set(names))

@@ -27,7 +27,14 @@ from hpo.study import n_finished
 from hpo.study.workers import wait_workers
 from testing.pg_server import running_server
 from testing.specs import sleep_spec
-from testing.workers import FINISHED, mid_trial, retries_of, start_study_workers, states, worker_pid
+from testing.workers import (
+    FINISHED,
+    mid_trial,
+    retries_of,
+    start_study_workers,
+    states,
+    worker_pid,
+)
 
 
 @dataclass
@@ -42,20 +49,34 @@ class Outcome:
     @property
     def ok(self) -> bool:
         finished = self.states["COMPLETE"] + self.states["PRUNED"]
-        return finished == N_TRIALS and not self.states["RUNNING"] and self.killed and self.retried == self.killed
+        return (
+            finished == N_TRIALS
+            and not self.states["RUNNING"]
+            and self.killed
+            and self.retried == self.killed
+        )
 
 
 N_TRIALS = 40
 
 
-def run_chaos(backend: str, url: str, n_workers: int, n_kills: int, epoch_s: float, folder: Path) -> Outcome:
-    spec_path = sleep_spec(folder, name=f"chaos-{backend}-{os.getpid()}", n_trials=N_TRIALS, pruner={"type": "median", "n_startup_trials": 5})
+def run_chaos(
+    backend: str, url: str, n_workers: int, n_kills: int, epoch_s: float, folder: Path
+) -> Outcome:
+    spec_path = sleep_spec(
+        folder,
+        name=f"chaos-{backend}-{os.getpid()}",
+        n_trials=N_TRIALS,
+        pruner={"type": "median", "n_startup_trials": 5},
+    )
     os.environ["SLEEP_EPOCH_S"] = str(epoch_s)
     start = time.perf_counter()
     study, procs = start_study_workers(spec_path, url, n_workers)
     killed: list[int] = []
     for k in range(n_kills):
-        killed += kill_one_mid_trial(study, procs, after_finished=(k + 1) * N_TRIALS // (n_kills + 2))
+        killed += kill_one_mid_trial(
+            study, procs, after_finished=(k + 1) * N_TRIALS // (n_kills + 2)
+        )
     wait_workers(procs)
     trials = study.get_trials(deepcopy=False)
     return Outcome(
@@ -68,7 +89,9 @@ def run_chaos(backend: str, url: str, n_workers: int, n_kills: int, epoch_s: flo
     )
 
 
-def kill_one_mid_trial(study: optuna.Study, procs: list[subprocess.Popen], after_finished: int) -> list[int]:
+def kill_one_mid_trial(
+    study: optuna.Study, procs: list[subprocess.Popen], after_finished: int
+) -> list[int]:
     """Once `after_finished` trials are done, SIGKILL a live worker whose trial has reported an
     epoch; returns the numbers of the trials it was running when it died."""
     while any(p.poll() is None for p in procs):
@@ -89,7 +112,9 @@ def kill_one_mid_trial(study: optuna.Study, procs: list[subprocess.Popen], after
 def has_finished_retry(trials: list[FrozenTrial], number: int) -> bool:
     original = next(t for t in trials if t.number == number)
     retries = retries_of(trials, number)
-    return original.state == TrialState.FAIL and any(t.state in FINISHED and t.params == original.params for t in retries)
+    return original.state == TrialState.FAIL and any(
+        t.state in FINISHED and t.params == original.params for t in retries
+    )
 
 
 def report(outcome: Outcome) -> None:
@@ -106,7 +131,9 @@ def report(outcome: Outcome) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.chaos", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="shorter epochs (0.3 s instead of 1 s)")
+    parser.add_argument(
+        "--quick", action="store_true", help="shorter epochs (0.3 s instead of 1 s)"
+    )
     parser.add_argument("--backends", default="postgresql,sqlite")
     args = parser.parse_args(argv)
     epoch_s = 0.3 if args.quick else 1.0
@@ -117,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
             if backend == "postgresql":
                 outcomes.append(_on_postgres(folder, epoch_s))
             else:
-                outcomes.append(run_chaos("sqlite", f"sqlite:///{folder}/chaos.db", 4, 2, epoch_s, folder))
+                outcomes.append(
+                    run_chaos("sqlite", f"sqlite:///{folder}/chaos.db", 4, 2, epoch_s, folder)
+                )
             report(outcomes[-1])
     return 0 if all(o.ok for o in outcomes) else 1
 

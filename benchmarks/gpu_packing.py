@@ -22,8 +22,23 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-UCC_LABELS = ["antagonize", "condescending", "dismissive", "generalisation", "generalisation_unfair", "healthy", "hostile", "sarcastic"]
-MINILM_SHAPE = {"model_type": "bert", "num_hidden_layers": 6, "hidden_size": 384, "num_attention_heads": 12, "intermediate_size": 1536}
+UCC_LABELS = [
+    "antagonize",
+    "condescending",
+    "dismissive",
+    "generalisation",
+    "generalisation_unfair",
+    "healthy",
+    "hostile",
+    "sarcastic",
+]
+MINILM_SHAPE = {
+    "model_type": "bert",
+    "num_hidden_layers": 6,
+    "hidden_size": 384,
+    "num_attention_heads": 12,
+    "intermediate_size": 1536,
+}
 
 
 def spec(name: str, n_trials: int, epochs: int) -> dict:
@@ -31,16 +46,24 @@ def spec(name: str, n_trials: int, epochs: int) -> dict:
         "name": name,
         "task": "multi_label",
         "data": {"dir": "ucc", "text_column": "comment", "label_columns": UCC_LABELS},
-        "model": {"name_or_path": "packaged:all-MiniLM-L6-v2", "from_config": MINILM_SHAPE, "max_length": 128},
+        "model": {
+            "name_or_path": "packaged:all-MiniLM-L6-v2",
+            "from_config": MINILM_SHAPE,
+            "max_length": 128,
+        },
         "training": {"epochs": epochs, "batch_size": 32, "precision": "auto"},
-        "search_space": {"learning_rate": {"type": "float", "low": 1e-5, "high": 1e-3, "log": True}},
+        "search_space": {
+            "learning_rate": {"type": "float", "low": 1e-5, "high": 1e-3, "log": True}
+        },
         "sampler": {"type": "random", "seed": 0},
         "pruner": {"type": "none"},
         "n_trials": n_trials,
     }
 
 
-def run_setting(per_gpu: str, gpus: str, n_trials: int, epochs: int, data_dir: Path, tmp: Path) -> dict:
+def run_setting(
+    per_gpu: str, gpus: str, n_trials: int, epochs: int, data_dir: Path, tmp: Path
+) -> dict:
     """One study with `per_gpu` trials per GPU; its wall time and what its trials record."""
     import optuna
 
@@ -50,15 +73,39 @@ def run_setting(per_gpu: str, gpus: str, n_trials: int, epochs: int, data_dir: P
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(spec(name, n_trials, epochs), sort_keys=False))
     url = f"sqlite:///{tmp / 'optuna.db'}"
-    cmd = [sys.executable, "-m", "hpo", "workers", str(path), "--gpus", gpus, "--per-gpu", per_gpu, "--storage", url, "--data-dir", str(data_dir)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "hpo",
+        "workers",
+        str(path),
+        "--gpus",
+        gpus,
+        "--per-gpu",
+        per_gpu,
+        "--storage",
+        url,
+        "--data-dir",
+        str(data_dir),
+    ]
     start = time.perf_counter()
-    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
+    done = subprocess.run(
+        cmd, cwd=REPO, capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"}
+    )
     seconds = time.perf_counter() - start
     study = optuna.load_study(study_name=name, storage=url)
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    peaks = [t.user_attrs[stored.PEAK_MEMORY_MB] for t in trials if stored.PEAK_MEMORY_MB in t.user_attrs]
-    oom = [t for t in trials if str(t.user_attrs.get(stored.FAIL_REASON, "")).startswith("out of memory")]
+    peaks = [
+        t.user_attrs[stored.PEAK_MEMORY_MB]
+        for t in trials
+        if stored.PEAK_MEMORY_MB in t.user_attrs
+    ]
+    oom = [
+        t
+        for t in trials
+        if str(t.user_attrs.get(stored.FAIL_REASON, "")).startswith("out of memory")
+    ]
     return {
         "setting": per_gpu,
         "exit": done.returncode,
@@ -74,7 +121,10 @@ def run_setting(per_gpu: str, gpus: str, n_trials: int, epochs: int, data_dir: P
 
 
 def most_at_once(trials) -> int:
-    events = sorted([(t.datetime_start, 1) for t in trials] + [(t.datetime_complete, -1) for t in trials], key=lambda e: (e[0], e[1]))
+    events = sorted(
+        [(t.datetime_start, 1) for t in trials] + [(t.datetime_complete, -1) for t in trials],
+        key=lambda e: (e[0], e[1]),
+    )
     level = peak = 0
     for _, step in events:
         level += step
@@ -85,12 +135,18 @@ def most_at_once(trials) -> int:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu_packing", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.gpu_packing", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--quick", action="store_true", help="4 trials per setting: a smoke run")
-    parser.add_argument("--trials", type=int, default=None, help="trials per setting (default 24; 4 with --quick)")
+    parser.add_argument(
+        "--trials", type=int, default=None, help="trials per setting (default 24; 4 with --quick)"
+    )
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--gpus", default=None, help="devices (default: every visible one)")
-    parser.add_argument("--settings", default="1,2,4,auto", help="per-GPU settings to compare (default 1,2,4,auto)")
+    parser.add_argument(
+        "--settings", default="1,2,4,auto", help="per-GPU settings to compare (default 1,2,4,auto)"
+    )
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         print("gpu_packing: needs a CUDA device; nothing measured on this machine")
@@ -98,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     gpus = args.gpus or ",".join(str(i) for i in range(torch.cuda.device_count()))
     n_trials = args.trials or (4 if args.quick else 24)
     data_dir = Path(os.environ.get("DATA_DIR", REPO.parent / "shared" / "data"))
-    print(f"GPU {torch.cuda.get_device_name()} × {len(gpus.split(','))}; {n_trials} MiniLM-sized trials of {args.epochs} epoch(s) per setting")
+    print(
+        f"GPU {torch.cuda.get_device_name()} × {len(gpus.split(','))}; {n_trials} MiniLM-sized trials of {args.epochs} epoch(s) per setting"
+    )
     rows = []
     with tempfile.TemporaryDirectory(prefix="packing-") as tmp:
         for setting in args.settings.split(","):

@@ -30,21 +30,45 @@ DEFAULT_STUDIES = ("ucc-minilm", "covid-minilm-small")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.inference", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="500 test texts, 50 single-text calls, no `hpo predict` run")
-    parser.add_argument("--studies", default=",".join(DEFAULT_STUDIES), help="comma-separated study names (skipped when not retrained)")
-    parser.add_argument("--runs", default=str(REPO / "runs"), help="the runs/ folder holding <study>/best and <study>/deploy")
-    parser.add_argument("--predict-variant", default="onnx-int8", help="the variant `hpo predict` is timed on (default onnx-int8)")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.inference", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="500 test texts, 50 single-text calls, no `hpo predict` run",
+    )
+    parser.add_argument(
+        "--studies",
+        default=",".join(DEFAULT_STUDIES),
+        help="comma-separated study names (skipped when not retrained)",
+    )
+    parser.add_argument(
+        "--runs",
+        default=str(REPO / "runs"),
+        help="the runs/ folder holding <study>/best and <study>/deploy",
+    )
+    parser.add_argument(
+        "--predict-variant",
+        default="onnx-int8",
+        help="the variant `hpo predict` is timed on (default onnx-int8)",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    print(f"machine: {os.cpu_count()} CPUs ({len(os.sched_getaffinity(0))} usable), python {sys.version.split()[0]}", flush=True)
+    print(
+        f"machine: {os.cpu_count()} CPUs ({len(os.sched_getaffinity(0))} usable), python {sys.version.split()[0]}",
+        flush=True,
+    )
     for name in args.studies.split(","):
         best = Path(args.runs) / name / "best"
         if not (best / "labels.json").is_file():
-            print(f"{name}: skipped, no retrained model in {best} (hpo retrain {name}, then hpo compress {name})", flush=True)
+            print(
+                f"{name}: skipped, no retrained model in {best} (hpo retrain {name}, then hpo compress {name})",
+                flush=True,
+            )
             continue
         bench_study(name, best, args)
     return 0
@@ -63,17 +87,45 @@ def bench_study(name: str, best: Path, args: argparse.Namespace) -> None:
     n = 500 if args.quick else len(splits.test_texts)
     texts, labels = splits.test_texts[:n], splits.test_labels[:n]
     metric = HEADLINE[spec.task][0]
-    variants = [("fp32", best), *sorted((p.name, p) for p in (best.parent / "deploy").glob("*") if (p / "variant.json").is_file())]
-    print(f"\n{name}: {n} test texts, {metric} on test; texts/s at batch 64 (length-sorted, tokenising included), best of 2 passes", flush=True)
-    print(f"{'variant':10s} {'texts/s@64':>10s} {'x fp32':>7s} {'p50 ms':>7s} {'p95 ms':>7s} {metric:>13s} {'Δ fp32':>8s} {'MB':>7s} {'MB vs fp32':>10s}")
+    variants = [
+        ("fp32", best),
+        *sorted(
+            (p.name, p)
+            for p in (best.parent / "deploy").glob("*")
+            if (p / "variant.json").is_file()
+        ),
+    ]
+    print(
+        f"\n{name}: {n} test texts, {metric} on test; texts/s at batch 64 (length-sorted, tokenising included), best of 2 passes",
+        flush=True,
+    )
+    print(
+        f"{'variant':10s} {'texts/s@64':>10s} {'x fp32':>7s} {'p50 ms':>7s} {'p95 ms':>7s} {metric:>13s} {'Δ fp32':>8s} {'MB':>7s} {'MB vs fp32':>10s}"
+    )
     base_speed = base_metric = base_size = None
     for variant, directory in variants:
         predictor = load_predictor(directory)
         speed = texts_per_second(predictor.probabilities, texts, 64, repeats=2)
-        latencies = single_text_latencies(predictor.probabilities, splits.val_texts[: 50 if args.quick else 200]) * 1000
-        value = headline(spec.task, labels, predictor.probabilities(texts), predictor.thresholds, splits.names, 0)[0][metric]
+        latencies = (
+            single_text_latencies(
+                predictor.probabilities, splits.val_texts[: 50 if args.quick else 200]
+            )
+            * 1000
+        )
+        value = headline(
+            spec.task,
+            labels,
+            predictor.probabilities(texts),
+            predictor.thresholds,
+            splits.names,
+            0,
+        )[0][metric]
         size = size_on_disk_mb(directory)
-        base_speed, base_metric, base_size = base_speed or speed, base_metric if base_metric is not None else value, base_size or size
+        base_speed, base_metric, base_size = (
+            base_speed or speed,
+            base_metric if base_metric is not None else value,
+            base_size or size,
+        )
         print(f"{variant:10s} {speed:10.1f} {speed / base_speed:7.2f} {_pct(latencies, 50):7.1f} {_pct(latencies, 95):7.1f} "
               f"{value:13.4f} {value - base_metric:+8.4f} {size:7.1f} {size / base_size - 1:+10.1%}", flush=True)  # fmt: skip
         del predictor
@@ -85,19 +137,45 @@ def bench_predict(best: Path, texts: list[str], column: str, variant: str, spec)
     """`hpo predict` in a fresh process on a CSV of the test texts; wall-clock, load included."""
     import pandas as pd
 
-    targets = [("fp32", None), *([(variant, variant)] if (best.parent / "deploy" / variant / "variant.json").is_file() else [])]
+    targets = [
+        ("fp32", None),
+        *(
+            [(variant, variant)]
+            if (best.parent / "deploy" / variant / "variant.json").is_file()
+            else []
+        ),
+    ]
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp:
         source = Path(tmp) / "test.csv"
         pd.DataFrame({column: texts}).to_csv(source, index=False)
         for label, chosen in targets:
             out = Path(tmp) / f"{label}.csv"
-            cmd = [sys.executable, "-m", "hpo", "predict", str(best), "--file", str(source), "--out", str(out)]
+            cmd = [
+                sys.executable,
+                "-m",
+                "hpo",
+                "predict",
+                str(best),
+                "--file",
+                str(source),
+                "--out",
+                str(out),
+            ]
             cmd += ["--variant", chosen] if chosen else []
             start = time.perf_counter()
-            subprocess.run(cmd, check=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True)
+            subprocess.run(
+                cmd,
+                check=True,
+                cwd=REPO,
+                env={**os.environ, "PYTHONPATH": str(REPO)},
+                capture_output=True,
+            )
             seconds = time.perf_counter() - start
             rows = len(pd.read_csv(out))
-            print(f"hpo predict --variant {label}: {rows} texts in {seconds:.1f} s end to end = {rows / seconds:.0f} texts/s", flush=True)
+            print(
+                f"hpo predict --variant {label}: {rows} texts in {seconds:.1f} s end to end = {rows / seconds:.0f} texts/s",
+                flush=True,
+            )
 
 
 def _pct(values, q: float) -> float:

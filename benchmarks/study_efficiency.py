@@ -73,7 +73,9 @@ def plain_arm(spec, data_dir: Path, budget_s: float) -> Arm:
     from trainers.loop import train_and_evaluate
     from trainers.thresholds import best_f1_thresholds
 
-    base = {k: v for k, v in spec.training.items() if k in ("max_grad_norm",)}  # a practitioner's settings
+    base = {
+        k: v for k, v in spec.training.items() if k in ("max_grad_norm",)
+    }  # a practitioner's settings
     epochs = int(spec.training.get("epochs", 3))
     kept: dict = {}
 
@@ -99,14 +101,20 @@ def plain_arm(spec, data_dir: Path, budget_s: float) -> Arm:
             kept.update(value=result.best_value, result=result, config=config)
         return result.best_value
 
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0), pruner=optuna.pruners.MedianPruner())
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=0),
+        pruner=optuna.pruners.MedianPruner(),
+    )
     start = time.perf_counter()
     study.optimize(objective, timeout=budget_s)
     seconds = time.perf_counter() - start
     result, config = kept["result"], kept["config"]
     val = load_split(config.data.val_path, config.data, config.task)
     thresholds = best_f1_thresholds(val.labels.astype(np.int64), result.val_probs)
-    labels = LabelInfo(config.task, config.data.label_names, config.data.text_column, config.model.max_length)
+    labels = LabelInfo(
+        config.task, config.data.label_names, config.data.text_column, config.model.max_length
+    )
     best = BestModel(result.model, result.tokenizer, labels, thresholds, None)
     test = load_split(config.data.test_path, config.data, config.task)
     probs, _ = predict_probabilities(best, test.texts)
@@ -127,7 +135,9 @@ def plain_config(spec, data_dir: Path, params: dict, seed: int):
 # ---- service arm ------------------------------------------------------------------------------
 
 
-def service_arm(spec_path: Path, data_dir: Path, budget_min: float, work: Path, select: bool) -> Arm:
+def service_arm(
+    spec_path: Path, data_dir: Path, budget_min: float, work: Path, select: bool
+) -> Arm:
     """`hpo study --budget-min`, optionally `hpo select`, then `hpo retrain`, as subprocesses."""
     import optuna
 
@@ -141,13 +151,22 @@ def service_arm(spec_path: Path, data_dir: Path, budget_min: float, work: Path, 
     hpo = [sys.executable, "-m", "hpo"]
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     common = ["--storage", url, "--data-dir", str(data_dir)]
-    search_min = budget_min * (0.7 if select else 1.0)  # selection re-runs get the rest of the budget
+    search_min = budget_min * (
+        0.7 if select else 1.0
+    )  # selection re-runs get the rest of the budget
     start = time.perf_counter()
-    subprocess.run([*hpo, "study", str(spec_path), *common, "--budget-min", f"{search_min:g}"], check=True, env=env, cwd=work)
+    subprocess.run(
+        [*hpo, "study", str(spec_path), *common, "--budget-min", f"{search_min:g}"],
+        check=True,
+        env=env,
+        cwd=work,
+    )
     if select:
         subprocess.run([*hpo, "select", spec.name, *common], check=True, env=env, cwd=work)
     seconds = time.perf_counter() - start
-    subprocess.run([*hpo, "retrain", spec.name, *common, "--resamples", "0"], check=True, env=env, cwd=work)
+    subprocess.run(
+        [*hpo, "retrain", spec.name, *common, "--resamples", "0"], check=True, env=env, cwd=work
+    )
     study = optuna.load_study(study_name=spec.name, storage=url)
     best = load_best(work / "runs" / spec.name / "best")
     config = spec.train_config(data_dir, {})
@@ -162,7 +181,9 @@ def service_arm(spec_path: Path, data_dir: Path, budget_min: float, work: Path, 
 # ---- comparison -------------------------------------------------------------------------------
 
 
-def paired_difference(service: Arm, plain: Arm, n_resamples: int = 1000, seed: int = 0) -> dict[str, tuple[float, float, float]]:
+def paired_difference(
+    service: Arm, plain: Arm, n_resamples: int = 1000, seed: int = 0
+) -> dict[str, tuple[float, float, float]]:
     """service - plain on the test comments, each figure with a 95 % paired bootstrap interval
     (both arms scored on the same resamples)."""
     from trainers.evaluate import resample_counts, resampled_scores
@@ -171,13 +192,20 @@ def paired_difference(service: Arm, plain: Arm, n_resamples: int = 1000, seed: i
     counts = resample_counts(len(plain.y), n_resamples, seed)
     ones = np.ones((1, len(plain.y)))
     out = {}
-    for key, label in (("macro_roc_auc", "test macro ROC-AUC"), ("tuned.macro_f1", "test macro F1")):
+    for key, label in (
+        ("macro_roc_auc", "test macro ROC-AUC"),
+        ("tuned.macro_f1", "test macro F1"),
+    ):
         point = resampled_scores("multi_label", service.y, service.probs, service.thresholds, ones)[key][0] - \
             resampled_scores("multi_label", plain.y, plain.probs, plain.thresholds, ones)[key][0]  # fmt: skip
         diffs = resampled_scores("multi_label", service.y, service.probs, service.thresholds, counts)[key] - \
             resampled_scores("multi_label", plain.y, plain.probs, plain.thresholds, counts)[key]  # fmt: skip
         diffs = diffs[np.isfinite(diffs)]
-        out[label] = (float(point), float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5)))
+        out[label] = (
+            float(point),
+            float(np.percentile(diffs, 2.5)),
+            float(np.percentile(diffs, 97.5)),
+        )
     return out
 
 
@@ -187,20 +215,48 @@ def print_table(arms: list[Arm], diff: dict) -> None:
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for r in rows:
-        print("| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in r.values()) + " |")
+        print(
+            "| "
+            + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in r.values())
+            + " |"
+        )
     s, p = rows[1], rows[0]
     print(f"configurations finished: service/plain = {s['finished'] / max(1, p['finished']):.2f}x")
     for label, (point, low, high) in diff.items():
-        print(f"service - plain, {label}: {point:+.4f} [{low:+.4f}, {high:+.4f}] (95 % paired bootstrap over test comments)")
+        print(
+            f"service - plain, {label}: {point:+.4f} [{low:+.4f}, {high:+.4f}] (95 % paired bootstrap over test comments)"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.study_efficiency", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--budget-min", type=float, default=None, help="wall-clock minutes per arm (default 30; 2 with --quick)")
-    parser.add_argument("--quick", action="store_true", help="2 minutes per arm on 600 training comments: a smoke run, not a measurement")
-    parser.add_argument("--spec", type=Path, default=DEFAULT_SPEC, help="the service arm's spec (default studies/ucc-best.yaml)")
-    parser.add_argument("--select", action="store_true", help="service arm: also `hpo select` inside the budget")
-    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("DATA_DIR", REPO.parent / "shared" / "data")))
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.study_efficiency", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--budget-min",
+        type=float,
+        default=None,
+        help="wall-clock minutes per arm (default 30; 2 with --quick)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="2 minutes per arm on 600 training comments: a smoke run, not a measurement",
+    )
+    parser.add_argument(
+        "--spec",
+        type=Path,
+        default=DEFAULT_SPEC,
+        help="the service arm's spec (default studies/ucc-best.yaml)",
+    )
+    parser.add_argument(
+        "--select", action="store_true", help="service arm: also `hpo select` inside the budget"
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("DATA_DIR", REPO.parent / "shared" / "data")),
+    )
     args = parser.parse_args(argv)
     budget = args.budget_min or (2.0 if args.quick else 30.0)
     from hpo.spec import load_spec
@@ -210,7 +266,10 @@ def main(argv: list[str] | None = None) -> int:
         data_dir = quick_data(args.data_dir, work) if args.quick else args.data_dir
         spec_path = quick_spec(args.spec, work) if args.quick else args.spec.resolve()
         spec = load_spec(str(spec_path))
-        print(f"study_efficiency: {budget:g} min per arm, spec {spec.name}, data {data_dir}", flush=True)
+        print(
+            f"study_efficiency: {budget:g} min per arm, spec {spec.name}, data {data_dir}",
+            flush=True,
+        )
         plain = plain_arm(spec, data_dir, budget * 60)
         service = service_arm(spec_path, data_dir, budget, work, args.select)
         print_table([plain, service], paired_difference(service, plain))
@@ -224,7 +283,9 @@ def quick_data(data_dir: Path, work: Path) -> Path:
     out = work / "data" / "ucc"
     out.mkdir(parents=True)
     for split, n in (("train", 600), ("val", 300), ("test", 600)):
-        pd.read_csv(data_dir / "ucc" / f"{split}.csv", dtype=str, keep_default_na=False).head(n).to_csv(out / f"{split}.csv", index=False)
+        pd.read_csv(data_dir / "ucc" / f"{split}.csv", dtype=str, keep_default_na=False).head(
+            n
+        ).to_csv(out / f"{split}.csv", index=False)
     return work / "data"
 
 

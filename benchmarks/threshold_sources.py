@@ -14,16 +14,40 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-LABELS = ("antagonize", "condescending", "dismissive", "generalisation", "generalisation_unfair", "healthy", "hostile", "sarcastic")
+LABELS = (
+    "antagonize",
+    "condescending",
+    "dismissive",
+    "generalisation",
+    "generalisation_unfair",
+    "healthy",
+    "hostile",
+    "sarcastic",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.threshold_sources", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="600 training comments, 2 folds, max length 64")
-    parser.add_argument("--train-rows", type=int, default=None, help="first N rows of UCC train (default all; 600 with --quick)")
-    parser.add_argument("--folds", type=int, default=None, help="cross-fitting folds (default 4; 2 with --quick)")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.threshold_sources", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="600 training comments, 2 folds, max length 64"
+    )
+    parser.add_argument(
+        "--train-rows",
+        type=int,
+        default=None,
+        help="first N rows of UCC train (default all; 600 with --quick)",
+    )
+    parser.add_argument(
+        "--folds", type=int, default=None, help="cross-fitting folds (default 4; 2 with --quick)"
+    )
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("DATA_DIR", REPO.parent / "shared" / "data")))
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("DATA_DIR", REPO.parent / "shared" / "data")),
+    )
     args = parser.parse_args(argv)
     import pandas as pd
 
@@ -38,18 +62,36 @@ def main(argv: list[str] | None = None) -> int:
         (train.head(rows) if rows else train).to_csv(Path(tmp) / "train.csv", index=False)
         config = TrainConfig(
             task="multi_label",
-            data=DataConfig(train_path=Path(tmp) / "train.csv", val_path=src / "val.csv", test_path=None, text_column="comment", label_columns=LABELS),
+            data=DataConfig(
+                train_path=Path(tmp) / "train.csv",
+                val_path=src / "val.csv",
+                test_path=None,
+                text_column="comment",
+                label_columns=LABELS,
+            ),
             model=ModelConfig(name_or_path=PACKAGED_MINILM, max_length=64 if args.quick else 128),
-            hyper=Hyperparams(epochs=args.epochs, batch_size=32, learning_rate=1e-4, pooling="mean", head_lr_multiplier=5.0),
+            hyper=Hyperparams(
+                epochs=args.epochs,
+                batch_size=32,
+                learning_rate=1e-4,
+                pooling="mean",
+                head_lr_multiplier=5.0,
+            ),
             monitor="macro_roc_auc",
             monitor_mode="max",
         )
         start = time.perf_counter()
         result = compare_threshold_sources(config, folds)
-    print(f"threshold_sources: MiniLM, {rows or len(train)} train rows, {args.epochs} epoch(s), {folds} folds, {time.perf_counter() - start:.0f}s")
+    print(
+        f"threshold_sources: MiniLM, {rows or len(train)} train rows, {args.epochs} epoch(s), {folds} folds, {time.perf_counter() - start:.0f}s"
+    )
     for i, half in enumerate(result.per_half):
-        print(f"  held-out val half {i}: macro F1 at val-tuned {half['val']:.4f}, at cross-fitted {half['cross_fit']:.4f}")
-    print(f"  mean: val-tuned {result.val:.4f}, cross-fitted {result.cross_fit:.4f}, difference {result.cross_fit - result.val:+.4f}")
+        print(
+            f"  held-out val half {i}: macro F1 at val-tuned {half['val']:.4f}, at cross-fitted {half['cross_fit']:.4f}"
+        )
+    print(
+        f"  mean: val-tuned {result.val:.4f}, cross-fitted {result.cross_fit:.4f}, difference {result.cross_fit - result.val:+.4f}"
+    )
     return 0
 
 

@@ -50,7 +50,11 @@ MODELS = {
     # RobertaConfig defaults (roberta-base's shape), random weights; MiniLM's tokenizer.
     # The [mpnet] extra: pretrained, 12 layers x 768 (roberta-base's size).
     "mpnet": ({"name_or_path": "packaged:all-mpnet-base-v2"}, "ucc-minilm", 3e-5),
-    "roberta-base": ({"name_or_path": "packaged:all-MiniLM-L6-v2", "from_config": {"model_type": "roberta"}}, "roberta-multilabel", 3e-5),
+    "roberta-base": (
+        {"name_or_path": "packaged:all-MiniLM-L6-v2", "from_config": {"model_type": "roberta"}},
+        "roberta-multilabel",
+        3e-5,
+    ),
 }
 
 
@@ -96,7 +100,17 @@ def train_config(case: Case):
             cache_dir=Path(case.cache_dir),
         ),
         model=ModelConfig(**model_fields, max_length=128),
-        hyper=Hyperparams(**{**training, "epochs": 1, "batch_size": case.batch_size, "learning_rate": learning_rate, "compile": case.compile, "length_buckets": case.buckets, "seed": case.seed}),
+        hyper=Hyperparams(
+            **{
+                **training,
+                "epochs": 1,
+                "batch_size": case.batch_size,
+                "learning_rate": learning_rate,
+                "compile": case.compile,
+                "length_buckets": case.buckets,
+                "seed": case.seed,
+            }
+        ),
         monitor="macro_roc_auc",
         device=case.device,
     )
@@ -125,7 +139,12 @@ class ClassicDataset:
     """Tokenises in `__getitem__`, every epoch, and pads every text to `max_length`."""
 
     def __init__(self, texts: list[str], labels: np.ndarray, tokenizer, max_length: int) -> None:
-        self.texts, self.labels, self.tokenizer, self.max_length = texts, labels, tokenizer, max_length
+        self.texts, self.labels, self.tokenizer, self.max_length = (
+            texts,
+            labels,
+            tokenizer,
+            max_length,
+        )
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -134,7 +153,11 @@ class ClassicDataset:
         import torch
 
         enc = self.tokenizer(
-            self.texts[i], max_length=self.max_length, padding="max_length", truncation=True, return_tensors="pt"
+            self.texts[i],
+            max_length=self.max_length,
+            padding="max_length",
+            truncation=True,
+            return_tensors="pt",
         )
         return {
             "input_ids": enc["input_ids"].flatten(),
@@ -158,15 +181,25 @@ def run_baseline(case: Case) -> dict:
     tokenizer = load_tokenizer(config.model)
     train = load_split(config.data.train_path, config.data, config.task)
     val = load_split(config.data.val_path, config.data, config.task)
-    model = build_classifier(config.model, config.task, UCC_LABELS, train.labels, hyper.dropout, tokenizer.pad_token_id).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=hyper.learning_rate, weight_decay=hyper.weight_decay)
+    model = build_classifier(
+        config.model, config.task, UCC_LABELS, train.labels, hyper.dropout, tokenizer.pad_token_id
+    ).to(device)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=hyper.learning_rate, weight_decay=hyper.weight_decay
+    )
     total_steps = math.ceil(len(train.texts) / hyper.batch_size) * hyper.epochs
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(hyper.warmup_ratio * total_steps), total_steps)
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, int(hyper.warmup_ratio * total_steps), total_steps
+    )
     amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     max_length = config.model.max_length
-    loader = DataLoader(ClassicDataset(train.texts, train.labels, tokenizer, max_length), batch_size=hyper.batch_size, shuffle=True)
+    loader = DataLoader(
+        ClassicDataset(train.texts, train.labels, tokenizer, max_length),
+        batch_size=hyper.batch_size,
+        shuffle=True,
+    )
 
     def steps(n: int | None) -> dict:
         model.train()
@@ -195,17 +228,28 @@ def run_baseline(case: Case) -> dict:
             loss.item()  # the classic loop's running loss: a host sync every step
         _sync(device)
         seconds = time.perf_counter() - start
-        return {"samples": samples, "seconds": seconds, "real_tokens": real, "padded_tokens": padded}
+        return {
+            "samples": samples,
+            "seconds": seconds,
+            "real_tokens": real,
+            "padded_tokens": padded,
+        }
 
     @torch.no_grad()
     def evaluate() -> tuple[np.ndarray, dict]:
         model.eval()
-        eval_loader = DataLoader(ClassicDataset(val.texts, val.labels, tokenizer, max_length), batch_size=hyper.batch_size)
+        eval_loader = DataLoader(
+            ClassicDataset(val.texts, val.labels, tokenizer, max_length),
+            batch_size=hyper.batch_size,
+        )
         start = time.perf_counter()
         probs = []
         for batch in eval_loader:
             with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-                logits = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)).logits
+                logits = model(
+                    input_ids=batch["input_ids"].to(device),
+                    attention_mask=batch["attention_mask"].to(device),
+                ).logits
             probs.append(torch.sigmoid(logits.float()).cpu().numpy())
         seconds = time.perf_counter() - start
         return np.concatenate(probs), {"eval_samples_per_s": len(val.texts) / seconds}
@@ -219,7 +263,9 @@ def run_baseline(case: Case) -> dict:
     probs, eval_stats = evaluate()
     out = _throughput(timed, len(train.texts), measured_epoch=case.quality)
     out.update(eval_stats, warmup_s=warmup_s, **_peaks(device))
-    out["macro_roc_auc"] = compute_metrics(config.task, val.labels, probs, UCC_LABELS)["macro_roc_auc"]
+    out["macro_roc_auc"] = compute_metrics(config.task, val.labels, probs, UCC_LABELS)[
+        "macro_roc_auc"
+    ]
     return out
 
 
@@ -246,12 +292,20 @@ def run_ours(case: Case) -> dict:
     warmup_s = 0.0
     measured_epoch = case.quality or case.full_epoch
     if not case.quality:  # quality: exactly the first epoch of a study trial
-        warmup = order[: case.warmup_steps] + (one_batch_per_shape(run.train.lengths, order, run.buckets) if case.compile else [])
+        warmup = order[: case.warmup_steps] + (
+            one_batch_per_shape(run.train.lengths, order, run.buckets) if case.compile else []
+        )
         if warmup:
             started = time.perf_counter()
-            train_epoch(run, warmup, 0)  # with compile: every shape's graph is compiled here, once per trial
+            train_epoch(
+                run, warmup, 0
+            )  # with compile: every shape's graph is compiled here, once per trial
             warmup_s = time.perf_counter() - started
-        order = run.epoch_batches() if case.full_epoch else order[case.warmup_steps : case.warmup_steps + case.timed_steps]
+        order = (
+            run.epoch_batches()
+            if case.full_epoch
+            else order[case.warmup_steps : case.warmup_steps + case.timed_steps]
+        )
     _sync(run.device)
     stats = train_epoch(run, order, 1)  # ends with a host sync: its time is the device's too
     if case.compile:
@@ -260,16 +314,29 @@ def run_ours(case: Case) -> dict:
     n = sum(len(rows) for rows in order)
     real = stats["real_tokens_per_s"] * stats["epoch_time_s"]
     padded = real / (1 - stats["padding_share"])
-    timed = {"samples": n, "seconds": stats["epoch_time_s"], "real_tokens": real, "padded_tokens": padded}
+    timed = {
+        "samples": n,
+        "seconds": stats["epoch_time_s"],
+        "real_tokens": real,
+        "padded_tokens": padded,
+    }
     out = _throughput(timed, len(run.train.ids), measured_epoch)
-    out.update(eval_samples_per_s=eval_stats["eval_samples_per_s"], warmup_s=warmup_s, **_peaks(run.device))
-    out["macro_roc_auc"] = compute_metrics("multi_label", run.val.labels, probs, UCC_LABELS)["macro_roc_auc"]
+    out.update(
+        eval_samples_per_s=eval_stats["eval_samples_per_s"],
+        warmup_s=warmup_s,
+        **_peaks(run.device),
+    )
+    out["macro_roc_auc"] = compute_metrics("multi_label", run.val.labels, probs, UCC_LABELS)[
+        "macro_roc_auc"
+    ]
     out["attention"] = run.model.config._attn_implementation
     out["precision"] = str(run.precision.dtype or "fp32").replace("torch.", "")
     return out
 
 
-def one_batch_per_shape(lengths: np.ndarray, order: list[np.ndarray], buckets: tuple[int, ...] | None = None) -> list[np.ndarray]:
+def one_batch_per_shape(
+    lengths: np.ndarray, order: list[np.ndarray], buckets: tuple[int, ...] | None = None
+) -> list[np.ndarray]:
     """A batch of each (size, padded width): under CUDA graphs each shape is recorded once, in a
     trial's first epoch; warming them all up makes the timed epoch show every later epoch's speed."""
     from trainers.batching import pad_width
@@ -304,7 +371,9 @@ def replicated_ucc(source: Path, dest: Path, times: int) -> Path:
     (dest / "ucc").mkdir(parents=True, exist_ok=True)
     train = pd.read_csv(source / "ucc" / "train.csv", dtype=str, keep_default_na=False)
     pd.concat([train] * times).to_csv(dest / "ucc" / "train.csv", index=False)
-    pd.read_csv(source / "ucc" / "val.csv", dtype=str, keep_default_na=False).to_csv(dest / "ucc" / "val.csv", index=False)
+    pd.read_csv(source / "ucc" / "val.csv", dtype=str, keep_default_na=False).to_csv(
+        dest / "ucc" / "val.csv", index=False
+    )
     return dest
 
 
@@ -315,7 +384,14 @@ def machine() -> str:
     import torch
     import transformers
 
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     text = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), transformers {transformers.__version__}"
     if torch.cuda.is_available():
         text += f", GPU {torch.cuda.get_device_name()}"
@@ -341,13 +417,22 @@ def measure_table(title: str, cases: list[Case]) -> list[tuple[str, dict]]:
     header = ["loop", *(c[0] for c in columns), "train ×", "eval ×"]
     widths = [max(len(h), 9) for h in header]
     widths[0] = 14
-    print("  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths))), flush=True)
+    print(
+        "  ".join(
+            h.ljust(w) if i == 0 else h.rjust(w)
+            for i, (h, w) in enumerate(zip(header, widths, strict=False))
+        ),
+        flush=True,
+    )
     rows: list[tuple[str, dict]] = []
     for case in cases:
         try:
             r = measure(case)
-        except Exception as e:  # noqa: BLE001 - one failed variant (say, compile) must not hide the rest
-            print(f"{case.label}: failed: {type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}", flush=True)
+        except Exception as e:
+            print(
+                f"{case.label}: failed: {type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}",
+                flush=True,
+            )
             continue
         rows.append((case.label, r))
         base = rows[0][1]
@@ -357,9 +442,26 @@ def measure_table(title: str, cases: list[Case]) -> list[tuple[str, dict]]:
             cells.append(f"~{cell}" if key == "epoch_s" and not r["epoch_measured"] else cell)
         cells.append(f"{r['train_samples_per_s'] / base['train_samples_per_s']:.2f}")
         cells.append(f"{r['eval_samples_per_s'] / base['eval_samples_per_s']:.2f}")
-        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))), flush=True)
-    notes = sorted({f"ours: {r['attention']} attention, {r['precision']}" for _, r in rows if "attention" in r})
-    print("  " + "; ".join(notes) + ". epoch s: ~ extrapolated from the timed steps, else one whole epoch timed.", flush=True)
+        print(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(cells, widths, strict=False))
+            ),
+            flush=True,
+        )
+    notes = sorted(
+        {
+            f"ours: {r['attention']} attention, {r['precision']}"
+            for _, r in rows
+            if "attention" in r
+        }
+    )
+    print(
+        "  "
+        + "; ".join(notes)
+        + ". epoch s: ~ extrapolated from the timed steps, else one whole epoch timed.",
+        flush=True,
+    )
     return rows
 
 
@@ -367,19 +469,57 @@ def measure_table(title: str, cases: list[Case]) -> list[tuple[str, dict]]:
 
 
 def parse_args(argv: list[str] | None):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.train_throughput", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="few steps and no quality check: a smoke run")
-    parser.add_argument("--batch-sizes", default="32", help="comma-separated, e.g. 16,32,64 (default 32)")
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    parser.add_argument("--models", default=None, help=f"comma-separated from {list(MODELS)} (default: minilm on CPU, both on CUDA)")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.train_throughput", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="few steps and no quality check: a smoke run"
+    )
+    parser.add_argument(
+        "--batch-sizes", default="32", help="comma-separated, e.g. 16,32,64 (default 32)"
+    )
+    parser.add_argument(
+        "--device", default=None, help="cpu or cuda (default: cuda when available)"
+    )
+    parser.add_argument(
+        "--models",
+        default=None,
+        help=f"comma-separated from {list(MODELS)} (default: minilm on CPU, both on CUDA)",
+    )
     parser.add_argument("--warmup-steps", type=int, default=None)
     parser.add_argument("--timed-steps", type=int, default=None)
-    parser.add_argument("--replicate", type=int, default=None, help="repeat UCC train this many times (default: 1 on CPU, 10 on CUDA)")
-    parser.add_argument("--full-epoch", action=argparse.BooleanOptionalAction, default=None, help="time ours over a whole epoch (default: on CUDA)")
-    parser.add_argument("--compile", action="store_true", help="add a row for ours with torch.compile")
-    parser.add_argument("--loops", default=None, help="comma-separated rows to run (default: baseline,ours, and ours+compile with --compile)")
-    parser.add_argument("--quality", action=argparse.BooleanOptionalAction, default=None, help="one-epoch macro ROC-AUC check (default: on unless --quick)")
-    parser.add_argument("--seeds", type=int, default=2, help="quality check: compare the mean over this many seeds (one epoch of each loop per seed; default 2)")
+    parser.add_argument(
+        "--replicate",
+        type=int,
+        default=None,
+        help="repeat UCC train this many times (default: 1 on CPU, 10 on CUDA)",
+    )
+    parser.add_argument(
+        "--full-epoch",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="time ours over a whole epoch (default: on CUDA)",
+    )
+    parser.add_argument(
+        "--compile", action="store_true", help="add a row for ours with torch.compile"
+    )
+    parser.add_argument(
+        "--loops",
+        default=None,
+        help="comma-separated rows to run (default: baseline,ours, and ours+compile with --compile)",
+    )
+    parser.add_argument(
+        "--quality",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="one-epoch macro ROC-AUC check (default: on unless --quick)",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=2,
+        help="quality check: compare the mean over this many seeds (one epoch of each loop per seed; default 2)",
+    )
     return parser.parse_args(argv)
 
 
@@ -391,13 +531,24 @@ def main(argv: list[str] | None = None) -> int:
     cuda = device == "cuda"
     models = args.models.split(",") if args.models else (list(MODELS) if cuda else ["minilm"])
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
-    warmup = args.warmup_steps if args.warmup_steps is not None else (10 if cuda else 2 if args.quick else 3)
-    timed = args.timed_steps or {(True, False): 200, (True, True): 50, (False, False): 30, (False, True): 8}[cuda, args.quick]
+    warmup = (
+        args.warmup_steps
+        if args.warmup_steps is not None
+        else (10 if cuda else 2 if args.quick else 3)
+    )
+    timed = (
+        args.timed_steps
+        or {(True, False): 200, (True, True): 50, (False, False): 30, (False, True): 8}[
+            cuda, args.quick
+        ]
+    )
     replicate = args.replicate or (10 if cuda else 1)
     full_epoch = cuda and not args.quick if args.full_epoch is None else args.full_epoch
     quality = not args.quick if args.quality is None else args.quality
     print(f"machine: {machine()}")
-    print(f"steps: {warmup} warm-up + {timed} timed; UCC train x{replicate}; ours timed over {'a whole epoch' if full_epoch else 'the timed steps'}")
+    print(
+        f"steps: {warmup} warm-up + {timed} timed; UCC train x{replicate}; ours timed over {'a whole epoch' if full_epoch else 'the timed steps'}"
+    )
 
     failed = False
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
@@ -406,7 +557,16 @@ def main(argv: list[str] | None = None) -> int:
         except DataMissing as e:
             raise SystemExit(f"error: {e}") from None
         data = replicated_ucc(source, Path(tmp) / "data", replicate) if replicate > 1 else source
-        base = Case("baseline", models[0], batch_sizes[0], device, str(data), str(Path(tmp) / "cache"), warmup, timed)
+        base = Case(
+            "baseline",
+            models[0],
+            batch_sizes[0],
+            device,
+            str(data),
+            str(Path(tmp) / "cache"),
+            warmup,
+            timed,
+        )
         for model in models:
             for batch_size in batch_sizes:
                 case = replace(base, model=model, batch_size=batch_size)
@@ -416,9 +576,14 @@ def main(argv: list[str] | None = None) -> int:
                 compiled = ["ours+compile", "ours+compile+buckets"] if args.compile else []
                 loops = args.loops.split(",") if args.loops else ["baseline", "ours", *compiled]
                 cases = [c for c in cases if c.label in loops]
-                measure_table(f"{model}, batch {batch_size}, {device}, UCC train x{replicate}", cases)
+                measure_table(
+                    f"{model}, batch {batch_size}, {device}, UCC train x{replicate}", cases
+                )
         if quality:
-            failed = not quality_check(replace(base, data_dir=str(source), model=models[0], batch_size=32, quality=True), args.seeds)
+            failed = not quality_check(
+                replace(base, data_dir=str(source), model=models[0], batch_size=32, quality=True),
+                args.seeds,
+            )
     return 1 if failed else 0
 
 
@@ -426,17 +591,26 @@ def quality_check(case: Case, seeds: int) -> bool:
     """One epoch of each loop per seed, both from the same initial weights: the mean validation
     macro ROC-AUCs must agree. One seed is a noisy check: after one epoch the AUC of either
     loop moves by about 0.015 from seed to seed."""
-    cases = [replace(case, loop=loop, seed=seed) for loop in ("baseline", "ours") for seed in range(seeds)]
+    cases = [
+        replace(case, loop=loop, seed=seed)
+        for loop in ("baseline", "ours")
+        for seed in range(seeds)
+    ]
     title = f"quality: {case.model}, batch {case.batch_size}, one whole epoch each, {case.device}, {seeds} seed(s)"
     rows = measure_table(title, cases)
-    aucs = {loop: [r["macro_roc_auc"] for label, r in rows if label.startswith(f"{loop} ")] for loop in ("baseline", "ours")}
+    aucs = {
+        loop: [r["macro_roc_auc"] for label, r in rows if label.startswith(f"{loop} ")]
+        for loop in ("baseline", "ours")
+    }
     if any(len(values) < seeds for values in aucs.values()):
         return False
     means = {loop: float(np.mean(values)) for loop, values in aucs.items()}
     gap = abs(means["ours"] - means["baseline"])
     verdict = "OK" if gap <= QUALITY_TOLERANCE else "FAILED"
     for loop, values in aucs.items():
-        print(f"  {loop} val macro ROC-AUC: {' '.join(f'{v:.4f}' for v in values)} (mean {means[loop]:.4f})")
+        print(
+            f"  {loop} val macro ROC-AUC: {' '.join(f'{v:.4f}' for v in values)} (mean {means[loop]:.4f})"
+        )
     print(f"  gap of the means {gap:.4f} (must be <= {QUALITY_TOLERANCE}): {verdict}", flush=True)
     return verdict == "OK"
 

@@ -40,7 +40,9 @@ def positive_float(text: str) -> float:
 def port(text: str) -> int:
     value = _int_at_least(text, 0, "a port number from 0 (any free port) to 65535")
     if value > 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number from 0 (any free port) to 65535")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a port number from 0 (any free port) to 65535"
+        )
     return value
 
 
@@ -58,17 +60,23 @@ def gpu_list(text: str) -> list[str]:
     """`0,1` or GPU-/MIG- UUIDs, each once; what CUDA_VISIBLE_DEVICES accepts for one device."""
     ids = [g.strip() for g in text.split(",")]
     if not text.strip() or any(not _GPU.fullmatch(g) for g in ids):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of CUDA device numbers (e.g. 0,1) or GPU UUIDs")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of CUDA device numbers (e.g. 0,1) or GPU UUIDs"
+        )
     repeated = sorted({g for g in ids if ids.count(g) > 1})
     if repeated:
-        raise argparse.ArgumentTypeError(f"{text!r} names device(s) {repeated} twice; to put two workers on one GPU use -n (e.g. -n 4 --gpus 0,1)")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} names device(s) {repeated} twice; to put two workers on one GPU use -n (e.g. -n 4 --gpus 0,1)"
+        )
     return ids
 
 
 def existing_dir(text: str) -> Path:
     path = Path(text)
     if not path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text}: {'is a file, not a folder' if path.exists() else 'no such folder'}")
+        raise argparse.ArgumentTypeError(
+            f"{text}: {'is a file, not a folder' if path.exists() else 'no such folder'}"
+        )
     return path
 
 
@@ -94,7 +102,9 @@ class Settings:
         try:
             return cls(heartbeat_s=positive_int(raw))
         except argparse.ArgumentTypeError:
-            raise HpoError(f"HPO_HEARTBEAT_INTERVAL={raw!r}: give the heartbeat interval in whole seconds, 1 or more (default {DEFAULT_HEARTBEAT_S}), or unset it") from None
+            raise HpoError(
+                f"HPO_HEARTBEAT_INTERVAL={raw!r}: give the heartbeat interval in whole seconds, 1 or more (default {DEFAULT_HEARTBEAT_S}), or unset it"
+            ) from None
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -13,7 +13,17 @@ import sys
 import time
 from pathlib import Path
 
-from hpo.arguments import OneLineParser, Settings, existing_dir, folder, gpu_list, non_negative_int, port, positive_float, positive_int
+from hpo.arguments import (
+    OneLineParser,
+    Settings,
+    existing_dir,
+    folder,
+    gpu_list,
+    non_negative_int,
+    port,
+    positive_float,
+    positive_int,
+)
 from hpo.errors import HpoError
 
 
@@ -22,18 +32,27 @@ def main(argv: list[str] | None = None) -> int:
     _sigterm_as_interrupt()
     try:
         args.settings = Settings.from_env()
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+        logging.basicConfig(
+            level=logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            datefmt="%H:%M:%S",
+        )
         import optuna  # configures its own logger on import: quiet it after, not before
 
-        optuna.logging.set_verbosity(optuna.logging.WARNING)  # the runner prints one line per trial itself
+        optuna.logging.set_verbosity(
+            optuna.logging.WARNING
+        )  # the runner prints one line per trial itself
         return args.func(args) or 0
     except KeyboardInterrupt:
-        print("interrupted: the running trial was stopped and marked FAIL; finished trials are kept", file=sys.stderr)
+        print(
+            "interrupted: the running trial was stopped and marked FAIL; finished trials are kept",
+            file=sys.stderr,
+        )
         return 130
     except BrokenPipeError:  # `hpo predict … | head`: the reader left; nothing to say to it
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the interpreter's final flush must not fail again
         return 141
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         if _is_user_error(e):
             print(f"error: {_one_line(e)}", file=sys.stderr)
             return 2
@@ -70,16 +89,39 @@ def _parser() -> argparse.ArgumentParser:
     study.add_argument("--n-trials", type=positive_int, help="override the spec's n_trials")
     _budget(study)
     _heartbeat(study)
-    study.add_argument("--join", action="store_true", help="join a study `hpo workers` created: skip the data check")
+    study.add_argument(
+        "--join",
+        action="store_true",
+        help="join a study `hpo workers` created: skip the data check",
+    )
     _mlflow(study)
     study.set_defaults(func=cmd_study)
 
-    workers = sub.add_parser("workers", help="run a study with several worker processes (one per GPU with --gpus)")
+    workers = sub.add_parser(
+        "workers", help="run a study with several worker processes (one per GPU with --gpus)"
+    )
     _common(workers)
-    workers.add_argument("-n", "--n-workers", type=positive_int, help="how many workers (default: one per --gpus device)")
-    workers.add_argument("--gpus", type=gpu_list, help="comma-separated CUDA devices, e.g. 0,1: worker i runs on device i (round-robin)")
-    workers.add_argument("--per-gpu", metavar="K|auto", help="trials per GPU: K workers each, or auto: as many as fit by the trials' measured memory")
-    workers.add_argument("--gpu-memory-mb", type=float, help="with --per-gpu auto: each GPU's memory (default: from nvidia-smi)")
+    workers.add_argument(
+        "-n",
+        "--n-workers",
+        type=positive_int,
+        help="how many workers (default: one per --gpus device)",
+    )
+    workers.add_argument(
+        "--gpus",
+        type=gpu_list,
+        help="comma-separated CUDA devices, e.g. 0,1: worker i runs on device i (round-robin)",
+    )
+    workers.add_argument(
+        "--per-gpu",
+        metavar="K|auto",
+        help="trials per GPU: K workers each, or auto: as many as fit by the trials' measured memory",
+    )
+    workers.add_argument(
+        "--gpu-memory-mb",
+        type=float,
+        help="with --per-gpu auto: each GPU's memory (default: from nvidia-smi)",
+    )
     workers.add_argument("--n-trials", type=positive_int, help="override the spec's n_trials")
     _budget(workers)
     _heartbeat(workers)
@@ -88,24 +130,61 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate a spec, its data and its model; run nothing")
     _common(check)
-    check.add_argument("--profile", action="store_true", help="also print the data profile (rows, label shares, lengths, duplicates)")
+    check.add_argument(
+        "--profile",
+        action="store_true",
+        help="also print the data profile (rows, label shares, lengths, duplicates)",
+    )
     check.set_defaults(func=cmd_check)
 
-    init = sub.add_parser("init", help="propose studies/<name>.yaml for a CSV (or a folder of train/val/test CSVs), then check it")
-    init.add_argument("data", help="one CSV (split into train/val/test by the spec) or a folder with train.csv, val.csv[, test.csv]")
+    init = sub.add_parser(
+        "init",
+        help="propose studies/<name>.yaml for a CSV (or a folder of train/val/test CSVs), then check it",
+    )
+    init.add_argument(
+        "data",
+        help="one CSV (split into train/val/test by the spec) or a folder with train.csv, val.csv[, test.csv]",
+    )
     init.add_argument("--name", help="study name (default: the file's or folder's name)")
-    init.add_argument("--task", choices=["multi_label", "multi_class"], help="default: 0/1 columns → multi_label, one column of classes → multi_class")
-    init.add_argument("--text-column", help="the column holding the texts (default: the string column with the longest texts)")
-    init.add_argument("--labels", help="comma-separated 0/1 label columns, or the one column of classes (default: detected)")
-    init.add_argument("--data-dir", help="DATA_DIR the spec's data.dir is relative to (default: $DATA_DIR or data/)")
-    init.add_argument("--force", action="store_true", help="overwrite an existing studies/<name>.yaml")
+    init.add_argument(
+        "--task",
+        choices=["multi_label", "multi_class"],
+        help="default: 0/1 columns → multi_label, one column of classes → multi_class",
+    )
+    init.add_argument(
+        "--text-column",
+        help="the column holding the texts (default: the string column with the longest texts)",
+    )
+    init.add_argument(
+        "--labels",
+        help="comma-separated 0/1 label columns, or the one column of classes (default: detected)",
+    )
+    init.add_argument(
+        "--data-dir",
+        help="DATA_DIR the spec's data.dir is relative to (default: $DATA_DIR or data/)",
+    )
+    init.add_argument(
+        "--force", action="store_true", help="overwrite an existing studies/<name>.yaml"
+    )
     init.set_defaults(func=cmd_init)
 
-    dash = sub.add_parser("dashboard", help="serve optuna-dashboard on the study storage, with the trials' artifacts")
+    dash = sub.add_parser(
+        "dashboard", help="serve optuna-dashboard on the study storage, with the trials' artifacts"
+    )
     _storage(dash)
-    dash.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    dash.add_argument("--port", type=port, default=8080, help="port (default 8080; 0: any free one)")
-    dash.add_argument("--artifact-dir", type=folder, help="artifact store (default: next to a SQLite file, else $HPO_ARTIFACT_DIR or runs/artifacts)")
+    dash.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1: this machine only)",
+    )
+    dash.add_argument(
+        "--port", type=port, default=8080, help="port (default 8080; 0: any free one)"
+    )
+    dash.add_argument(
+        "--artifact-dir",
+        type=folder,
+        help="artifact store (default: next to a SQLite file, else $HPO_ARTIFACT_DIR or runs/artifacts)",
+    )
     dash.set_defaults(func=cmd_dashboard)
     _add_proxy_command(sub)
     _add_result_commands(sub)
@@ -114,13 +193,21 @@ def _parser() -> argparse.ArgumentParser:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="study name (studies/<name>.yaml) or a path to a spec")
-    p.add_argument("--data-dir", type=existing_dir, help="folder holding the data sets (default: $DATA_DIR or data/)")
+    p.add_argument(
+        "--data-dir",
+        type=existing_dir,
+        help="folder holding the data sets (default: $DATA_DIR or data/)",
+    )
     _storage(p)
-    p.add_argument("--variant", help="run one of the spec's named variants (study <name>-<variant>)")
+    p.add_argument(
+        "--variant", help="run one of the spec's named variants (study <name>-<variant>)"
+    )
 
 
 def _storage(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--storage", help="storage URL (default: $HPO_STORAGE or sqlite:///runs/optuna.db)")
+    p.add_argument(
+        "--storage", help="storage URL (default: $HPO_STORAGE or sqlite:///runs/optuna.db)"
+    )
 
 
 def _mlflow(p: argparse.ArgumentParser) -> None:
@@ -133,7 +220,9 @@ def _mlflow(p: argparse.ArgumentParser) -> None:
 
 def _heartbeat(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--heartbeat", type=positive_int, metavar="SECONDS",
+        "--heartbeat",
+        type=positive_int,
+        metavar="SECONDS",
         help="heartbeat interval; a trial silent for twice this is failed and retried (default: $HPO_HEARTBEAT_INTERVAL or 60)",
     )
 
@@ -143,7 +232,11 @@ def _heartbeat_s(args) -> int:
 
 
 def _budget(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--budget-min", type=positive_float, help="time budget in minutes: no trial starts that would end after it (overrides the spec's budget)")
+    p.add_argument(
+        "--budget-min",
+        type=positive_float,
+        help="time budget in minutes: no trial starts that would end after it (overrides the spec's budget)",
+    )
 
 
 def _load(args):
@@ -153,7 +246,11 @@ def _load(args):
     source = load_spec_source(args.name, getattr(args, "variant", None))
     spec = source.spec
     if getattr(args, "n_trials", None):
-        spec = validated(StudySpec, {**spec.model_dump(mode="json"), "n_trials": args.n_trials}, f"--n-trials {args.n_trials}")
+        spec = validated(
+            StudySpec,
+            {**spec.model_dump(mode="json"), "n_trials": args.n_trials},
+            f"--n-trials {args.n_trials}",
+        )
     if getattr(args, "budget_min", None):
         spec = spec.model_copy(update={"budget": BudgetSpec(minutes=args.budget_min)})
     return spec, source, default_data_dir(args.data_dir)
@@ -190,7 +287,9 @@ def cmd_init(args) -> int:
     print(f"wrote {path}: every choice is commented there; checking it now", flush=True)
     check = argparse.Namespace(name=str(path), data_dir=str(data_dir), variant=None, profile=False)
     cmd_check(check)
-    print(f"next: make study NAME={path.stem}" + (f" DATA_DIR={data_dir}" if args.data_dir else ""))
+    print(
+        f"next: make study NAME={path.stem}" + (f" DATA_DIR={data_dir}" if args.data_dir else "")
+    )
     return 0
 
 
@@ -199,7 +298,9 @@ def _prepare_data(spec, data_dir: Path, storage_url: str):
     from hpo.study.profile import prepare_data
     from storage import default_artifact_dir, run_dir
 
-    return prepare_data(spec, data_dir, run_dir(spec.name, root=default_artifact_dir(storage_url).parent))
+    return prepare_data(
+        spec, data_dir, run_dir(spec.name, root=default_artifact_dir(storage_url).parent)
+    )
 
 
 def _tracker(study, spec, cli_uri: str | None, storage_url: str):
@@ -210,17 +311,30 @@ def _tracker(study, spec, cli_uri: str | None, storage_url: str):
     uri = resolve_mlflow_uri(cli_uri or spec.tracking.mlflow, storage_url)
     tracker = open_tracker(study, spec, uri, default_artifact_dir(storage_url), storage_url)
     if uri:
-        print(f"study {spec.name}: trials logged to MLflow at {redact(uri) if '@' in uri else uri}", flush=True)
+        print(
+            f"study {spec.name}: trials logged to MLflow at {redact(uri) if '@' in uri else uri}",
+            flush=True,
+        )
     return tracker
 
 
 def cmd_study(args) -> int:
-    from hpo.study import check_same_data, check_same_spec, describe_study, n_finished, open_study, print_best, run_study
+    from hpo.study import (
+        check_same_data,
+        check_same_spec,
+        describe_study,
+        n_finished,
+        open_study,
+        print_best,
+        run_study,
+    )
     from storage import default_artifact_dir, redact, resolve_storage_url
 
     spec, source, data_dir = _load(args)
     url = resolve_storage_url(args.storage)
-    facts = None if args.join else _prepare_data(spec, data_dir, url)  # `hpo workers` checked the data once
+    facts = (
+        None if args.join else _prepare_data(spec, data_dir, url)
+    )  # `hpo workers` checked the data once
     study = open_study(spec, url, heartbeat_interval=_heartbeat_s(args))
     check_same_spec(study, spec, url)
     if facts is not None:
@@ -235,14 +349,30 @@ def cmd_study(args) -> int:
     )
     start = time.perf_counter()
     run_study(spec, study, data_dir, artifact_dir=default_artifact_dir(url), tracker=tracker)
-    print(f"study {spec.name}: {n_finished(study)} finished trials, {time.perf_counter() - start:.0f}s this run", flush=True)
+    print(
+        f"study {spec.name}: {n_finished(study)} finished trials, {time.perf_counter() - start:.0f}s this run",
+        flush=True,
+    )
     print_best(study)
     return 0
 
 
 def cmd_workers(args) -> int:
-    from hpo.study import check_same_data, check_same_spec, describe_study, n_finished, open_study, print_best
-    from hpo.study.workers import gpu_memory, start_workers, wait_workers, worker_envs, workers_per_gpu
+    from hpo.study import (
+        check_same_data,
+        check_same_spec,
+        describe_study,
+        n_finished,
+        open_study,
+        print_best,
+    )
+    from hpo.study.workers import (
+        gpu_memory,
+        start_workers,
+        wait_workers,
+        worker_envs,
+        workers_per_gpu,
+    )
     from storage import redact, resolve_storage_url
     from storage.pg_budget import check_room
 
@@ -254,7 +384,9 @@ def cmd_workers(args) -> int:
     per_gpu, packed = workers_per_gpu(args.per_gpu)
     n = args.n_workers or (per_gpu * len(gpus) if gpus else 0)
     if n < 1:
-        raise HpoError("hpo workers: give the number of workers with -n K (or devices with --gpus 0,1)")
+        raise HpoError(
+            "hpo workers: give the number of workers with -n K (or devices with --gpus 0,1)"
+        )
     _check_worker_count(n)
     if gpus:
         from hpo.study.gpus import check_gpus
@@ -262,26 +394,49 @@ def cmd_workers(args) -> int:
         check_gpus(gpus)
     memory = gpu_memory(gpus, args.gpu_memory_mb) if packed and gpus else None
     facts = _prepare_data(spec, data_dir, url)
-    study = open_study(spec, url, heartbeat_interval=_heartbeat_s(args))  # created once, here: workers only load it
+    study = open_study(
+        spec, url, heartbeat_interval=_heartbeat_s(args)
+    )  # created once, here: workers only load it
     check_same_spec(study, spec, url)
     check_same_data(study, spec, facts, url)
     describe_study(study, spec, source.note_text, facts)
     _print_warnings(facts)
-    check_room(url, n)  # PostgreSQL only: what a proxy or SQLite holds is not the workers' to count
-    tracker = _tracker(study, spec, args.mlflow, url)  # the parent run exists before any worker starts
+    check_room(
+        url, n
+    )  # PostgreSQL only: what a proxy or SQLite holds is not the workers' to count
+    tracker = _tracker(
+        study, spec, args.mlflow, url
+    )  # the parent run exists before any worker starts
     envs = worker_envs(n, gpus, gpu_memory_mb=memory)
-    placement = ", ".join(f"{e['HPO_WORKER']}→GPU {e['CUDA_VISIBLE_DEVICES']}" for e in envs) if gpus else f"{envs[0]['OMP_NUM_THREADS']} CPU threads each"
+    placement = (
+        ", ".join(f"{e['HPO_WORKER']}→GPU {e['CUDA_VISIBLE_DEVICES']}" for e in envs)
+        if gpus
+        else f"{envs[0]['OMP_NUM_THREADS']} CPU threads each"
+    )
     if memory:
         placement += "; trials packed by measured memory"
-    print(f"study {spec.name} on {redact(url)}: {n_finished(study)}/{spec.n_trials} trials finished; {n} workers ({placement})", flush=True)
+    print(
+        f"study {spec.name} on {redact(url)}: {n_finished(study)}/{spec.n_trials} trials finished; {n} workers ({placement})",
+        flush=True,
+    )
     start = time.perf_counter()
     procs = start_workers(
-        source.path, envs, storage=args.storage, data_dir=data_dir, heartbeat=_heartbeat_s(args), n_trials=args.n_trials,
-        variant=source.variant, mlflow=args.mlflow, budget_min=args.budget_min,
+        source.path,
+        envs,
+        storage=args.storage,
+        data_dir=data_dir,
+        heartbeat=_heartbeat_s(args),
+        n_trials=args.n_trials,
+        variant=source.variant,
+        mlflow=args.mlflow,
+        budget_min=args.budget_min,
     )
     code = wait_workers(procs)
     tracker.study_stopped(study, spec.n_trials)
-    print(f"study {spec.name}: {n_finished(study)} finished trials, {time.perf_counter() - start:.0f}s this run", flush=True)
+    print(
+        f"study {spec.name}: {n_finished(study)} finished trials, {time.perf_counter() - start:.0f}s this run",
+        flush=True,
+    )
     print_best(study)
     return code
 
@@ -290,7 +445,9 @@ def _check_worker_count(n: int) -> None:
     """Each worker imports torch and trains: far more than the cores can run only thrashes."""
     limit = 4 * (os.cpu_count() or 1)
     if n > limit:
-        raise HpoError(f"-n {n}: more workers than this machine can run (at most {limit}, 4 per CPU core)")
+        raise HpoError(
+            f"-n {n}: more workers than this machine can run (at most {limit}, 4 per CPU core)"
+        )
 
 
 def cmd_dashboard(args) -> int:
@@ -303,12 +460,24 @@ def cmd_dashboard(args) -> int:
 
 
 def _add_proxy_command(sub) -> None:
-    proxy = sub.add_parser("storage-proxy", help="serve the study storage to many workers over gRPC (workers: --storage grpc://HOST:PORT)")
+    proxy = sub.add_parser(
+        "storage-proxy",
+        help="serve the study storage to many workers over gRPC (workers: --storage grpc://HOST:PORT)",
+    )
     _storage(proxy)
-    proxy.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for workers on other machines)")
+    proxy.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1; 0.0.0.0 for workers on other machines)",
+    )
     proxy.add_argument("--port", type=int, default=13000)
     proxy.add_argument("--threads", type=int, default=64, help="calls served at once (default 64)")
-    proxy.add_argument("--pool-size", type=int, default=10, help="database connections the proxy holds, at most (default 10)")
+    proxy.add_argument(
+        "--pool-size",
+        type=int,
+        default=10,
+        help="database connections the proxy holds, at most (default 10)",
+    )
     proxy.set_defaults(func=cmd_storage_proxy)
 
 
@@ -319,50 +488,91 @@ def cmd_storage_proxy(args) -> int:
     try:
         from storage.proxy_server import ProxySettings, serve_proxy
     except ImportError as e:
-        raise HpoError(f"hpo storage-proxy needs grpcio: pip install 'hpo-text[proxy]' ({e})") from e
+        raise HpoError(
+            f"hpo storage-proxy needs grpcio: pip install 'hpo-text[proxy]' ({e})"
+        ) from e
     if args.threads < 1 or args.pool_size < 1:
         raise HpoError("hpo storage-proxy: --threads and --pool-size must be at least 1")
     url = resolve_storage_url(args.storage)
-    serve_proxy(ProxySettings(url, args.host, args.port, args.threads, Pool(size=args.pool_size, overflow=0)))
+    serve_proxy(
+        ProxySettings(
+            url, args.host, args.port, args.threads, Pool(size=args.pool_size, overflow=0)
+        )
+    )
     return 0
 
 
 def _add_result_commands(sub) -> None:
     """report, retrain, score-trials, predict: what a finished study gives back."""
-    report = sub.add_parser("report", help="write runs/<study>/report/: tables (md, csv) and plots (html)")
+    report = sub.add_parser(
+        "report", help="write runs/<study>/report/: tables (md, csv) and plots (html)"
+    )
     _study_args(report)
     report.set_defaults(func=cmd_report)
 
-    retrain = sub.add_parser("retrain", help="retrain the best trial, tune thresholds on val, test once; write runs/<study>/best/")
+    retrain = sub.add_parser(
+        "retrain",
+        help="retrain the best trial, tune thresholds on val, test once; write runs/<study>/best/",
+    )
     _study_args(retrain)
-    retrain.add_argument("--resamples", type=non_negative_int, default=1000, help="bootstrap resamples for the test intervals (default 1000; 0: none)")
-    retrain.add_argument("--trial", type=non_negative_int, help="retrain this complete trial (default: the best; multi-objective: the Pareto trial with the best first objective)")
+    retrain.add_argument(
+        "--resamples",
+        type=non_negative_int,
+        default=1000,
+        help="bootstrap resamples for the test intervals (default 1000; 0: none)",
+    )
+    retrain.add_argument(
+        "--trial",
+        type=non_negative_int,
+        help="retrain this complete trial (default: the best; multi-objective: the Pareto trial with the best first objective)",
+    )
     retrain.set_defaults(func=cmd_retrain)
 
-    select = sub.add_parser("select", help="re-run the top trials with more seeds (spec selection:) and choose on the mean")
+    select = sub.add_parser(
+        "select",
+        help="re-run the top trials with more seeds (spec selection:) and choose on the mean",
+    )
     _study_args(select)
     select.set_defaults(func=cmd_select)
 
-    score = sub.add_parser("score-trials", help="retrain every complete trial and keep its test scores (never used for selection)")
+    score = sub.add_parser(
+        "score-trials",
+        help="retrain every complete trial and keep its test scores (never used for selection)",
+    )
     _study_args(score)
     score.set_defaults(func=cmd_score_trials)
 
     _add_compress(sub)
 
-    predict = sub.add_parser("predict", help="label texts with a retrained model (runs/<study>/best) or one of its deployment variants")
-    predict.add_argument("model_dir", help="a directory written by `hpo retrain` (runs/<study>/best) or `hpo compress` (runs/<study>/deploy/<variant>)")
-    predict.add_argument("--variant", help="with runs/<study>/best: use its variant built by `hpo compress` (int8, onnx, onnx-int8, pruned, distilled)")
+    predict = sub.add_parser(
+        "predict",
+        help="label texts with a retrained model (runs/<study>/best) or one of its deployment variants",
+    )
+    predict.add_argument(
+        "model_dir",
+        help="a directory written by `hpo retrain` (runs/<study>/best) or `hpo compress` (runs/<study>/deploy/<variant>)",
+    )
+    predict.add_argument(
+        "--variant",
+        help="with runs/<study>/best: use its variant built by `hpo compress` (int8, onnx, onnx-int8, pruned, distilled)",
+    )
     source = predict.add_mutually_exclusive_group(required=True)
     source.add_argument("--text", action="append", help="a text to label (repeat for more)")
     source.add_argument("--file", help="a CSV of texts")
-    predict.add_argument("--text-column", help="the CSV's text column (default: the training data's)")
+    predict.add_argument(
+        "--text-column", help="the CSV's text column (default: the training data's)"
+    )
     predict.add_argument("--out", help="out.csv or out.jsonl (default: JSON lines on stdout)")
     predict.set_defaults(func=cmd_predict)
 
 
 def _study_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="study name")
-    p.add_argument("--data-dir", type=existing_dir, help="folder holding the data sets (default: $DATA_DIR or data/)")
+    p.add_argument(
+        "--data-dir",
+        type=existing_dir,
+        help="folder holding the data sets (default: $DATA_DIR or data/)",
+    )
     _storage(p)
 
 
@@ -390,12 +600,21 @@ def cmd_retrain(args) -> int:
     url = resolve_storage_url(args.storage)
     study, spec = open_existing_study(args.name, url)
     out = run_dir(study.study_name) / "best"
-    metrics = retrain_best(study, spec, default_data_dir(args.data_dir), out, n_resamples=args.resamples, trial_number=args.trial)
+    metrics = retrain_best(
+        study,
+        spec,
+        default_data_dir(args.data_dir),
+        out,
+        n_resamples=args.resamples,
+        trial_number=args.trial,
+    )
     attach_to_best_trial(study, [out / metrics.FILENAME], default_artifact_dir(url), metrics.trial)
     if study.user_attrs.get(stored.MLFLOW_RUNS):
         from hpo.tracking.mlflow_runs import log_retrained
 
-        print(f"test figures logged to MLflow run(s) {', '.join(log_retrained(study, metrics, out))}")
+        print(
+            f"test figures logged to MLflow run(s) {', '.join(log_retrained(study, metrics, out))}"
+        )
     d, tuned = metrics.test.default, metrics.test.tuned
     if tuned is not None:
         shown = f"macro F1 {d['macro_f1']:.4f} at 0.5, {tuned['macro_f1']:.4f} at tuned thresholds"
@@ -435,14 +654,38 @@ def cmd_score_trials(args) -> int:
 def _add_compress(sub) -> None:
     from hpo.deploy.settings import VARIANTS
 
-    compress = sub.add_parser("compress", help="build deployment variants of runs/<study>/best and their report in runs/<study>/deploy/")
+    compress = sub.add_parser(
+        "compress",
+        help="build deployment variants of runs/<study>/best and their report in runs/<study>/deploy/",
+    )
     compress.add_argument("name", help="study name (studies/<name>.yaml)")
-    compress.add_argument("--data-dir", help="folder holding the data sets (default: $DATA_DIR or data/)")
-    compress.add_argument("--variants", help=f"comma-separated, some of {','.join(VARIANTS)} (default: the spec's compress.variants)")
-    compress.add_argument("--temperature", type=float, help="distillation temperature (spec: compress.distill.temperature)")
-    compress.add_argument("--alpha", type=float, help="weight of the teacher's soft term, 0-1 (spec: compress.distill.alpha)")
-    compress.add_argument("--distill-epochs", type=int, help="student training epochs (spec: compress.distill.epochs)")
-    compress.add_argument("--resamples", type=int, help="bootstrap resamples for the 95 %% intervals (spec: compress.resamples)")
+    compress.add_argument(
+        "--data-dir", help="folder holding the data sets (default: $DATA_DIR or data/)"
+    )
+    compress.add_argument(
+        "--variants",
+        help=f"comma-separated, some of {','.join(VARIANTS)} (default: the spec's compress.variants)",
+    )
+    compress.add_argument(
+        "--temperature",
+        type=float,
+        help="distillation temperature (spec: compress.distill.temperature)",
+    )
+    compress.add_argument(
+        "--alpha",
+        type=float,
+        help="weight of the teacher's soft term, 0-1 (spec: compress.distill.alpha)",
+    )
+    compress.add_argument(
+        "--distill-epochs",
+        type=int,
+        help="student training epochs (spec: compress.distill.epochs)",
+    )
+    compress.add_argument(
+        "--resamples",
+        type=int,
+        help="bootstrap resamples for the 95 %% intervals (spec: compress.resamples)",
+    )
     compress.set_defaults(func=cmd_compress)
 
 
@@ -453,9 +696,15 @@ def cmd_compress(args) -> int:
     from storage import run_dir
 
     spec = load_spec(args.name)
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
-    settings = settings_with(spec.compress, variants, args.temperature, args.alpha, args.distill_epochs, args.resamples)
-    path = compress_study(spec, run_dir(spec.name) / "best", default_data_dir(args.data_dir), settings)
+    variants = (
+        [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
+    )
+    settings = settings_with(
+        spec.compress, variants, args.temperature, args.alpha, args.distill_epochs, args.resamples
+    )
+    path = compress_study(
+        spec, run_dir(spec.name) / "best", default_data_dir(args.data_dir), settings
+    )
     print(f"deployment report: {path} (and report.md, summary.json; variants in {path.parent})")
     return 0
 
@@ -463,7 +712,9 @@ def cmd_compress(args) -> int:
 def cmd_predict(args) -> int:
     from hpo.best import predict
 
-    n = predict(args.model_dir, args.text, args.file, args.text_column, args.out, variant=args.variant)
+    n = predict(
+        args.model_dir, args.text, args.file, args.text_column, args.out, variant=args.variant
+    )
     if args.out:
         print(f"labelled {n} text(s): {args.out}")
     return 0

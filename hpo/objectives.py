@@ -31,11 +31,15 @@ def chosen_trial(study: optuna.Study, number: int | None = None) -> FrozenTrial:
     trial picked by PARETO_RULE."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
-        raise HpoError(f"study {study.study_name} has no complete trial; run `hpo study {study.study_name}` first")
+        raise HpoError(
+            f"study {study.study_name} has no complete trial; run `hpo study {study.study_name}` first"
+        )
     if number is not None:
         found = next((t for t in complete if t.number == number), None)
         if found is None:
-            raise HpoError(f"study {study.study_name}: trial {number} is not a complete trial; complete: {[t.number for t in complete]}")
+            raise HpoError(
+                f"study {study.study_name}: trial {number} is not a complete trial; complete: {[t.number for t in complete]}"
+            )
         return found
     if not is_multi_objective(study):
         return study.best_trial

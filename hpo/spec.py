@@ -11,11 +11,18 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import optuna.distributions as od
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from hpo.deploy.settings import CompressSpec
 from hpo.errors import SpecError
@@ -26,7 +33,9 @@ STUDIES_DIR = Path("studies")
 DEFAULT_TRAINER = "trainers.loop:train_and_evaluate"
 MULTI_LABEL_ONLY = {"micro_f1", "tuned_macro_f1", "subset_accuracy"}
 MULTI_CLASS_ONLY = {"accuracy", "weighted_f1"}
-MODEL_SETTINGS = {"max_length"}  # searchable besides Hyperparams: they go into the trial's model config
+MODEL_SETTINGS = {
+    "max_length"
+}  # searchable besides Hyperparams: they go into the trial's model config
 
 
 class _Strict(BaseModel):
@@ -43,9 +52,17 @@ class DataSpec(_Strict):
     label_column: str | None = None
     class_names: list[str] | None = None
     encoding: str = "auto"
-    agreement_suffix: str | None = Field(None, description="label_columns only: `<label><suffix>` is the annotators' agreement with that 0/1 label")
-    file: str | None = Field(None, description="one CSV holding every row, divided by `split` (instead of train/val/test)")
-    split: SplitConfig | None = Field(None, description="with `file`: the val and test shares and the seed of a stratified split")
+    agreement_suffix: str | None = Field(
+        None,
+        description="label_columns only: `<label><suffix>` is the annotators' agreement with that 0/1 label",
+    )
+    file: str | None = Field(
+        None,
+        description="one CSV holding every row, divided by `split` (instead of train/val/test)",
+    )
+    split: SplitConfig | None = Field(
+        None, description="with `file`: the val and test shares and the seed of a stratified split"
+    )
 
     @field_validator("encoding")
     @classmethod
@@ -57,7 +74,9 @@ class DataSpec(_Strict):
     @model_validator(mode="after")
     def _one_label_layout(self) -> DataSpec:
         if bool(self.label_columns) == bool(self.label_column):
-            raise ValueError("give either label_columns (multi-label) or label_column with class_names (multi-class)")
+            raise ValueError(
+                "give either label_columns (multi-label) or label_column with class_names (multi-class)"
+            )
         if self.label_column and not self.class_names:
             raise ValueError("label_column needs class_names (their order fixes the class ids)")
         if self.agreement_suffix and not self.label_columns:
@@ -65,17 +84,30 @@ class DataSpec(_Strict):
         names = self.label_columns or self.class_names or []
         kind = "label_columns" if self.label_columns else "class_names"
         _distinct_names(names, kind)
-        columns = [*(self.label_columns or []), *([self.label_column] if self.label_column else [])]
+        columns = [
+            *(self.label_columns or []),
+            *([self.label_column] if self.label_column else []),
+        ]
         if self.text_column in columns:
-            raise ValueError(f"text_column {self.text_column!r} is also a label column; the text and its labels are different columns")
+            raise ValueError(
+                f"text_column {self.text_column!r} is also a label column; the text and its labels are different columns"
+            )
         if self.agreement_suffix:
-            clash = sorted({f"{n}{self.agreement_suffix}" for n in columns} & {*columns, self.text_column})
+            clash = sorted(
+                {f"{n}{self.agreement_suffix}" for n in columns} & {*columns, self.text_column}
+            )
             if clash:
-                raise ValueError(f"agreement_suffix {self.agreement_suffix!r} makes agreement columns {clash} that are also text or label columns")
+                raise ValueError(
+                    f"agreement_suffix {self.agreement_suffix!r} makes agreement columns {clash} that are also text or label columns"
+                )
         if bool(self.file) != bool(self.split):
-            raise ValueError("file and split go together: one CSV (file) divided into train/val/test (split: {val: 0.15, test: 0.15, seed: 0})")
+            raise ValueError(
+                "file and split go together: one CSV (file) divided into train/val/test (split: {val: 0.15, test: 0.15, seed: 0})"
+            )
         if self.file and (named := sorted({"train", "val", "test"} & self.model_fields_set)):
-            raise ValueError(f"give either file with split, or train/val/test files, not both (remove {', '.join(named)})")
+            raise ValueError(
+                f"give either file with split, or train/val/test files, not both (remove {', '.join(named)})"
+            )
         return self
 
 
@@ -86,7 +118,9 @@ def check_encoding(encoding: str) -> None:
     except LookupError:
         text = False
     if not text:
-        raise ValueError(f"encoding {encoding!r} is not a text encoding Python knows; use auto, utf-8, utf-8-sig, latin-1, cp1252, …")
+        raise ValueError(
+            f"encoding {encoding!r} is not a text encoding Python knows; use auto, utf-8, utf-8-sig, latin-1, cp1252, …"
+        )
 
 
 def _distinct_names(names: list[str], kind: str) -> None:
@@ -100,7 +134,8 @@ def _distinct_names(names: list[str], kind: str) -> None:
 
 class _ParamBase(_Strict):
     when: dict[str, list[Any]] | None = Field(
-        None, description="suggest this parameter only when an earlier categorical one took one of these values"
+        None,
+        description="suggest this parameter only when an earlier categorical one took one of these values",
     )
 
     @field_validator("when", mode="before")
@@ -111,7 +146,9 @@ class _ParamBase(_Strict):
         return when
 
     def applies(self, chosen: dict[str, Any]) -> bool:
-        return not self.when or all(chosen.get(name) in values for name, values in self.when.items())
+        return not self.when or all(
+            chosen.get(name) in values for name, values in self.when.items()
+        )
 
 
 class CategoricalParam(_ParamBase):
@@ -135,28 +172,43 @@ class IntParam(_ParamBase):
     step: int = 1
 
 
-Param = Annotated[Union[CategoricalParam, FloatParam, IntParam], Field(discriminator="type")]
+Param = Annotated[CategoricalParam | FloatParam | IntParam, Field(discriminator="type")]
 
 
 class SamplerSpec(_Strict):
     type: Literal["grid", "tpe", "random", "gp", "cmaes", "qmc"] = "tpe"
     seed: int = 0
-    n_startup_trials: int = Field(5, ge=0, description="TPE, GP, CMA-ES: random trials before modelling")
+    n_startup_trials: int = Field(
+        5, ge=0, description="TPE, GP, CMA-ES: random trials before modelling"
+    )
 
 
 class PrunerSpec(_Strict):
-    type: Literal["none", "median", "successive_halving", "hyperband", "wilcoxon", "patient", "threshold"] = "median"
+    type: Literal[
+        "none", "median", "successive_halving", "hyperband", "wilcoxon", "patient", "threshold"
+    ] = "median"
     n_startup_trials: int = Field(2, ge=0)
     # Steps are epochs, numbered from 1, and Optuna prunes once step >= n_warmup_steps: 0 and 1
     # both allow pruning after epoch 1; 2 waits for epoch 2.
     n_warmup_steps: int = Field(0, ge=0)
     min_resource: int = Field(1, ge=1)
     reduction_factor: int = Field(3, ge=2)
-    patience: int = Field(1, ge=0, description="patient: epochs without improvement before the median pruner may act")
+    patience: int = Field(
+        1, ge=0, description="patient: epochs without improvement before the median pruner may act"
+    )
     min_delta: float = Field(0.0, ge=0)
-    lower: float | None = Field(None, description="threshold: prune a trial whose value falls below this")
-    upper: float | None = Field(None, description="threshold: prune a trial whose value rises above this")
-    p_threshold: float = Field(0.1, gt=0, lt=1, description="wilcoxon: prune when the trial is worse than the best at this p-value")
+    lower: float | None = Field(
+        None, description="threshold: prune a trial whose value falls below this"
+    )
+    upper: float | None = Field(
+        None, description="threshold: prune a trial whose value rises above this"
+    )
+    p_threshold: float = Field(
+        0.1,
+        gt=0,
+        lt=1,
+        description="wilcoxon: prune when the trial is worse than the best at this p-value",
+    )
 
     @model_validator(mode="after")
     def _threshold_bounds(self) -> PrunerSpec:
@@ -175,10 +227,15 @@ class SelectionSpec(_Strict):
     """After the search: the top-k configurations re-run with more seeds, chosen on the mean."""
 
     top_k: int = Field(3, ge=1)
-    seeds: int = Field(3, ge=2, description="seeds per configuration (its search run counts as one)")
-    prune: bool = Field(True, description="stop a re-run once Optuna's WilcoxonPruner finds it clearly behind")
+    seeds: int = Field(
+        3, ge=2, description="seeds per configuration (its search run counts as one)"
+    )
+    prune: bool = Field(
+        True, description="stop a re-run once Optuna's WilcoxonPruner finds it clearly behind"
+    )
     thresholds: Literal["val", "cross_fit"] = Field(
-        "val", description="retrain: per-label thresholds on val, or on out-of-fold predictions over train + val"
+        "val",
+        description="retrain: per-label thresholds on val, or on out-of-fold predictions over train + val",
     )
     folds: int = Field(4, ge=2, description="cross_fit: folds over train + val")
 
@@ -191,12 +248,17 @@ class ObjectiveSpec(_Strict):
     def resolved_direction(self) -> str:
         if self.direction:
             return self.direction
-        return "maximize" if {**OBJECTIVE_METRICS, **DEPLOYED_METRICS}[self.metric] == "max" else "minimize"
+        return (
+            "maximize"
+            if {**OBJECTIVE_METRICS, **DEPLOYED_METRICS}[self.metric] == "max"
+            else "minimize"
+        )
 
 
 class TrackingSpec(_Strict):
     mlflow: str | None = Field(
-        None, description="MLflow tracking URI (http://host:5000, sqlite:///file.db), or `default`: a SQLite file beside the study database"
+        None,
+        description="MLflow tracking URI (http://host:5000, sqlite:///file.db), or `default`: a SQLite file beside the study database",
     )
 
 
@@ -212,17 +274,30 @@ class StudySpec(_Strict):
     pruner: PrunerSpec = PrunerSpec()
     objective: ObjectiveSpec = ObjectiveSpec()
     objectives: list[ObjectiveSpec] | None = Field(
-        None, min_length=2, description="a multi-objective study: the first is a validation metric, the others may be deployed ones (texts_per_second, ...)"
+        None,
+        min_length=2,
+        description="a multi-objective study: the first is a validation metric, the others may be deployed ones (texts_per_second, ...)",
     )
     n_trials: int = Field(10, ge=1)
     tracking: TrackingSpec = TrackingSpec()
-    budget: BudgetSpec | None = Field(None, description="stop starting trials once the next would overrun this")
-    selection: SelectionSpec | None = Field(None, description="re-run the top configurations with more seeds (hpo select)")
-    test_scores: bool = Field(False, description="score every finished trial on test after the study (never read by the sampler)")
-    variants: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="named overlays of this spec, run with --variant NAME as study <name>-<variant>"
+    budget: BudgetSpec | None = Field(
+        None, description="stop starting trials once the next would overrun this"
     )
-    compress: CompressSpec = Field(CompressSpec(), description="deployment variants `hpo compress` builds from the retrained model")
+    selection: SelectionSpec | None = Field(
+        None, description="re-run the top configurations with more seeds (hpo select)"
+    )
+    test_scores: bool = Field(
+        False,
+        description="score every finished trial on test after the study (never read by the sampler)",
+    )
+    variants: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="named overlays of this spec, run with --variant NAME as study <name>-<variant>",
+    )
+    compress: CompressSpec = Field(
+        CompressSpec(),
+        description="deployment variants `hpo compress` builds from the retrained model",
+    )
     trainer: str = Field(
         DEFAULT_TRAINER,
         pattern=r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$",
@@ -235,11 +310,21 @@ class StudySpec(_Strict):
     def _first_objective(cls, raw: Any) -> Any:
         """With `objectives`, `objective` is the first of them (it picks each trial's best epoch)
         and the pruner defaults to none: Optuna prunes single-objective studies only."""
-        if not isinstance(raw, dict) or not isinstance(raw.get("objectives"), list) or not raw["objectives"]:
+        if (
+            not isinstance(raw, dict)
+            or not isinstance(raw.get("objectives"), list)
+            or not raw["objectives"]
+        ):
             return raw
-        if "objective" in raw and raw["objective"] != raw["objectives"][0]:  # a stored spec holds both, the same
+        if (
+            "objective" in raw and raw["objective"] != raw["objectives"][0]
+        ):  # a stored spec holds both, the same
             raise ValueError("give objective (one) or objectives (several), not both")
-        return {**raw, "objective": raw["objectives"][0], "pruner": raw.get("pruner", {"type": "none"})}
+        return {
+            **raw,
+            "objective": raw["objectives"][0],
+            "pruner": raw.get("pruner", {"type": "none"}),
+        }
 
     @model_validator(mode="after")
     def _consistent(self) -> StudySpec:
@@ -282,12 +367,16 @@ class StudySpec(_Strict):
             size *= len(p.choices)  # type: ignore[union-attr]  # grid specs hold categoricals only
         return size
 
-    def train_config(self, data_dir: str | Path, params: dict[str, Any], seed: int | None = None) -> TrainConfig:
+    def train_config(
+        self, data_dir: str | Path, params: dict[str, Any], seed: int | None = None
+    ) -> TrainConfig:
         """The trainer's config for one trial: fixed settings, then the trial's parameters."""
         hyper = {k: v for k, v in {**self.training, **params}.items() if k not in MODEL_SETTINGS}
         if seed is not None:
             hyper["seed"] = seed
-        model = self.model.model_copy(update={k: v for k, v in params.items() if k in MODEL_SETTINGS})
+        model = self.model.model_copy(
+            update={k: v for k, v in params.items() if k in MODEL_SETTINGS}
+        )
         return TrainConfig(
             task=self.task,
             data=self.data_config(data_dir),
@@ -299,9 +388,15 @@ class StudySpec(_Strict):
         )
 
     def data_config(self, data_dir: str | Path) -> DataConfig:
-        base = Path(self.data.dir) if Path(self.data.dir).is_absolute() else Path(data_dir) / self.data.dir
+        base = (
+            Path(self.data.dir)
+            if Path(self.data.dir).is_absolute()
+            else Path(data_dir) / self.data.dir
+        )
         if self.data.file and self.data.split:
-            return DataConfig.parts_of(base / self.data.file, self.data.split, **self._data_columns())
+            return DataConfig.parts_of(
+                base / self.data.file, self.data.split, **self._data_columns()
+            )
         return DataConfig(
             train_path=base / self.data.train,
             val_path=base / self.data.val,
@@ -324,7 +419,11 @@ def _check_objective(spec: StudySpec) -> None:
     metric = spec.objective.metric
     where = "objectives.0.metric" if spec.objectives else "objective.metric"
     if metric not in OBJECTIVE_METRICS:
-        extra = " (the first objective picks each trial's best epoch: a validation metric)" if spec.objectives else ""
+        extra = (
+            " (the first objective picks each trial's best epoch: a validation metric)"
+            if spec.objectives
+            else ""
+        )
         raise ValueError(f"{where} {metric!r} is not one of {sorted(OBJECTIVE_METRICS)}{extra}")
     wrong = MULTI_CLASS_ONLY if spec.task == "multi_label" else MULTI_LABEL_ONLY
     for o in spec.all_objectives:
@@ -341,7 +440,9 @@ def _check_objectives(spec: StudySpec) -> None:
         raise ValueError(f"objectives: each metric once, but got {names}")
     for o in spec.objectives[1:]:
         if o.metric not in OBJECTIVE_METRICS and o.metric not in DEPLOYED_METRICS:
-            raise ValueError(f"objectives: {o.metric!r} is not one of {sorted(OBJECTIVE_METRICS) + sorted(DEPLOYED_METRICS)}")
+            raise ValueError(
+                f"objectives: {o.metric!r} is not one of {sorted(OBJECTIVE_METRICS) + sorted(DEPLOYED_METRICS)}"
+            )
     if spec.pruner.type != "none":
         raise ValueError(f"pruner {spec.pruner.type!r} cannot prune a study with {len(names)} objectives (Optuna prunes single-objective studies only); "
                          "set pruner: {type: none} or leave it out")  # fmt: skip
@@ -366,7 +467,9 @@ def distribution(param: Param) -> od.BaseDistribution:
             raise ValueError(f"choices {param.choices} repeat a value")
         return od.CategoricalDistribution(param.choices)
     if not all(math.isfinite(v) for v in (param.low, param.high, param.step or 1)):
-        raise ValueError(f"low, high and step must be finite numbers, got low {param.low}, high {param.high}, step {param.step}")
+        raise ValueError(
+            f"low, high and step must be finite numbers, got low {param.low}, high {param.high}, step {param.step}"
+        )
     if param.step is not None and param.step <= 0:
         raise ValueError(f"step must be above 0, got {param.step}")
     if isinstance(param, FloatParam):
@@ -383,13 +486,19 @@ def _scalar(value: Any) -> bool:
 def _check_hyperparams(spec: StudySpec) -> None:
     known = set(Hyperparams.model_fields)
     for section, keys in (("training", spec.training), ("search_space", spec.search_space)):
-        unknown = sorted(set(keys) - known - (MODEL_SETTINGS if section == "search_space" else set()))
+        unknown = sorted(
+            set(keys) - known - (MODEL_SETTINGS if section == "search_space" else set())
+        )
         if unknown:
-            raise ValueError(f"{section}: unknown setting(s) {unknown}; known: {', '.join(sorted(known))}")
+            raise ValueError(
+                f"{section}: unknown setting(s) {unknown}; known: {', '.join(sorted(known))}"
+            )
     Hyperparams.model_validate(spec.training)
     soft = "soft_label_weight" in spec.search_space or spec.training.get("soft_label_weight", 0)
     if soft and not spec.data.agreement_suffix:
-        raise ValueError("soft_label_weight needs data.agreement_suffix, the suffix of the columns with annotator agreement")
+        raise ValueError(
+            "soft_label_weight needs data.agreement_suffix, the suffix of the columns with annotator agreement"
+        )
     for name, param in spec.search_space.items():
         values = param.choices if isinstance(param, CategoricalParam) else [param.low, param.high]
         if not isinstance(param, CategoricalParam) and param.low > param.high:
@@ -401,7 +510,9 @@ def _check_hyperparams(spec: StudySpec) -> None:
                     continue
                 Hyperparams.model_validate({**spec.training, name: value})
             except ValidationError as e:
-                raise ValueError(f"search_space.{name}: value {value!r} is invalid ({e.errors()[0]['msg']})") from None
+                raise ValueError(
+                    f"search_space.{name}: value {value!r} is invalid ({e.errors()[0]['msg']})"
+                ) from None
 
 
 def _check_conditions(spec: StudySpec) -> None:
@@ -411,7 +522,9 @@ def _check_conditions(spec: StudySpec) -> None:
         for other, values in (param.when or {}).items():
             where, source = f"search_space.{name}.when.{other}", earlier.get(other)
             if not isinstance(source, CategoricalParam):
-                raise ValueError(f"{where}: {other!r} must be a categorical parameter listed before {name!r}")
+                raise ValueError(
+                    f"{where}: {other!r} must be a categorical parameter listed before {name!r}"
+                )
             unknown = [v for v in values if v not in source.choices]
             if unknown:
                 raise ValueError(f"{where}: {unknown} not among its choices {source.choices}")
@@ -421,10 +534,14 @@ def _check_conditions(spec: StudySpec) -> None:
 def _check_grid(spec: StudySpec) -> None:
     conditional = [n for n, p in spec.search_space.items() if p.when]
     if conditional:
-        raise ValueError(f"sampler grid cannot skip parameters, but {conditional} have `when`; use tpe or random")
+        raise ValueError(
+            f"sampler grid cannot skip parameters, but {conditional} have `when`; use tpe or random"
+        )
     ranged = [n for n, p in spec.search_space.items() if not isinstance(p, CategoricalParam)]
     if ranged:
-        raise ValueError(f"sampler grid needs categorical parameters only, but {ranged} are ranges")
+        raise ValueError(
+            f"sampler grid needs categorical parameters only, but {ranged} are ranges"
+        )
     if spec.n_trials > spec.grid_size:
         raise ValueError(f"n_trials {spec.n_trials} exceeds the grid's {spec.grid_size} points")
 
@@ -450,7 +567,9 @@ class SpecSource:
         """What the study note shows: the file as written, or for a variant the spec it resolves to."""
         if self.variant is None:
             return self.text
-        return f"# variant {self.variant!r} of {self.path}, resolved\n" + yaml.safe_dump(self.spec.model_dump(mode="json"), sort_keys=False)
+        return f"# variant {self.variant!r} of {self.path}, resolved\n" + yaml.safe_dump(
+            self.spec.model_dump(mode="json"), sort_keys=False
+        )
 
 
 def load_spec(name_or_path: str, variant: str | None = None) -> StudySpec:
@@ -478,7 +597,9 @@ def load_spec_source(name_or_path: str, variant: str | None = None) -> SpecSourc
     if variant is None:
         return SpecSource(spec, path, text)
     if variant not in spec.variants:
-        raise SpecError(f"{path}: no variant {variant!r}; variants: {', '.join(spec.variants) or 'none'}")
+        raise SpecError(
+            f"{path}: no variant {variant!r}; variants: {', '.join(spec.variants) or 'none'}"
+        )
     return SpecSource(_validate(_with_variant(raw, variant), path), path, text, variant)
 
 
@@ -490,7 +611,9 @@ def read_spec_text(path: Path) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise SpecError(f"{path}: not UTF-8 text (byte {data[e.start:e.start + 1]!r} at offset {e.start}); save the spec as UTF-8") from None
+        raise SpecError(
+            f"{path}: not UTF-8 text (byte {data[e.start : e.start + 1]!r} at offset {e.start}); save the spec as UTF-8"
+        ) from None
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -509,7 +632,9 @@ def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool 
         except TypeError:  # an unhashable key: the constructor below names the problem
             break
         if repeated:
-            raise yaml.constructor.ConstructorError(None, None, f"key {key!r} appears twice", key_node.start_mark)
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} appears twice", key_node.start_mark
+            )
         seen.add(key)
     return loader.construct_mapping(node, deep=deep)
 
@@ -556,7 +681,11 @@ def _with_variant(raw: dict, variant: str) -> dict:
 def _deep_merge(base: dict, overlay: dict) -> dict:
     out = dict(base)
     for key, value in overlay.items():
-        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        out[key] = (
+            _deep_merge(out[key], value)
+            if isinstance(value, dict) and isinstance(out.get(key), dict)
+            else value
+        )
     return out
 
 
@@ -571,7 +700,9 @@ def validated(model: type[StudySpec], raw: dict, where: str) -> StudySpec:
 def first_error(e: ValidationError) -> str:
     """The first problem pydantic found, as `field a.b: what (got x)`."""
     err = e.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-after", "tagged-union")))
+    loc = ".".join(
+        str(p) for p in err["loc"] if not str(p).startswith(("function-after", "tagged-union"))
+    )
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         msg = "unknown field (remove it or check its spelling)"

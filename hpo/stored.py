@@ -63,6 +63,8 @@ lock) whichever worker comes first."""
 def read_profile(study_attrs: dict[str, Any]) -> DataProfile | None:
     raw = study_attrs.get(DATA_PROFILE)
     return DataProfile.model_validate(raw) if raw else None
+
+
 BUDGET_STARTED_AT = "budget_started_at"
 """Unix time of the study's first turn under a time budget: every worker counts from it."""
 
@@ -245,5 +247,7 @@ class BestMetrics(_Record):
         except ValidationError as e:
             err = e.errors()[0]
             where = ".".join(str(p) for p in err["loc"])
-            raise HpoError(f"{path}: not the metrics `hpo retrain` writes ({where + ': ' if where else ''}{err['msg']}); "
-                           "run `hpo retrain` again or delete the file") from None
+            raise HpoError(
+                f"{path}: not the metrics `hpo retrain` writes ({where + ': ' if where else ''}{err['msg']}); "
+                "run `hpo retrain` again or delete the file"
+            ) from None

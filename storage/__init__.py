@@ -6,7 +6,13 @@ Knows nothing of models or training; depends only on optuna and sqlalchemy.
 from storage.artifacts import artifact_store, default_artifact_dir, run_dir
 from storage.errors import StorageError
 from storage.rdb import open_storage, with_retries
-from storage.urls import DEFAULT_STORAGE_URL, proxy_address, redact, require_existing_database, resolve_storage_url
+from storage.urls import (
+    DEFAULT_STORAGE_URL,
+    proxy_address,
+    redact,
+    require_existing_database,
+    resolve_storage_url,
+)
 
 __all__ = [
     "DEFAULT_STORAGE_URL",

@@ -62,7 +62,9 @@ class StaleWatch:
 class AttrHeartbeat(BaseHeartbeat):
     """Mixin for a BaseStorage: heartbeats as a counter in a trial system attribute."""
 
-    def init_heartbeat(self, interval_s: int | None, grace_period_s: int | None, max_retry: int) -> None:
+    def init_heartbeat(
+        self, interval_s: int | None, grace_period_s: int | None, max_retry: int
+    ) -> None:
         self._beat_interval = interval_s
         self._grace_s = grace_period_s or 2 * (interval_s or 0)
         with warnings.catch_warnings():  # "experimental" since Optuna 2.8

@@ -26,7 +26,9 @@ _IN_USE = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client ba
 @dataclass(frozen=True)
 class ServerConnections:
     max_connections: int
-    reserved: int  # for superusers (and, from PostgreSQL 16, roles with pg_use_reserved_connections)
+    reserved: (
+        int  # for superusers (and, from PostgreSQL 16, roles with pg_use_reserved_connections)
+    )
     in_use: int  # client connections open now, whoever holds them
 
     @property
@@ -52,11 +54,15 @@ def read_server_connections(url: str) -> ServerConnections | None:
         return None
     finally:
         engine.dispose()
-    reserved = settings.get("superuser_reserved_connections", 0) + settings.get("reserved_connections", 0)
+    reserved = settings.get("superuser_reserved_connections", 0) + settings.get(
+        "reserved_connections", 0
+    )
     return ServerConnections(settings["max_connections"], reserved, in_use)
 
 
-def check_room(url: str, processes: int, pool: Pool = WORKER_POOL, what: str | None = None) -> None:
+def check_room(
+    url: str, processes: int, pool: Pool = WORKER_POOL, what: str | None = None
+) -> None:
     """Refuse, in one line, `processes` more clients of `pool` each if the server lacks room."""
     what = what or f"{processes} workers"
     server = read_server_connections(url)

@@ -67,10 +67,14 @@ class ProxyStorage(GrpcStorageProxy, AttrHeartbeat):
         self._stub = api_pb2_grpc.StorageServiceStub(self._channel)
         self._cache = GrpcClientCache(self._stub)
         self._acquire = self._channel.unary_unary(
-            f"/{wire.LEASE_SERVICE}/{wire.ACQUIRE}", request_serializer=wire.encode, response_deserializer=wire.decode
+            f"/{wire.LEASE_SERVICE}/{wire.ACQUIRE}",
+            request_serializer=wire.encode,
+            response_deserializer=wire.decode,
         )
         self._release = self._channel.unary_unary(
-            f"/{wire.LEASE_SERVICE}/{wire.RELEASE}", request_serializer=wire.encode, response_deserializer=wire.decode
+            f"/{wire.LEASE_SERVICE}/{wire.RELEASE}",
+            request_serializer=wire.encode,
+            response_deserializer=wire.decode,
         )
 
     def __getstate__(self) -> dict[Any, Any]:
@@ -110,14 +114,17 @@ class ProxyLease:
         held, self.storage._lease = self.storage._lease, None
         if held is None:
             return
-        try:
+        try:  # noqa: SIM105
             self.storage._release({"study_id": held[0], "token": held[1]})
         except grpc.RpcError:
             pass  # the proxy is unreachable: the lease runs out by itself
 
 
 class _Details(
-    collections.namedtuple("_Details", ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression")),
+    collections.namedtuple(
+        "_Details",
+        ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression"),
+    ),
     grpc.ClientCallDetails,
 ):
     pass
@@ -129,14 +136,23 @@ class _CallOptions(grpc.UnaryUnaryClientInterceptor):
     def __init__(self, storage: ProxyStorage) -> None:
         self.storage = storage
 
-    def intercept_unary_unary(self, continuation, details, request):  # noqa: ANN001 - grpc's signature
+    def intercept_unary_unary(self, continuation, details, request):
         metadata = [*(details.metadata or ()), *self.storage.lease_metadata()]
         timeout = details.timeout if details.timeout is not None else self.storage._timeout_s
-        call = _Details(details.method, timeout, metadata, details.credentials, details.wait_for_ready, details.compression)
+        call = _Details(
+            details.method,
+            timeout,
+            metadata,
+            details.credentials,
+            details.wait_for_ready,
+            details.compression,
+        )
         return continuation(call, request)
 
 
-def open_proxy(host: str, port: int, *, connect_timeout_s: float = 10.0, **kwargs: Any) -> ProxyStorage:
+def open_proxy(
+    host: str, port: int, *, connect_timeout_s: float = 10.0, **kwargs: Any
+) -> ProxyStorage:
     """A client of the proxy at host:port, once it answers; one line if it does not."""
     storage = ProxyStorage(host, port, **kwargs)
     try:

@@ -46,7 +46,9 @@ class ProxySettings:
     host: str = "127.0.0.1"
     port: int = wire.DEFAULT_PORT
     threads: int = 64  # concurrent calls; lease waits (<= MAX_WAIT_S) hold one each
-    pool: Pool = Pool(size=10, overflow=0)  # the database connections: this is all the proxy ever opens
+    pool: Pool = Pool(
+        size=10, overflow=0
+    )  # the database connections: this is all the proxy ever opens
 
     @property
     def max_connections(self) -> int:
@@ -56,18 +58,27 @@ class ProxySettings:
 def make_proxy_server(settings: ProxySettings) -> tuple[grpc.Server, int]:
     """The server, bound but not started, and the port it bound (port 0 picks a free one)."""
     if proxy_address(settings.storage_url) is not None:
-        raise StorageError("hpo storage-proxy needs a database URL (postgresql://… or sqlite:///…), not another proxy")
+        raise StorageError(
+            "hpo storage-proxy needs a database URL (postgresql://… or sqlite:///…), not another proxy"
+        )
     check_room(settings.storage_url, 1, settings.pool, what="the storage proxy")
     rdb = open_storage(settings.storage_url, heartbeat_interval=None, pool=settings.pool)
-    server = grpc.server(ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="proxy"), options=_SERVER_OPTIONS)
+    server = grpc.server(
+        ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="proxy"),
+        options=_SERVER_OPTIONS,
+    )
     leases = LeaseTable()
     # Optuna advises its cached layer in front of RDBStorage: finished trials are read once.
-    api_pb2_grpc.add_StorageServiceServicer_to_server(_FencedService(get_storage(rdb), leases), server)
+    api_pb2_grpc.add_StorageServiceServicer_to_server(
+        _FencedService(get_storage(rdb), leases), server
+    )
     server.add_generic_rpc_handlers([_lease_handler(leases)])
     try:
         port = server.add_insecure_port(f"{settings.host}:{settings.port}")
     except RuntimeError as e:
-        raise StorageError(f"storage proxy cannot listen on {settings.host}:{settings.port}: {e}") from e
+        raise StorageError(
+            f"storage proxy cannot listen on {settings.host}:{settings.port}: {e}"
+        ) from e
     return server, port
 
 
@@ -96,11 +107,11 @@ class _FencedService(OptunaStorageProxyService):
         super().__init__(storage)
         self._leases = leases
 
-    def CreateNewTrial(self, request, context):  # noqa: N802, ANN001 - Optuna's names
+    def CreateNewTrial(self, request, context):
         with self._fence(context):
             return super().CreateNewTrial(request, context)
 
-    def SetTrialStateValues(self, request, context):  # noqa: N802, ANN001
+    def SetTrialStateValues(self, request, context):
         if request.state != api_pb2.RUNNING:  # finishing or failing a trial never needs the lease
             return super().SetTrialStateValues(request, context)
         with self._fence(context):
@@ -128,7 +139,9 @@ def _lease_handler(leases: LeaseTable) -> grpc.GenericRpcHandler:
         return {}
 
     methods = {
-        name: grpc.unary_unary_rpc_method_handler(fn, request_deserializer=wire.decode, response_serializer=wire.encode)
+        name: grpc.unary_unary_rpc_method_handler(
+            fn, request_deserializer=wire.decode, response_serializer=wire.encode
+        )
         for name, fn in ((wire.ACQUIRE, acquire), (wire.RELEASE, release))
     }
     return grpc.method_handlers_generic_handler(wire.LEASE_SERVICE, methods)

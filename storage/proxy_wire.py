@@ -12,9 +12,13 @@ from typing import Any
 DEFAULT_PORT = 13000
 LEASE_SERVICE = "hpo.StudyLease"
 ACQUIRE, RELEASE = "Acquire", "Release"
-LEASE_HEADER = "hpo-lease"  # "<study id>:<token>", sent by a worker while it holds the study's lease
+LEASE_HEADER = (
+    "hpo-lease"  # "<study id>:<token>", sent by a worker while it holds the study's lease
+)
 LEASE_LOST = "the study lease was lost (another worker holds it now); the turn is retried"
-MAX_WAIT_S = 1.0  # an Acquire call waits at most this long on the proxy, so waiters never pile up there
+MAX_WAIT_S = (
+    1.0  # an Acquire call waits at most this long on the proxy, so waiters never pile up there
+)
 
 
 def encode(body: dict[str, Any]) -> bytes:

@@ -32,7 +32,9 @@ class Pool:
     overflow: int
 
 
-WORKER_POOL = Pool(size=2, overflow=2)  # only the trial loop, the study lock and the heartbeat thread use them
+WORKER_POOL = Pool(
+    size=2, overflow=2
+)  # only the trial loop, the study lock and the heartbeat thread use them
 
 
 def open_storage(
@@ -53,8 +55,12 @@ def open_storage(
     """
     address = proxy_address(url)
     if address is not None:
-        return _open_proxy(*address, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
-                           retry_failed_trials=retry_failed_trials)
+        return _open_proxy(
+            *address,
+            heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period,
+            retry_failed_trials=retry_failed_trials,
+        )
 
     def create() -> RDBStorage:
         with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
@@ -92,7 +98,9 @@ def _open_proxy(host: str, port: int, **heartbeat: Any) -> BaseStorage:
     try:
         from storage.proxy_client import open_proxy
     except ImportError as e:
-        raise StorageError(f"grpc:// storage URLs need grpcio: pip install 'hpo-text[proxy]' ({e})") from e
+        raise StorageError(
+            f"grpc:// storage URLs need grpcio: pip install 'hpo-text[proxy]' ({e})"
+        ) from e
     return open_proxy(host, port, **heartbeat)
 
 

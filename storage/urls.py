@@ -39,14 +39,22 @@ def resolve_storage_url(explicit: str | None = None) -> str:
 def _sqlite_folder(database: Path) -> None:
     """Create the SQLite file's folder, or say in one line why it cannot be."""
     if database.is_dir():
-        raise StorageError(f"SQLite database {database} is a folder; give a file path, e.g. sqlite:///{database}/optuna.db")
+        raise StorageError(
+            f"SQLite database {database} is a folder; give a file path, e.g. sqlite:///{database}/optuna.db"
+        )
     blocking = next((p for p in database.parents if p.exists() and not p.is_dir()), None)
     if blocking is not None:
-        raise StorageError(f"SQLite database {database}: {blocking} is a file, not a folder; choose another --storage")
+        raise StorageError(
+            f"SQLite database {database}: {blocking} is a file, not a folder; choose another --storage"
+        )
     try:
         database.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise StorageError(f"cannot create the folder {database.parent} for SQLite database {database.name} ({e.strerror or e}); choose another --storage") from None
+        raise StorageError(
+            f"cannot create the folder {database.parent} for SQLite database {database.name} ({e.strerror or e}); choose another --storage"
+        ) from None
+
+
 def proxy_address(url: str) -> tuple[str, int] | None:
     """(host, port) of a grpc://host[:port] URL (`hpo storage-proxy`), None for a database URL."""
     try:
@@ -56,7 +64,9 @@ def proxy_address(url: str) -> tuple[str, int] | None:
     if parsed.drivername != PROXY_SCHEME:
         return None
     if not parsed.host or parsed.database or parsed.username or parsed.query:
-        raise StorageError(f"a storage proxy URL is grpc://host:port (e.g. grpc://127.0.0.1:{DEFAULT_PORT}), not {redact(url)}")
+        raise StorageError(
+            f"a storage proxy URL is grpc://host:port (e.g. grpc://127.0.0.1:{DEFAULT_PORT}), not {redact(url)}"
+        )
     return parsed.host, parsed.port or DEFAULT_PORT
 
 
@@ -135,5 +145,11 @@ def _parse(text: str) -> URL:
 def require_existing_database(url: str) -> None:
     """Commands that only read a study must not create an empty SQLite file where a typo points."""
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:") and not Path(parsed.database).is_file():
-        raise StorageError(f"no study database at {parsed.database}; run `hpo study` first, or pass --storage (or set HPO_STORAGE)")
+    if (
+        parsed.get_backend_name() == "sqlite"
+        and parsed.database not in (None, "", ":memory:")
+        and not Path(parsed.database).is_file()
+    ):
+        raise StorageError(
+            f"no study database at {parsed.database}; run `hpo study` first, or pass --storage (or set HPO_STORAGE)"
+        )

@@ -10,7 +10,16 @@ from pathlib import Path
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
-UCC_LABELS = ("antagonize", "condescending", "dismissive", "generalisation", "generalisation_unfair", "healthy", "hostile", "sarcastic")
+UCC_LABELS = (
+    "antagonize",
+    "condescending",
+    "dismissive",
+    "generalisation",
+    "generalisation_unfair",
+    "healthy",
+    "hostile",
+    "sarcastic",
+)
 COVID_CLASSES = ("Extremely Negative", "Negative", "Neutral", "Positive", "Extremely Positive")
 
 
@@ -28,15 +37,26 @@ class RealData:
         out = dest / name
         out.mkdir(parents=True, exist_ok=True)
         for split, n in rows.items():
-            frame = pd.read_csv(self.root / name / f"{split}.csv", encoding="utf-8-sig", dtype=str, keep_default_na=False)
-            frame.head(n).to_csv(out / f"{split}.csv", index=False, encoding="utf-8-sig" if name == "covid-tweets" else "utf-8")
+            frame = pd.read_csv(
+                self.root / name / f"{split}.csv",
+                encoding="utf-8-sig",
+                dtype=str,
+                keep_default_na=False,
+            )
+            frame.head(n).to_csv(
+                out / f"{split}.csv",
+                index=False,
+                encoding="utf-8-sig" if name == "covid-tweets" else "utf-8",
+            )
         return dest
 
 
 def real_data() -> RealData:
     root = Path(os.environ.get("DATA_DIR") or REPO.parent / "shared" / "data")
     if not (root / "ucc" / "train.csv").is_file():
-        raise DataMissing(f"real data not found under {root} (no ucc/train.csv); set DATA_DIR to the folder holding ucc/")
+        raise DataMissing(
+            f"real data not found under {root} (no ucc/train.csv); set DATA_DIR to the folder holding ucc/"
+        )
     return RealData(root)
 
 

@@ -50,7 +50,9 @@ def raise_when_lr_above_1(config: TrainConfig, reporter: Reporter):
 
 def _one_epoch(config: TrainConfig, reporter: Reporter) -> SleepResult:
     value = score(config.hyper.learning_rate, 1)
-    reporter.report(1, {config.monitor: value, "monitor_value": value, "epoch": 1, "pid": os.getpid()})
+    reporter.report(
+        1, {config.monitor: value, "monitor_value": value, "epoch": 1, "pid": os.getpid()}
+    )
     return SleepResult(best_epoch=1, best_value=value, stopped_early=False)
 
 
@@ -59,7 +61,12 @@ def _worker_pid() -> int:
     forkserver's parent. Outside a worker started as `hpo workers` starts them (in a test's own
     process, say) the trainer raises rather than kill a stranger."""
     forkserver = os.getppid()
-    if not os.environ.get("HPO_WORKER") or b"forkserver" not in Path(f"/proc/{forkserver}/cmdline").read_bytes():
-        raise InjectedFault("worker_killed_when_lr_above_1 kills only a worker process (HPO_WORKER set)")
+    if (
+        not os.environ.get("HPO_WORKER")
+        or b"forkserver" not in Path(f"/proc/{forkserver}/cmdline").read_bytes()
+    ):
+        raise InjectedFault(
+            "worker_killed_when_lr_above_1 kills only a worker process (HPO_WORKER set)"
+        )
     stat = Path(f"/proc/{forkserver}/stat").read_text()
     return int(stat.rsplit(")", 1)[1].split()[1])

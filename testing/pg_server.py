@@ -28,8 +28,7 @@ class PostgresUnavailable(RuntimeError):
 
 _SERVER_SETTINGS = (
     # Throwaway data: trade durability for speed on small shared CI machines.
-    "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-    "-c shared_buffers=16MB"
+    "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=16MB"
 )
 
 
@@ -68,8 +67,13 @@ class PostgresServer:
     def socket_url(self) -> str:
         """The same database over the server's unix socket: no network, whichever namespace."""
         query = {"host": str(self.socket_dir), "port": str(self.port)}
-        return URL.create("postgresql+psycopg", username=self.user, password=self.password, database=self.dbname,
-                          query=query).render_as_string(hide_password=False)
+        return URL.create(
+            "postgresql+psycopg",
+            username=self.user,
+            password=self.password,
+            database=self.dbname,
+            query=query,
+        ).render_as_string(hide_password=False)
 
     @property
     def socket_dir(self) -> Path:
@@ -78,7 +82,7 @@ class PostgresServer:
     def start(self) -> None:
         options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses={self.host} -c max_connections={self.max_connections} "
         log = str(self.root / "server.log")
-        self._pg_ctl(*"start -w -t 60".split(), "-l", log, "-o", options + _SERVER_SETTINGS)
+        self._pg_ctl(*["start", "-w", "-t", "60"], "-l", log, "-o", options + _SERVER_SETTINGS)
         self.running = True
 
     def stop(self) -> None:
@@ -142,7 +146,6 @@ class PostgresServer:
         )
 
 
-
 def start_server(*, max_connections: int = 60, netns: str | None = None) -> PostgresServer:
     """A fresh cluster, started, with user and database `hpo`; `teardown` removes it. In
     `netns` it listens on that namespace's 127.0.0.1; its unix socket is reachable from anywhere."""
@@ -155,7 +158,9 @@ def start_server(*, max_connections: int = 60, netns: str | None = None) -> Post
     except Exception as e:  # any setup failure: clean up, then report one line
         detail = getattr(e, "stderr", None) or server.log_tail() or str(e)
         teardown(server)
-        raise PostgresUnavailable(f"PostgreSQL test server did not start: {_one_line(detail)}") from e
+        raise PostgresUnavailable(
+            f"PostgreSQL test server did not start: {_one_line(detail)}"
+        ) from e
     return server
 
 
@@ -171,7 +176,7 @@ def running_server() -> Iterator[PostgresServer]:
 
 def teardown(server: PostgresServer) -> None:
     if server.running:
-        try:
+        try:  # noqa: SIM105
             server.stop()
         except subprocess.SubprocessError:
             pass  # still remove the data dir below
@@ -181,11 +186,15 @@ def teardown(server: PostgresServer) -> None:
 def _create_server() -> PostgresServer:
     bindir = _find_bindir()
     if bindir is None:
-        raise PostgresUnavailable("PostgreSQL server binaries (initdb, pg_ctl) not found; run .ci/postgres.sh")
+        raise PostgresUnavailable(
+            "PostgreSQL server binaries (initdb, pg_ctl) not found; run .ci/postgres.sh"
+        )
     try:
         import psycopg  # noqa: F401
     except ImportError:
-        raise PostgresUnavailable("psycopg is not installed; pip install 'psycopg[binary]'") from None
+        raise PostgresUnavailable(
+            "psycopg is not installed; pip install 'psycopg[binary]'"
+        ) from None
     run_as = _server_user()
     root = Path(tempfile.mkdtemp(prefix="hpo-pg-"))
     if run_as:
@@ -209,7 +218,9 @@ def _server_user() -> str | None:
     try:
         pwd.getpwnam("postgres")
     except KeyError:
-        raise PostgresUnavailable("running as root but there is no 'postgres' user to run the server as") from None
+        raise PostgresUnavailable(
+            "running as root but there is no 'postgres' user to run the server as"
+        ) from None
     return "postgres"
 
 

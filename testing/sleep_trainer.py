@@ -39,13 +39,20 @@ def train(config: TrainConfig, reporter: Reporter) -> SleepResult:
     sign = 1 if config.monitor_mode == "max" else -1
     best_epoch, best_value = 0, -math.inf * sign
     if os.environ.get("SLEEP_PEAK_MB"):
-        report_resources(reporter, Resources(peak_device_memory_mb=float(os.environ["SLEEP_PEAK_MB"])))
+        report_resources(
+            reporter, Resources(peak_device_memory_mb=float(os.environ["SLEEP_PEAK_MB"]))
+        )
     for epoch in range(1, config.hyper.epochs + 1):
         time.sleep(seconds)
         value = sign * score(config.hyper.learning_rate, epoch)
         if sign * (value - best_value) > 0:
             best_epoch, best_value = epoch, value
-        metrics = {config.monitor: value, "monitor_value": value, "epoch": epoch, "pid": os.getpid()}
+        metrics = {
+            config.monitor: value,
+            "monitor_value": value,
+            "epoch": epoch,
+            "pid": os.getpid(),
+        }
         if reporter.report(epoch, metrics):
             return SleepResult(best_epoch, best_value, stopped_early=True)
     return SleepResult(best_epoch, best_value, stopped_early=False)

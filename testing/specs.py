@@ -19,15 +19,36 @@ SLEEP_DATA = "sleep-data"
 
 def tiny_architecture(model_type: str = "bert") -> dict[str, Any]:
     """Trains in seconds on a CPU."""
-    return {"model_type": model_type, "num_hidden_layers": 2, "hidden_size": 32, "num_attention_heads": 2,
-            "intermediate_size": 64, "vocab_size": 30522, "max_position_embeddings": 160}
+    return {
+        "model_type": model_type,
+        "num_hidden_layers": 2,
+        "hidden_size": 32,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "vocab_size": 30522,
+        "max_position_embeddings": 160,
+    }
 
 
-def tiny_train_config(data: DataConfig, *, task: Task = "multi_label", monitor: str = "macro_roc_auc", max_length: int = 32,
-                      model_type: str = "bert", device: str = "auto", **hyper: Any) -> TrainConfig:
+def tiny_train_config(
+    data: DataConfig,
+    *,
+    task: Task = "multi_label",
+    monitor: str = "macro_roc_auc",
+    max_length: int = 32,
+    model_type: str = "bert",
+    device: str = "auto",
+    **hyper: Any,
+) -> TrainConfig:
     """The trainer's config for a tiny model on `data`; `hyper` sets Hyperparams fields."""
-    return TrainConfig(task=task, data=data, model=ModelConfig(from_config=tiny_architecture(model_type), max_length=max_length),
-                       hyper=Hyperparams(**hyper), monitor=monitor, device=device)
+    return TrainConfig(
+        task=task,
+        data=data,
+        model=ModelConfig(from_config=tiny_architecture(model_type), max_length=max_length),
+        hyper=Hyperparams(**hyper),
+        monitor=monitor,
+        device=device,
+    )
 
 
 def tiny_ucc_spec(path: Path, **overrides: Any) -> Path:
@@ -106,7 +127,18 @@ def _merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-WORDS = ["river", "stone", "cloud", "paper", "music", "garden", "window", "orange", "silver", "forest"]
+WORDS = [
+    "river",
+    "stone",
+    "cloud",
+    "paper",
+    "music",
+    "garden",
+    "window",
+    "orange",
+    "silver",
+    "forest",
+]
 
 
 def learnable_csv(path: Path, n: int, seed: int) -> Path:

@@ -23,8 +23,14 @@ TINY_ROWS = {"train": 64, "val": 48, "test": 48}
 TINY_GRID = {"batch_size": [16, 32], "learning_rate": [1e-3, 3e-3]}
 
 
-def run_tiny_study(spec_path: Path, url: str, data_dir: Path, *, enqueue: Iterable[dict[str, Any]] = (),
-                   artifact_dir: Path | None = None) -> optuna.Study:
+def run_tiny_study(
+    spec_path: Path,
+    url: str,
+    data_dir: Path,
+    *,
+    enqueue: Iterable[dict[str, Any]] = (),
+    artifact_dir: Path | None = None,
+) -> optuna.Study:
     """What `hpo study SPEC` does: check the data, open the study and record its spec and data
     facts, queue `enqueue`'s parameters first, run it to n_trials."""
     spec = load_spec(str(spec_path))
@@ -64,8 +70,12 @@ class TinyStudy:
 
 def build_tiny_study(root: Path, data: RealData) -> TinyStudy:
     root.mkdir(parents=True, exist_ok=True)
-    study = TinyStudy(root, root / f"{TINY_NAME}.yaml", data.slice(root / "data", "ucc", TINY_ROWS))
-    space = {name: {"type": "categorical", "choices": choices} for name, choices in TINY_GRID.items()}
+    study = TinyStudy(
+        root, root / f"{TINY_NAME}.yaml", data.slice(root / "data", "ucc", TINY_ROWS)
+    )
+    space = {
+        name: {"type": "categorical", "choices": choices} for name, choices in TINY_GRID.items()
+    }
     tiny_ucc_spec(study.spec_path, name=TINY_NAME, sampler={"type": "grid"}, n_trials=4)
     raw = yaml.safe_load(study.spec_path.read_text())
     study.spec_path.write_text(yaml.safe_dump({**raw, "search_space": space}, sort_keys=False))
@@ -76,8 +86,15 @@ def build_tiny_study(root: Path, data: RealData) -> TinyStudy:
 Space = dict[str, BaseDistribution | list[Any] | tuple[float, float]]
 
 
-def made_trial(params: dict[str, Any], space: Space, *, state: TrialState = TrialState.COMPLETE, value: float | None = None,
-               user_attrs: dict[str, Any] | None = None, intermediate: dict[int, float] | None = None) -> FrozenTrial:
+def made_trial(
+    params: dict[str, Any],
+    space: Space,
+    *,
+    state: TrialState = TrialState.COMPLETE,
+    value: float | None = None,
+    user_attrs: dict[str, Any] | None = None,
+    intermediate: dict[int, float] | None = None,
+) -> FrozenTrial:
     """A trial made by hand, for `study.add_trial`. `space` gives each parameter's distribution:
     a list of choices, a (low, high) float range, or an Optuna distribution."""
     return optuna.trial.create_trial(

@@ -32,12 +32,22 @@ T = TypeVar("T")
 
 
 def start_study_workers(
-    spec_path: Path, url: str, n_workers: int, heartbeat: int = HEARTBEAT_S, envs: list[dict[str, str]] | None = None
+    spec_path: Path,
+    url: str,
+    n_workers: int,
+    heartbeat: int = HEARTBEAT_S,
+    envs: list[dict[str, str]] | None = None,
 ) -> tuple[optuna.Study, list[subprocess.Popen]]:
     """Create the study here (as `hpo workers` does), then start `hpo study --join` workers
     (with `envs`, one per worker, instead of an equal share of the CPU each)."""
     study = open_study(load_spec(str(spec_path)), url, heartbeat_interval=heartbeat)
-    procs = start_workers(spec_path, envs or worker_envs(n_workers), storage=url, data_dir=spec_path.parent, heartbeat=heartbeat)
+    procs = start_workers(
+        spec_path,
+        envs or worker_envs(n_workers),
+        storage=url,
+        data_dir=spec_path.parent,
+        heartbeat=heartbeat,
+    )
     return study, procs
 
 
@@ -52,17 +62,35 @@ def hpo_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "hpo", *args]
 
 
-def run_hpo(*args: str, cwd: Path = REPO, timeout_s: float = 300, **env: str) -> subprocess.CompletedProcess[str]:
+def run_hpo(
+    *args: str, cwd: Path = REPO, timeout_s: float = 300, **env: str
+) -> subprocess.CompletedProcess[str]:
     """`hpo ARGS` in a process of its own, to its exit; its output captured."""
-    return subprocess.run(hpo_command(*args), cwd=cwd, env=hpo_env(**env), capture_output=True, text=True, timeout=timeout_s)
+    return subprocess.run(
+        hpo_command(*args),
+        cwd=cwd,
+        env=hpo_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
 
 
 @contextlib.contextmanager
-def hpo_in_background(*args: str, log: Path, cwd: Path = REPO, **env: str) -> Iterator[subprocess.Popen[str]]:
+def hpo_in_background(
+    *args: str, log: Path, cwd: Path = REPO, **env: str
+) -> Iterator[subprocess.Popen[str]]:
     """`hpo ARGS` started, its output going to `log`. Still running at the end of the block, it
     is sent SIGTERM, which `hpo` takes as Ctrl-C (a `hpo workers` stops its workers), then killed."""
     with log.open("w") as out:
-        proc = subprocess.Popen(hpo_command(*args), cwd=cwd, env=hpo_env(**env), stdout=out, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(
+            hpo_command(*args),
+            cwd=cwd,
+            env=hpo_env(**env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         try:
             yield proc
         finally:
@@ -90,7 +118,9 @@ def wait_until(condition: Callable[[], T], timeout_s: float = 60, what: str = "c
     raise TimeoutError(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
 
-def mid_trial(study: optuna.Study, procs: list[subprocess.Popen]) -> tuple[FrozenTrial, subprocess.Popen] | None:
+def mid_trial(
+    study: optuna.Study, procs: list[subprocess.Popen]
+) -> tuple[FrozenTrial, subprocess.Popen] | None:
     """A running trial that has reported an epoch, and the live worker running it."""
     by_pid = {p.pid: p for p in procs if p.poll() is None}
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):

@@ -11,9 +11,11 @@ from storage.rdb import Pool
 
 
 @contextmanager
-def running_proxy(storage_url: str, pool: Pool = Pool(size=4, overflow=0)) -> Iterator[str]:
+def running_proxy(storage_url: str, pool: Pool = Pool(size=4, overflow=0)) -> Iterator[str]:  # noqa: B008
     """Yields the proxy's grpc:// URL; stopped (calls in flight cancelled) afterwards."""
-    server, port = make_proxy_server(ProxySettings(storage_url, host="127.0.0.1", port=0, threads=32, pool=pool))
+    server, port = make_proxy_server(
+        ProxySettings(storage_url, host="127.0.0.1", port=0, threads=32, pool=pool)
+    )
     server.start()
     try:
         yield f"grpc://127.0.0.1:{port}"

@@ -27,7 +27,9 @@ def test_module_does_not_import(module):
         f"bad = [m for m in {FORBIDDEN[module]!r} if m in sys.modules]\n"
         "print(','.join(bad))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "", f"{module} imports {result.stdout.strip()}"
 
@@ -57,5 +59,8 @@ def _imported_packages(path) -> set[str]:
 def test_package_does_not_import_its_neighbours(package):
     """Tests and benchmarks share the `testing` package and never import each other; the
     service imports neither."""
-    offenders = {str(p.relative_to(REPO)): sorted(_imported_packages(p) & SEPARATE[package]) for p in (REPO / package).rglob("*.py")}
+    offenders = {
+        str(p.relative_to(REPO)): sorted(_imported_packages(p) & SEPARATE[package])
+        for p in (REPO / package).rglob("*.py")
+    }
     assert {path: names for path, names in offenders.items() if names} == {}

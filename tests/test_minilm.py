@@ -37,7 +37,12 @@ def test_minilm_study_learns_and_prunes(tmp_path, monkeypatch, real_data):
         sampler={"type": "grid"},
         n_trials=2,
     )
-    study = run_tiny_study(spec_path, f"sqlite:///{tmp_path}/minilm.db", data, enqueue=[{"learning_rate": 1e-4}, {"learning_rate": 1e-9}])
+    study = run_tiny_study(
+        spec_path,
+        f"sqlite:///{tmp_path}/minilm.db",
+        data,
+        enqueue=[{"learning_rate": 1e-4}, {"learning_rate": 1e-9}],
+    )
     first, second = study.trials
     assert first.state == TrialState.COMPLETE and len(first.intermediate_values) == 2
     # Learning beats a model that cannot move (its head starts at the label prior: AUC ~0.5).

@@ -25,7 +25,9 @@ TOKENIZE_CHUNK = 1024  # texts per tokenizer call: the steps of the progress bar
 # --- tokenisation, cached on disk across the trials of a study ---------------------------------
 
 
-def tokenize_cached(texts: list[str], tokenizer, max_length: int, cache_dir: Path) -> list[np.ndarray]:
+def tokenize_cached(
+    texts: list[str], tokenizer, max_length: int, cache_dir: Path
+) -> list[np.ndarray]:
     """Token ids per text. Keyed by tokenizer, max length and the texts, so every trial of a
     study (and every worker) reuses the first one's work."""
     key = _cache_key(texts, tokenizer, max_length)
@@ -34,8 +36,15 @@ def tokenize_cached(texts: list[str], tokenizer, max_length: int, cache_dir: Pat
         with np.load(path) as cached:
             return np.split(cached["ids"], cached["offsets"][1:-1])
     ids = []
-    for part in progress(chunks(len(texts), TOKENIZE_CHUNK), "tokenising", total=-(-len(texts) // TOKENIZE_CHUNK), unit="chunk"):
-        encoded = tokenizer(texts[part], truncation=True, max_length=max_length, add_special_tokens=True)["input_ids"]
+    for part in progress(
+        chunks(len(texts), TOKENIZE_CHUNK),
+        "tokenising",
+        total=-(-len(texts) // TOKENIZE_CHUNK),
+        unit="chunk",
+    ):
+        encoded = tokenizer(
+            texts[part], truncation=True, max_length=max_length, add_special_tokens=True
+        )["input_ids"]
         ids += [np.asarray(x, dtype=np.int32) for x in encoded]
     offsets = np.cumsum([0, *map(len, ids)])
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -71,7 +80,11 @@ def _tokenizer_fingerprint(tokenizer) -> str:
 
 
 def length_grouped_batches(
-    lengths: np.ndarray, batch_size: int, rng: np.random.Generator, indices: np.ndarray | None = None, group: int = 50
+    lengths: np.ndarray,
+    batch_size: int,
+    rng: np.random.Generator,
+    indices: np.ndarray | None = None,
+    group: int = 50,
 ) -> list[np.ndarray]:
     """Random batches of similar length: shuffle, sort within chunks of `group` batches, then
     shuffle the batches. Training stays random while padding nearly vanishes."""
@@ -103,7 +116,9 @@ def pad_width(longest: int, multiple: int, buckets: tuple[int, ...] | None = Non
     return -(-longest // multiple) * multiple
 
 
-def collate(ids: list[np.ndarray], pad_id: int, multiple: int = 8, buckets: tuple[int, ...] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def collate(
+    ids: list[np.ndarray], pad_id: int, multiple: int = 8, buckets: tuple[int, ...] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     width = pad_width(max(len(x) for x in ids), multiple, buckets)
     input_ids = np.full((len(ids), width), pad_id, dtype=np.int64)
     mask = np.zeros((len(ids), width), dtype=np.int64)
@@ -137,7 +152,11 @@ class TokenizedSplit:
         return np.fromiter((len(x) for x in self.ids), dtype=np.int64, count=len(self.ids))
 
     def batches(
-        self, order: list[np.ndarray], pad_id: int, device: torch.device, buckets: tuple[int, ...] | None = None
+        self,
+        order: list[np.ndarray],
+        pad_id: int,
+        device: torch.device,
+        buckets: tuple[int, ...] | None = None,
     ) -> Iterator[tuple[np.ndarray, dict]]:
         """Yield (row indices, model inputs on `device`). Pinned memory lets the copy overlap."""
         multiple = 8 if device.type == "cuda" else 1

@@ -53,7 +53,10 @@ class ModelCard(BaseModel):
     text_column: str
     max_length: int = Field(ge=1)
     features: bool
-    files: dict[str, str] = Field(min_length=1, description="every file of the model but labels.json: relative path -> sha256")
+    files: dict[str, str] = Field(
+        min_length=1,
+        description="every file of the model but labels.json: relative path -> sha256",
+    )
 
     @field_validator("names")
     @classmethod
@@ -99,7 +102,9 @@ def save_best(
             (staging / THRESHOLDS_FILE).write_text(json.dumps(table, indent=2))
         if extractor is not None:
             extractor.save(staging)
-        card = ModelCard(**asdict(labels), features=extractor is not None, files=file_hashes(staging))
+        card = ModelCard(
+            **asdict(labels), features=extractor is not None, files=file_hashes(staging)
+        )
         move_into(staging, out)
     (out / LABELS_FILE).write_text(card.model_dump_json(indent=2))
     return out
@@ -109,21 +114,29 @@ def read_card(directory: str | Path) -> ModelCard:
     """labels.json of a saved model, validated; one line naming the file when it is not one."""
     path = Path(directory) / LABELS_FILE
     if not path.is_file():
-        raise TrainerError(f"{path.parent}: not a saved model ({LABELS_FILE} missing); run `hpo retrain <study>` first")
+        raise TrainerError(
+            f"{path.parent}: not a saved model ({LABELS_FILE} missing); run `hpo retrain <study>` first"
+        )
     try:
         raw = json.loads(path.read_bytes())
     except OSError as e:
         raise TrainerError(f"{path}: cannot be read ({e.strerror or e})") from None
     except ValueError as e:  # not UTF-8, not JSON
-        raise TrainerError(f"{path}: not valid JSON ({e}); copy the model directory again or retrain") from None
+        raise TrainerError(
+            f"{path}: not valid JSON ({e}); copy the model directory again or retrain"
+        ) from None
     if isinstance(raw, dict) and "files" not in raw and "names" in raw:
-        raise TrainerError(f"{path}: lists no file hashes (an older model directory); retrain it with `hpo retrain`")
+        raise TrainerError(
+            f"{path}: lists no file hashes (an older model directory); retrain it with `hpo retrain`"
+        )
     try:
         return ModelCard.model_validate(raw)
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
-        raise TrainerError(f"{path}: {where + ': ' if where else ''}{err['msg'].removeprefix('Value error, ')}; copy the model directory again or retrain") from None
+        raise TrainerError(
+            f"{path}: {where + ': ' if where else ''}{err['msg'].removeprefix('Value error, ')}; copy the model directory again or retrain"
+        ) from None
 
 
 def load_best(directory: str | Path, device: str | None = None) -> BestModel:
@@ -134,7 +147,9 @@ def load_best(directory: str | Path, device: str | None = None) -> BestModel:
     with tempfile.TemporaryDirectory(prefix="hpo-model-") as tmp:
         staged = stage_verified(path, card.files, Path(tmp))
         model, tokenizer = _load_weights(staged, path)
-        thresholds = load_thresholds(staged, card.names, path) if THRESHOLDS_FILE in card.files else None
+        thresholds = (
+            load_thresholds(staged, card.names, path) if THRESHOLDS_FILE in card.files else None
+        )
         extractor = _load_extractor(staged, path) if card.features else None
     if device is not None:
         model = model.to(device)
@@ -149,14 +164,20 @@ def _load_weights(staged: Path, shown: Path):
 
     try:
         model = load_model(staged)
-        tokenizer = AutoTokenizer.from_pretrained(staged, local_files_only=True, trust_remote_code=False)
-    except Exception as e:  # noqa: BLE001 - whatever the loader's complaint, it is about these files
+        tokenizer = AutoTokenizer.from_pretrained(
+            staged, local_files_only=True, trust_remote_code=False
+        )
+    except Exception as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise TrainerError(f"{shown}: the saved model cannot be loaded ({type(e).__name__}: {reason}); retrain it") from None
+        raise TrainerError(
+            f"{shown}: the saved model cannot be loaded ({type(e).__name__}: {reason}); retrain it"
+        ) from None
     return model, tokenizer
 
 
-def load_thresholds(directory: Path, names: tuple[str, ...], shown_as: Path | None = None) -> np.ndarray | None:
+def load_thresholds(
+    directory: Path, names: tuple[str, ...], shown_as: Path | None = None
+) -> np.ndarray | None:
     file, shown = directory / THRESHOLDS_FILE, Path(shown_as or directory) / THRESHOLDS_FILE
     if not file.is_file():
         return None
@@ -167,7 +188,14 @@ def load_thresholds(directory: Path, names: tuple[str, ...], shown_as: Path | No
     missing = [n for n in names if not isinstance(table, dict) or n not in table]
     if missing:
         raise TrainerError(f"{shown}: no threshold for label(s) {missing}")
-    values = np.array([table[n] if isinstance(table[n], (int, float)) and not isinstance(table[n], bool) else np.nan for n in names])
+    values = np.array(
+        [
+            table[n]
+            if isinstance(table[n], (int, float)) and not isinstance(table[n], bool)
+            else np.nan
+            for n in names
+        ]
+    )
     if not np.all((values >= 0) & (values <= 1)):
         raise TrainerError(f"{shown}: thresholds must be numbers in [0, 1], got {table}")
     return values.astype(np.float64)
@@ -177,7 +205,9 @@ def _load_extractor(staged: Path, shown: Path) -> TextFeatureExtractor:
     from trainers.features import TextFeatureExtractor
 
     if not (staged / FEATURES_FILE).is_file():
-        raise TrainerError(f"{shown}: labels.json says the model uses hand-made features, but lists no {FEATURES_FILE}; retrain it")
+        raise TrainerError(
+            f"{shown}: labels.json says the model uses hand-made features, but lists no {FEATURES_FILE}; retrain it"
+        )
     return TextFeatureExtractor.load(staged, shown_as=shown)
 
 

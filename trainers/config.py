@@ -38,7 +38,9 @@ class SplitConfig(_Strict):
     @model_validator(mode="after")
     def _leaves_training_rows(self) -> SplitConfig:
         if self.val + self.test >= 0.9:
-            raise ValueError(f"val {self.val} + test {self.test} leave under 10 % of the rows for training")
+            raise ValueError(
+                f"val {self.val} + test {self.test} leave under 10 % of the rows for training"
+            )
         return self
 
 
@@ -74,11 +76,17 @@ class DataConfig(_Strict):
 
     @model_validator(mode="after")
     def _parts_need_a_split(self) -> DataConfig:
-        parts = [p for p in (self.train_path, self.val_path, self.test_path) if isinstance(p, SplitPart)]
+        parts = [
+            p for p in (self.train_path, self.val_path, self.test_path) if isinstance(p, SplitPart)
+        ]
         if parts and self.split is None:
             raise ValueError("split parts need data.split (the val and test shares and the seed)")
-        if self.split is not None and len(parts) != sum(p is not None for p in (self.train_path, self.val_path, self.test_path)):
-            raise ValueError("data.split divides one file: give train, val and test as parts of it")
+        if self.split is not None and len(parts) != sum(
+            p is not None for p in (self.train_path, self.val_path, self.test_path)
+        ):
+            raise ValueError(
+                "data.split divides one file: give train, val and test as parts of it"
+            )
         return self
 
     @classmethod

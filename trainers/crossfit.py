@@ -28,12 +28,19 @@ from trainers.thresholds import apply_thresholds, best_f1_thresholds
 
 def crossfit_thresholds(config: TrainConfig, folds: int, seed: int = 0) -> np.ndarray:
     """Per-label thresholds on out-of-fold predictions over train + val."""
-    frame = pd.concat([read_csv(config.data.train_path, config.data.encoding), read_csv(config.data.val_path, config.data.encoding)])
+    frame = pd.concat(
+        [
+            read_csv(config.data.train_path, config.data.encoding),
+            read_csv(config.data.val_path, config.data.encoding),
+        ]
+    )
     y, probs = out_of_fold(config, frame.reset_index(drop=True), folds, seed)
     return best_f1_thresholds(y, probs)
 
 
-def out_of_fold(config: TrainConfig, frame: pd.DataFrame, folds: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def out_of_fold(
+    config: TrainConfig, frame: pd.DataFrame, folds: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """(labels, probabilities) of every row of `frame`, each from the model not trained on it."""
     from trainers.loop import train_and_evaluate
 
@@ -41,7 +48,9 @@ def out_of_fold(config: TrainConfig, frame: pd.DataFrame, folds: int, seed: int 
     y, probs = [], []
     with tempfile.TemporaryDirectory(prefix="crossfit-") as tmp:
         for k in range(folds):
-            cfg = _with_splits(config, frame[fold_of != k], frame[fold_of == k], Path(tmp) / str(k))
+            cfg = _with_splits(
+                config, frame[fold_of != k], frame[fold_of == k], Path(tmp) / str(k)
+            )
             result = train_and_evaluate(cfg)
             y.append(load_split(cfg.data.val_path, cfg.data, cfg.task).labels.astype(np.int64))
             probs.append(result.val_probs)
@@ -57,7 +66,9 @@ class ThresholdComparison:
     per_half: list[dict[str, float]]
 
 
-def compare_threshold_sources(config: TrainConfig, folds: int, seed: int = 0) -> ThresholdComparison:
+def compare_threshold_sources(
+    config: TrainConfig, folds: int, seed: int = 0
+) -> ThresholdComparison:
     """Val-tuned against cross-fitted thresholds, scored on the val half neither saw."""
     from trainers.loop import train_and_evaluate
 
@@ -74,18 +85,29 @@ def compare_threshold_sources(config: TrainConfig, folds: int, seed: int = 0) ->
             y_tune = load_split(cfg.data.val_path, cfg.data, cfg.task).labels.astype(np.int64)
             y_held, p_held = _predict(cfg, model)
             by_val = best_f1_thresholds(y_tune, model.val_probs)
-            y_oof, p_oof = out_of_fold(cfg, pd.concat([train, tune]).reset_index(drop=True), folds, seed)
+            y_oof, p_oof = out_of_fold(
+                cfg, pd.concat([train, tune]).reset_index(drop=True), folds, seed
+            )
             by_oof = best_f1_thresholds(y_oof, p_oof)
-            per_half.append({"val": _macro_f1(y_held, p_held, by_val), "cross_fit": _macro_f1(y_held, p_held, by_oof)})
+            per_half.append(
+                {
+                    "val": _macro_f1(y_held, p_held, by_val),
+                    "cross_fit": _macro_f1(y_held, p_held, by_oof),
+                }
+            )
     return ThresholdComparison(
-        val=float(np.mean([r["val"] for r in per_half])), cross_fit=float(np.mean([r["cross_fit"] for r in per_half])), per_half=per_half
+        val=float(np.mean([r["val"] for r in per_half])),
+        cross_fit=float(np.mean([r["cross_fit"] for r in per_half])),
+        per_half=per_half,
     )
 
 
 def _macro_f1(y: np.ndarray, probs: np.ndarray, thresholds: np.ndarray) -> float:
     from sklearn.metrics import f1_score
 
-    return float(f1_score(y, apply_thresholds(probs, thresholds), average="macro", zero_division=0))
+    return float(
+        f1_score(y, apply_thresholds(probs, thresholds), average="macro", zero_division=0)
+    )
 
 
 def _predict(cfg: TrainConfig, result) -> tuple[np.ndarray, np.ndarray]:
@@ -94,11 +116,19 @@ def _predict(cfg: TrainConfig, result) -> tuple[np.ndarray, np.ndarray]:
 
     test = load_split(cfg.data.test_path, cfg.data, cfg.task)
     labels = LabelInfo(cfg.task, cfg.data.label_names, cfg.data.text_column, cfg.model.max_length)
-    probs, _ = predict_probabilities(BestModel(result.model, result.tokenizer, labels, None, None), test.texts)
+    probs, _ = predict_probabilities(
+        BestModel(result.model, result.tokenizer, labels, None, None), test.texts
+    )
     return test.labels.astype(np.int64), probs
 
 
-def _with_splits(config: TrainConfig, train: pd.DataFrame, val: pd.DataFrame, folder: Path, test: pd.DataFrame | None = None) -> TrainConfig:
+def _with_splits(
+    config: TrainConfig,
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    folder: Path,
+    test: pd.DataFrame | None = None,
+) -> TrainConfig:
     folder.mkdir(parents=True)
     paths = {"train_path": folder / "train.csv", "val_path": folder / "val.csv"}
     train.to_csv(paths["train_path"], index=False)

@@ -28,14 +28,18 @@ class LabelledSplit:
     texts: list[str]
     labels: np.ndarray  # multi-label: float32 (n, L) of 0/1; multi-class: int64 (n,)
     n_dropped_empty: int = 0  # of a split file: its train part counts the file's
-    agreement: np.ndarray | None = None  # float32 (n, L): annotators' share agreeing with each label
+    agreement: np.ndarray | None = (
+        None  # float32 (n, L): annotators' share agreeing with each label
+    )
 
 
 def read_csv(path: Path, encoding: str = "auto") -> pd.DataFrame:
     """Every cell as text. A header that names a column twice is refused: pandas would silently
     rename the second one `name.1` and read the first."""
     if not path.is_file():
-        raise DataError(f"{path}: {'is a folder, not a file' if path.is_dir() else 'file not found'}; check data.dir / DATA_DIR")
+        raise DataError(
+            f"{path}: {'is a folder, not a file' if path.is_dir() else 'file not found'}; check data.dir / DATA_DIR"
+        )
     for enc in ENCODINGS if encoding == "auto" else (encoding,):
         try:
             _check_header(path, enc)
@@ -43,13 +47,17 @@ def read_csv(path: Path, encoding: str = "auto") -> pd.DataFrame:
         except UnicodeDecodeError:
             continue
         except LookupError:
-            raise DataError(f"{path}: encoding {enc!r} is unknown; set data.encoding to auto, utf-8, latin-1, …") from None
+            raise DataError(
+                f"{path}: encoding {enc!r} is unknown; set data.encoding to auto, utf-8, latin-1, …"
+            ) from None
         except OSError as e:
             raise DataError(f"{path}: cannot be read ({e.strerror or e})") from None
         except pd.errors.EmptyDataError:
             raise DataError(f"{path}: is empty (no header, no rows)") from None
         except (pd.errors.ParserError, csv.Error) as e:
-            raise DataError(f"{path}: not a readable CSV ({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__})") from None
+            raise DataError(
+                f"{path}: not a readable CSV ({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__})"
+            ) from None
     raise DataError(f"{path}: cannot be decoded as {encoding}; set data.encoding")
 
 
@@ -58,14 +66,20 @@ def _check_header(path: Path, encoding: str) -> None:
         header = next(csv.reader(f), [])
     repeated = [name for name, n in Counter(header).items() if n > 1]
     if repeated:
-        raise DataError(f"{path}: the header names column(s) {repeated} more than once; rename or remove the copies")
+        raise DataError(
+            f"{path}: the header names column(s) {repeated} more than once; rename or remove the copies"
+        )
 
 
 def load_split(path: Path | SplitPart, data: DataConfig, task: Task) -> LabelledSplit:
     """A split's texts and labels: a file of its own, or a part of one file (data.split)."""
     file = path.file if isinstance(path, SplitPart) else path
     frame = read_csv(file, data.encoding)
-    needed = [data.text_column, *(data.label_columns or ()), *([data.label_column] if data.label_column else [])]
+    needed = [
+        data.text_column,
+        *(data.label_columns or ()),
+        *([data.label_column] if data.label_column else []),
+    ]
     needed += _agreement_columns(data)
     missing = [c for c in needed if c not in frame.columns]
     if missing:
@@ -76,9 +90,15 @@ def load_split(path: Path | SplitPart, data: DataConfig, task: Task) -> Labelled
     if n_dropped:
         log.warning("%s: dropped %d row(s) with empty text", file, n_dropped)
     frame = frame[keep]
-    labels = _multi_label(frame, data, file) if task == "multi_label" else _multi_class(frame, data, file)
+    labels = (
+        _multi_label(frame, data, file)
+        if task == "multi_label"
+        else _multi_class(frame, data, file)
+    )
     agreement = _agreement(frame, data, file) if data.agreement_suffix else None
-    split = LabelledSplit(texts=texts[keep].tolist(), labels=labels, n_dropped_empty=n_dropped, agreement=agreement)
+    split = LabelledSplit(
+        texts=texts[keep].tolist(), labels=labels, n_dropped_empty=n_dropped, agreement=agreement
+    )
     return _part(split, path, data, task) if isinstance(path, SplitPart) else split
 
 
@@ -122,14 +142,25 @@ def _agreement_columns(data: DataConfig) -> list[str]:
 
 
 def _agreement(frame: pd.DataFrame, data: DataConfig, path: Path) -> np.ndarray:
-    return _numeric_columns(frame, _agreement_columns(data), path, "agreement", "shares in [0, 1]", lambda v: v.between(0.0, 1.0))
+    return _numeric_columns(
+        frame,
+        _agreement_columns(data),
+        path,
+        "agreement",
+        "shares in [0, 1]",
+        lambda v: v.between(0.0, 1.0),
+    )
 
 
 def _multi_label(frame: pd.DataFrame, data: DataConfig, path: Path) -> np.ndarray:
-    return _numeric_columns(frame, list(data.label_columns or ()), path, "label", "0/1", lambda v: v.isin([0.0, 1.0]))
+    return _numeric_columns(
+        frame, list(data.label_columns or ()), path, "label", "0/1", lambda v: v.isin([0.0, 1.0])
+    )
 
 
-def _numeric_columns(frame: pd.DataFrame, names: list[str], path: Path, kind: str, must: str, valid) -> np.ndarray:
+def _numeric_columns(
+    frame: pd.DataFrame, names: list[str], path: Path, kind: str, must: str, valid
+) -> np.ndarray:
     """float32 (n, len(names)); the first invalid cell (NaN included) is a one-line error."""
     columns = []
     for name in names:
@@ -137,7 +168,9 @@ def _numeric_columns(frame: pd.DataFrame, names: list[str], path: Path, kind: st
         bad = ~valid(values)
         if bad.any():
             example = frame[name][bad].iloc[0]
-            raise DataError(f"{path}: {kind} column {name!r} must hold {must}, but has {example!r} ({int(bad.sum())} rows)")
+            raise DataError(
+                f"{path}: {kind} column {name!r} must hold {must}, but has {example!r} ({int(bad.sum())} rows)"
+            )
         columns.append(values.to_numpy(np.float32))
     return np.stack(columns, axis=1)
 
@@ -147,5 +180,7 @@ def _multi_class(frame: pd.DataFrame, data: DataConfig, path: Path) -> np.ndarra
     values = frame[data.label_column].str.strip()
     unknown = sorted(set(values) - set(names))
     if unknown:
-        raise DataError(f"{path}: column {data.label_column!r} has value(s) {unknown[:5]} not in data.class_names {names}")
+        raise DataError(
+            f"{path}: column {data.label_column!r} has value(s) {unknown[:5]} not in data.class_names {names}"
+        )
     return values.map({n: i for i, n in enumerate(names)}).to_numpy(np.int64)

@@ -31,9 +31,17 @@ from transformers import get_linear_schedule_with_warmup, set_seed
 
 from trainers.batching import TokenizedSplit, sorted_batches
 from trainers.config import TrainConfig
-from trainers.losses import LossFn, build_loss
-from trainers.loop import Precision, Run, load_tokenized, pick_device, predict_probs, tokenize_split, train_epoch
 from trainers.data import load_split
+from trainers.loop import (
+    Precision,
+    Run,
+    load_tokenized,
+    pick_device,
+    predict_probs,
+    tokenize_split,
+    train_epoch,
+)
+from trainers.losses import LossFn, build_loss
 from trainers.metrics import compute_metrics
 from trainers.optim import build_optimizer
 from trainers.sampling import oversampling_weights
@@ -55,8 +63,16 @@ class DistillationLoss:
     """`(student logits, targets) -> loss`. Training targets are `[labels | teacher logits]`;
     plain labels (validation) get the task loss alone, so validation losses stay comparable."""
 
-    def __init__(self, task: str, hard: LossFn, n_outputs: int, temperature: float, alpha: float) -> None:
-        self.task, self.hard, self.n_outputs, self.temperature, self.alpha = task, hard, n_outputs, temperature, alpha
+    def __init__(
+        self, task: str, hard: LossFn, n_outputs: int, temperature: float, alpha: float
+    ) -> None:
+        self.task, self.hard, self.n_outputs, self.temperature, self.alpha = (
+            task,
+            hard,
+            n_outputs,
+            temperature,
+            alpha,
+        )
         self.label_width = n_outputs if task == "multi_label" else 1
 
     def __call__(self, logits: Tensor, targets: Tensor) -> Tensor:
@@ -73,7 +89,12 @@ class DistillationLoss:
         if self.task == "multi_label":
             term = F.binary_cross_entropy_with_logits(student, torch.sigmoid(teacher))
         else:
-            term = F.kl_div(F.log_softmax(student, dim=-1), F.log_softmax(teacher, dim=-1), log_target=True, reduction="batchmean")
+            term = F.kl_div(
+                F.log_softmax(student, dim=-1),
+                F.log_softmax(teacher, dim=-1),
+                log_target=True,
+                reduction="batchmean",
+            )
         return term * t * t
 
 
@@ -84,7 +105,9 @@ def pack_targets(labels: np.ndarray, teacher_logits: np.ndarray) -> np.ndarray:
 
 
 @torch.inference_mode()
-def teacher_logits(model: nn.Module, split: TokenizedSplit, pad_id: int, batch_size: int = 128) -> np.ndarray:
+def teacher_logits(
+    model: nn.Module, split: TokenizedSplit, pad_id: int, batch_size: int = 128
+) -> np.ndarray:
     """The teacher's logits for every row of `split` (eval mode: no dropout), in row order."""
     device = next(model.parameters()).device
     model.eval()
@@ -97,7 +120,14 @@ def teacher_logits(model: nn.Module, split: TokenizedSplit, pad_id: int, batch_s
     return out
 
 
-def student_run(config: TrainConfig, model: nn.Module, tokenizer, extractor, teacher: np.ndarray, settings: DistillSettings) -> Run:
+def student_run(
+    config: TrainConfig,
+    model: nn.Module,
+    tokenizer,
+    extractor,
+    teacher: np.ndarray,
+    settings: DistillSettings,
+) -> Run:
     """A training run of an already built `model` on the train split, with the distillation loss
     against `teacher` (its logits on train, row-aligned with the train CSV)."""
     hyper = config.hyper.model_copy(update={"learning_rate": settings.learning_rate, "batch_size": settings.batch_size,
@@ -109,7 +139,9 @@ def student_run(config: TrainConfig, model: nn.Module, tokenizer, extractor, tea
     model = model.to(device).train()
     if hyper.freeze_word_embeddings:  # as the teacher was trained
         model.get_input_embeddings().weight.requires_grad_(False)
-    train = tokenize_split(config, tokenizer, load_split(config.data.train_path, config.data, config.task), extractor)
+    train = tokenize_split(
+        config, tokenizer, load_split(config.data.train_path, config.data, config.task), extractor
+    )
     train = dataclasses.replace(train, soft_targets=pack_targets(train.labels, teacher))
     names = config.data.label_names
     hard = build_loss(config.task, hyper, train.labels, num_classes=len(names))
@@ -125,7 +157,9 @@ def student_run(config: TrainConfig, model: nn.Module, tokenizer, extractor, tea
     )  # fmt: skip
 
 
-def fit_student(run: Run, monitor: str, maximize: bool, on_epoch: Callable[[int, dict], None] | None = None) -> tuple[nn.Module, dict]:
+def fit_student(
+    run: Run, monitor: str, maximize: bool, on_epoch: Callable[[int, dict], None] | None = None
+) -> tuple[nn.Module, dict]:
     """Train for the settings' epochs; keep the epoch with the best validation `monitor`.
     Returns the model (best weights loaded) and that epoch's validation metrics."""
     best, best_state = None, None
@@ -133,7 +167,12 @@ def fit_student(run: Run, monitor: str, maximize: bool, on_epoch: Callable[[int,
     for epoch in range(1, run.config.hyper.epochs + 1):
         stats = train_epoch(run, run.epoch_batches(), epoch)
         probs, val_loss, _ = predict_probs(run, run.val)
-        metrics = {**compute_metrics(run.config.task, run.val.labels, probs, run.config.data.label_names), "val_loss": val_loss, "epoch": epoch, **stats}
+        metrics = {
+            **compute_metrics(run.config.task, run.val.labels, probs, run.config.data.label_names),
+            "val_loss": val_loss,
+            "epoch": epoch,
+            **stats,
+        }
         if on_epoch:
             on_epoch(epoch, metrics)
         if best is None or sign * (metrics[monitor] - best[monitor]) > 0:

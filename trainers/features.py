@@ -39,12 +39,54 @@ from trainers.errors import TrainerError
 FEATURES_FILE = "features.json"
 
 NEGATORS = frozenset(
-    "no not never none nobody nothing neither nor nowhere cannot cant dont doesnt didnt isnt "
-    "arent wasnt werent wont wouldnt shouldnt couldnt hasnt havent hadnt aint without".split()
+    [
+        "no",
+        "not",
+        "never",
+        "none",
+        "nobody",
+        "nothing",
+        "neither",
+        "nor",
+        "nowhere",
+        "cannot",
+        "cant",
+        "dont",
+        "doesnt",
+        "didnt",
+        "isnt",
+        "arent",
+        "wasnt",
+        "werent",
+        "wont",
+        "wouldnt",
+        "shouldnt",
+        "couldnt",
+        "hasnt",
+        "havent",
+        "hadnt",
+        "aint",
+        "without",
+    ]
 )
 INTENSIFIERS = frozenset(
-    "very really so extremely totally absolutely completely highly incredibly super too "
-    "seriously utterly truly literally".split()
+    [
+        "very",
+        "really",
+        "so",
+        "extremely",
+        "totally",
+        "absolutely",
+        "completely",
+        "highly",
+        "incredibly",
+        "super",
+        "too",
+        "seriously",
+        "utterly",
+        "truly",
+        "literally",
+    ]
 )
 NRC_EMOTIONS = (
     "anger", "anticipation", "disgust", "fear", "joy",
@@ -86,7 +128,9 @@ def clean_for_lexicons(text: str) -> str:
     "don't" becomes the lexicon-style "dont"."""
     text = _prose(text.lower()).replace("\u2019", "'")
     if not text.isascii():  # keep accented letters' base letter: "café" -> "cafe"
-        text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+        text = "".join(
+            c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)
+        )
     text = _PUNCT.sub(" ", _NON_ASCII.sub(" ", text)).replace("'", "")
     return _SPACES.sub(" ", text).strip()
 
@@ -152,7 +196,9 @@ def _style(prose: str, words: list[str]) -> dict[str, float]:
         "n_exclamations": float(prose.count("!")),
         "n_questions": float(prose.count("?")),
         "digit_ratio": _ratio(sum(c.isdigit() for c in prose), len(prose.strip())),
-        "all_caps_ratio": _ratio(sum(len(w) > 1 and w.isupper() for w in letter_words), len(letter_words)),
+        "all_caps_ratio": _ratio(
+            sum(len(w) > 1 and w.isupper() for w in letter_words), len(letter_words)
+        ),
         "n_negators": float(sum(w in NEGATORS for w in words)),
         "n_intensifiers": float(sum(w in INTENSIFIERS for w in words)),
     }
@@ -192,7 +238,9 @@ def _readability(prose: str) -> dict[str, float]:
     polysyllables = sum(s >= 3 for s in syllables)
     dale_chall = 0.1579 * difficult_pct + 0.0496 * words_per_sentence
     return {
-        "flesch_reading_ease": 206.835 - 1.015 * words_per_sentence - 84.6 * sum(syllables) / len(words),
+        "flesch_reading_ease": 206.835
+        - 1.015 * words_per_sentence
+        - 84.6 * sum(syllables) / len(words),
         "smog_index": 1.043 * math.sqrt(30 * polysyllables / sentences) + 3.1291,
         "dale_chall": dale_chall + (3.6365 if difficult_pct > 5 else 0.0),
     }
@@ -229,7 +277,9 @@ def _dense(matrix: Any) -> np.ndarray:
 
 
 def _build_pipeline(tfidf_top_n: int) -> Pipeline:
-    parts: list[tuple[str, Any]] = [("hand", FunctionTransformer(_raw_matrix, feature_names_out=_raw_names))]
+    parts: list[tuple[str, Any]] = [
+        ("hand", FunctionTransformer(_raw_matrix, feature_names_out=_raw_names))
+    ]
     if tfidf_top_n > 0:
         tfidf = TfidfVectorizer(
             preprocessor=clean_for_lexicons,
@@ -286,7 +336,9 @@ class TextFeatureExtractor:
     def state(self) -> FittedFeatures:
         """The fitted statistics as plain numbers."""
         tfidf, scaler = self.tfidf, self.scaler
-        vocabulary = sorted(tfidf.vocabulary_, key=tfidf.vocabulary_.get) if tfidf is not None else []
+        vocabulary = (
+            sorted(tfidf.vocabulary_, key=tfidf.vocabulary_.get) if tfidf is not None else []
+        )
         return FittedFeatures(
             tfidf_top_n=self.tfidf_top_n,
             hand_features=list(RAW_FEATURE_NAMES),
@@ -313,7 +365,9 @@ class TextFeatureExtractor:
             tfidf.set_params(vocabulary={word: i for i, word in enumerate(state.vocabulary)})
             tfidf.idf_ = np.asarray(state.idf, dtype=np.float64)
         scaler = extractor.scaler
-        scaler.mean_, scaler.scale_, scaler.var_ = (np.asarray(v, dtype=np.float64) for v in (state.mean, state.scale, state.var))
+        scaler.mean_, scaler.scale_, scaler.var_ = (
+            np.asarray(v, dtype=np.float64) for v in (state.mean, state.scale, state.var)
+        )
         scaler.n_samples_seen_ = state.n_samples_seen
         scaler.n_features_in_ = len(state.mean)
         return extractor
@@ -328,7 +382,9 @@ class TextFeatureExtractor:
         except OSError as e:
             raise TrainerError(f"{shown}: cannot be read ({e.strerror or e})") from None
         except ValidationError as e:
-            raise TrainerError(f"{shown}: not a fitted feature state ({_first_problem(e)}); retrain the model") from None
+            raise TrainerError(
+                f"{shown}: not a fitted feature state ({_first_problem(e)}); retrain the model"
+            ) from None
         return cls.from_state(state)
 
 
@@ -350,14 +406,21 @@ class FittedFeatures(BaseModel):
     def _consistent(self) -> FittedFeatures:
         if self.hand_features != list(RAW_FEATURE_NAMES):
             raise ValueError("its hand-made features are not this version's")
-        if self.tfidf_top_n < 0 or len(self.vocabulary) > self.tfidf_top_n or len(set(self.vocabulary)) != len(self.vocabulary):
+        if (
+            self.tfidf_top_n < 0
+            or len(self.vocabulary) > self.tfidf_top_n
+            or len(set(self.vocabulary)) != len(self.vocabulary)
+        ):
             raise ValueError("its vocabulary does not fit tfidf_top_n or repeats a word")
         if len(self.idf) != len(self.vocabulary):
             raise ValueError(f"{len(self.idf)} idf values for {len(self.vocabulary)} words")
         width = len(RAW_FEATURE_NAMES) + len(self.vocabulary)
         if not len(self.mean) == len(self.scale) == len(self.var) == width:
             raise ValueError(f"scaler statistics are not {width} values each")
-        if not all(map(math.isfinite, [*self.idf, *self.mean, *self.scale, *self.var])) or min(self.scale, default=1) <= 0:
+        if (
+            not all(map(math.isfinite, [*self.idf, *self.mean, *self.scale, *self.var]))
+            or min(self.scale, default=1) <= 0
+        ):
             raise ValueError("a statistic is not a finite number (or a scale is not positive)")
         return self
 

@@ -26,7 +26,13 @@ from transformers import AutoModel, AutoModelForSequenceClassification, PreTrain
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from trainers.config import Hyperparams, ModelConfig, Pooling, Task
-from trainers.model import build_classifier, classifier_config, init_output_bias, instantiate, with_fastest_attention
+from trainers.model import (
+    build_classifier,
+    classifier_config,
+    init_output_bias,
+    instantiate,
+    with_fastest_attention,
+)
 
 FUSION_FILE = "fusion.json"
 HEAD_FILE = "fusion_head.safetensors"
@@ -61,13 +67,25 @@ class FusionClassifier(nn.Module):
         self.backbone = backbone
         self.shape = shape
         p = shape.dropout
-        self.text_proj = nn.Sequential(nn.Dropout(p), nn.Linear(backbone.config.hidden_size, shape.text_projection_dim), nn.GELU())
+        self.text_proj = nn.Sequential(
+            nn.Dropout(p),
+            nn.Linear(backbone.config.hidden_size, shape.text_projection_dim),
+            nn.GELU(),
+        )
         fused = shape.text_projection_dim
         if shape.num_features:
-            self.feature_proj = nn.Sequential(nn.Linear(shape.num_features, shape.feature_dim), nn.GELU(), nn.Dropout(p))
+            self.feature_proj = nn.Sequential(
+                nn.Linear(shape.num_features, shape.feature_dim), nn.GELU(), nn.Dropout(p)
+            )
             fused += shape.feature_dim
         hidden = max(fused // 2, shape.num_labels)
-        self.head = nn.Sequential(nn.Dropout(p), nn.Linear(fused, hidden), nn.GELU(), nn.Dropout(p), nn.Linear(hidden, shape.num_labels))
+        self.head = nn.Sequential(
+            nn.Dropout(p),
+            nn.Linear(fused, hidden),
+            nn.GELU(),
+            nn.Dropout(p),
+            nn.Linear(hidden, shape.num_labels),
+        )
 
     @property
     def output_layer(self) -> nn.Linear:
@@ -77,11 +95,18 @@ class FusionClassifier(nn.Module):
         return self.backbone.get_input_embeddings()
 
     def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, features: torch.Tensor | None = None
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        features: torch.Tensor | None = None,
     ) -> SequenceClassifierOutput:
         if (features is None) != (self.shape.num_features == 0):
-            raise ValueError(f"this model takes {self.shape.num_features} features per text; got {None if features is None else tuple(features.shape)}")
-        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            raise ValueError(
+                f"this model takes {self.shape.num_features} features per text; got {None if features is None else tuple(features.shape)}"
+            )
+        hidden = self.backbone(
+            input_ids=input_ids, attention_mask=attention_mask
+        ).last_hidden_state
         parts = [self.text_proj(pool(hidden, attention_mask, self.shape.pooling))]
         if features is not None:
             parts.append(self.feature_proj(features.to(parts[0].dtype)))
@@ -90,7 +115,11 @@ class FusionClassifier(nn.Module):
     def save_pretrained(self, directory: str | Path) -> None:
         directory = Path(directory)
         self.backbone.save_pretrained(directory / BACKBONE_DIR)
-        head = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items() if not k.startswith("backbone.")}
+        head = {
+            k: v.detach().cpu().contiguous()
+            for k, v in self.state_dict().items()
+            if not k.startswith("backbone.")
+        }
         save_file(head, str(directory / HEAD_FILE))
         (directory / FUSION_FILE).write_text(json.dumps(asdict(self.shape), indent=2))
 
@@ -98,12 +127,21 @@ class FusionClassifier(nn.Module):
     def from_pretrained(cls, directory: str | Path) -> FusionClassifier:
         directory = Path(directory)
         shape = FusionShape(**json.loads((directory / FUSION_FILE).read_text()))
-        backbone = with_fastest_attention(AutoModel.from_pretrained, directory / BACKBONE_DIR, local_files_only=True, use_safetensors=True)
+        backbone = with_fastest_attention(
+            AutoModel.from_pretrained,
+            directory / BACKBONE_DIR,
+            local_files_only=True,
+            use_safetensors=True,
+        )
         model = cls(backbone, shape)
-        missing, unexpected = model.load_state_dict(load_file(str(directory / HEAD_FILE)), strict=False)
+        missing, unexpected = model.load_state_dict(
+            load_file(str(directory / HEAD_FILE)), strict=False
+        )
         missing = [k for k in missing if not k.startswith("backbone.")]
         if missing or unexpected:
-            raise ValueError(f"{directory / HEAD_FILE}: head weights do not match {FUSION_FILE} (missing {missing}, unexpected {unexpected})")
+            raise ValueError(
+                f"{directory / HEAD_FILE}: head weights do not match {FUSION_FILE} (missing {missing}, unexpected {unexpected})"
+            )
         return model.eval()
 
 
@@ -123,8 +161,13 @@ def build_model(
     """The fusion model when `hyper` asks for features or mean pooling, else the plain
     transformers classifier; either way the output bias starts at the label prior."""
     if not uses_fusion(hyper):
-        return _shallower(build_classifier(cfg, task, label_names, train_labels, hyper.dropout, pad_token_id), hyper)
-    backbone = instantiate(AutoModel, cfg, classifier_config(cfg, task, label_names, hyper.dropout), pad_token_id)
+        return _shallower(
+            build_classifier(cfg, task, label_names, train_labels, hyper.dropout, pad_token_id),
+            hyper,
+        )
+    backbone = instantiate(
+        AutoModel, cfg, classifier_config(cfg, task, label_names, hyper.dropout), pad_token_id
+    )
     shape = FusionShape(
         num_labels=len(label_names),
         num_features=num_features if hyper.features else 0,
@@ -152,4 +195,9 @@ def load_model(directory: str | Path) -> nn.Module:
     pickled `pytorch_model.bin` is never read)."""
     if (Path(directory) / FUSION_FILE).is_file():
         return FusionClassifier.from_pretrained(directory)
-    return with_fastest_attention(AutoModelForSequenceClassification.from_pretrained, directory, local_files_only=True, use_safetensors=True).eval()
+    return with_fastest_attention(
+        AutoModelForSequenceClassification.from_pretrained,
+        directory,
+        local_files_only=True,
+        use_safetensors=True,
+    ).eval()

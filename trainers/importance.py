@@ -53,19 +53,28 @@ class _InputProbe:
         self.inputs = None
 
 
-def measure_importance(model: nn.Module, split: TokenizedSplit, loss_fn, pad_id: int, batch_size: int = 32) -> Importance:
+def measure_importance(
+    model: nn.Module, split: TokenizedSplit, loss_fn, pad_id: int, batch_size: int = 32
+) -> Importance:
     """Importance of every head and neuron on `split` (use train texts), against `loss_fn` of
     the split's targets. Weights are left unchanged; gradients are cleared."""
     layers = encoder_layers(model)
     device = next(model.parameters()).device
-    heads = [_InputProbe(layer.attention.output.dense, layer.attention.self.attention_head_size) for layer in layers]
+    heads = [
+        _InputProbe(layer.attention.output.dense, layer.attention.self.attention_head_size)
+        for layer in layers
+    ]
     neurons = [_InputProbe(layer.output.dense) for layer in layers]
     was_training = model.training
     model.eval()  # no dropout: every unit's contribution counts as it will at inference
     try:
-        for rows, inputs in split.batches(sorted_batches(split.lengths, batch_size), pad_id, device):
+        for rows, inputs in split.batches(
+            sorted_batches(split.lengths, batch_size), pad_id, device
+        ):
             model.zero_grad(set_to_none=True)
-            loss_fn(model(**inputs).logits.float(), torch.as_tensor(split.targets[rows], device=device)).backward()
+            loss_fn(
+                model(**inputs).logits.float(), torch.as_tensor(split.targets[rows], device=device)
+            ).backward()
             for probe in (*heads, *neurons):
                 probe.collect()
     finally:
@@ -73,4 +82,7 @@ def measure_importance(model: nn.Module, split: TokenizedSplit, loss_fn, pad_id:
             probe.handle.remove()
         model.zero_grad(set_to_none=True)
         model.train(was_training)
-    return Importance(heads=np.stack([p.total.numpy() for p in heads]), neurons=np.stack([p.total.numpy() for p in neurons]))
+    return Importance(
+        heads=np.stack([p.total.numpy() for p in heads]),
+        neurons=np.stack([p.total.numpy() for p in neurons]),
+    )

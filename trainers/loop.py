@@ -17,8 +17,15 @@ import torch
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup, set_seed
 
+from trainers.batching import (
+    LENGTH_BUCKETS,
+    TokenizedSplit,
+    length_grouped_batches,
+    sorted_batches,
+    to_device,
+    tokenize_cached,
+)
 from trainers.config import TrainConfig
-from trainers.batching import LENGTH_BUCKETS, TokenizedSplit, length_grouped_batches, sorted_batches, to_device, tokenize_cached
 from trainers.data import LabelledSplit, load_split, soft_targets
 from trainers.errors import TrainerError
 from trainers.features import TextFeatureExtractor
@@ -71,7 +78,9 @@ class Precision:
                 # covid tweets had not finished after 15 min; fp32 takes 67 s.
                 return cls(None, False)
             name = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return cls({"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name], name == "fp16")
+        return cls(
+            {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name], name == "fp16"
+        )
 
     def autocast(self, device: torch.device):
         if self.dtype is None:
@@ -85,29 +94,42 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def load_tokenized(config: TrainConfig, tokenizer, path, extractor: TextFeatureExtractor | None = None) -> TokenizedSplit:
+def load_tokenized(
+    config: TrainConfig, tokenizer, path, extractor: TextFeatureExtractor | None = None
+) -> TokenizedSplit:
     """A split's token ids, with its hand-made features when given a fitted extractor."""
     return tokenize_split(config, tokenizer, load_split(path, config.data, config.task), extractor)
 
 
-def tokenize_split(config: TrainConfig, tokenizer, split: LabelledSplit, extractor: TextFeatureExtractor | None = None) -> TokenizedSplit:
+def tokenize_split(
+    config: TrainConfig,
+    tokenizer,
+    split: LabelledSplit,
+    extractor: TextFeatureExtractor | None = None,
+) -> TokenizedSplit:
     ids = tokenize_cached(split.texts, tokenizer, config.model.max_length, config.data.cache_dir)
     features = extractor.transform(split.texts) if extractor is not None else None
     return TokenizedSplit(ids=ids, labels=split.labels, texts=split.texts, features=features)
 
 
-def with_soft_targets(config: TrainConfig, train: TokenizedSplit, agreement: np.ndarray | None) -> TokenizedSplit:
+def with_soft_targets(
+    config: TrainConfig, train: TokenizedSplit, agreement: np.ndarray | None
+) -> TokenizedSplit:
     """Training split with the annotators' agreement mixed into its targets, when asked;
     validation and test keep their 0/1 labels, so every metric stays comparable."""
     weight = config.hyper.soft_label_weight
     if weight == 0:
         return train
     if agreement is None:
-        raise TrainerError(f"soft_label_weight {weight} needs data.agreement_suffix (the columns with annotator agreement)")
+        raise TrainerError(
+            f"soft_label_weight {weight} needs data.agreement_suffix (the columns with annotator agreement)"
+        )
     return dataclasses.replace(train, soft_targets=soft_targets(train.labels, agreement, weight))
 
 
-def fit_features(config: TrainConfig, train: TokenizedSplit) -> tuple[TokenizedSplit, TextFeatureExtractor | None]:
+def fit_features(
+    config: TrainConfig, train: TokenizedSplit
+) -> tuple[TokenizedSplit, TextFeatureExtractor | None]:
     """Fit the hand-made features on the training texts only (when the run uses them); every
     other split, and prediction, gets the training statistics through the returned extractor."""
     if not config.hyper.features:
@@ -148,7 +170,11 @@ class Run:
     def epoch_batches(self) -> list[np.ndarray]:
         """This epoch's row indices, batched by length (over-sampled rows when asked)."""
         hyper = self.config.hyper
-        indices = weighted_epoch_indices(self.sample_weights, self.rng) if hyper.rare_label_oversampling > 0 else None
+        indices = (
+            weighted_epoch_indices(self.sample_weights, self.rng)
+            if hyper.rare_label_oversampling > 0
+            else None
+        )
         return length_grouped_batches(self.train.lengths, hyper.batch_size, self.rng, indices)
 
 
@@ -168,16 +194,28 @@ def prepare(config: TrainConfig) -> Run:
     val = load_tokenized(config, tokenizer, config.data.val_path, extractor)
     label_names = config.data.label_names
     n_features = extractor.n_features if extractor is not None else 0
-    model = build_model(config.model, config.task, label_names, train.labels, hyper, n_features, tokenizer.pad_token_id).to(device)
+    model = build_model(
+        config.model,
+        config.task,
+        label_names,
+        train.labels,
+        hyper,
+        n_features,
+        tokenizer.pad_token_id,
+    ).to(device)
     if hyper.freeze_word_embeddings:
         # The embedding matrix is most of MiniLM's parameters; AdamW would rewrite all of it every step.
         model.get_input_embeddings().weight.requires_grad_(False)
-    forward = compile_model(model, device, fixed_shapes=hyper.length_buckets) if hyper.compile else model
+    forward = (
+        compile_model(model, device, fixed_shapes=hyper.length_buckets) if hyper.compile else model
+    )
 
     loss_fn = build_loss(config.task, hyper, train.labels, num_classes=len(label_names))
     optimizer = build_optimizer(model, hyper, device.type)
     total_steps = math.ceil(len(train.ids) / hyper.batch_size) * hyper.epochs
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(hyper.warmup_ratio * total_steps), total_steps)
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, int(hyper.warmup_ratio * total_steps), total_steps
+    )
     return Run(
         config=config,
         device=device,
@@ -202,10 +240,14 @@ def compile_model(model: torch.nn.Module, device: torch.device, fixed_shapes: bo
     bucketed widths (`fixed_shapes`) each of the few shapes gets its own specialised graph. On
     CUDA, "reduce-overhead" replays each shape's kernels as a CUDA graph: small batches of short
     comments are bound by kernel launches, not arithmetic."""
-    return torch.compile(model, dynamic=not fixed_shapes, mode="reduce-overhead" if device.type == "cuda" else None)
+    return torch.compile(
+        model, dynamic=not fixed_shapes, mode="reduce-overhead" if device.type == "cuda" else None
+    )
 
 
-def train_and_evaluate(config: TrainConfig, reporter: Reporter | None = None, keep_model: bool = False) -> TrainResult:
+def train_and_evaluate(
+    config: TrainConfig, reporter: Reporter | None = None, keep_model: bool = False
+) -> TrainResult:
     """Fine-tune on train, evaluate on val after every epoch, report, keep the best epoch."""
     reporter = reporter or NullReporter()
     run = prepare(config)
@@ -217,7 +259,11 @@ def train_and_evaluate(config: TrainConfig, reporter: Reporter | None = None, ke
     stopped = False
     sign = 1 if config.monitor_mode == "max" else -1
     for epoch in range(1, config.hyper.epochs_to_run + 1):
-        measured = (lambda: report_resources(reporter, measure_resources(run.device))) if epoch == 1 and run.device.type == "cuda" else None
+        measured = (
+            (lambda: report_resources(reporter, measure_resources(run.device)))
+            if epoch == 1 and run.device.type == "cuda"
+            else None
+        )
         train_stats = train_epoch(run, run.epoch_batches(), epoch, after_first_steps=measured)
         probs, val_loss, eval_stats = predict_probs(run, run.val)
         metrics = compute_metrics(config.task, run.val.labels, probs, config.data.label_names)
@@ -227,7 +273,9 @@ def train_and_evaluate(config: TrainConfig, reporter: Reporter | None = None, ke
         if best is None or sign * (metrics["monitor_value"] - best["monitor_value"]) > 0:
             best, best_probs = metrics, probs
             if keep_model or config.measure_deployed:
-                best_state = copy.deepcopy({k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
+                best_state = copy.deepcopy(
+                    {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                )
         if reporter.report(epoch, metrics):
             stopped = True
             break
@@ -267,8 +315,17 @@ def train_epoch(run: Run, order: list[np.ndarray], epoch: int, after_first_steps
     batch_losses: list[torch.Tensor] = []
     real_tokens = padded_tokens = 0
     # No bar when stderr is not a terminal (a trial's log file): carriage returns make it unreadable.
-    bar = tqdm(total=len(order), desc=f"epoch {epoch}", leave=False, file=sys.stderr, mininterval=2, disable=None)
-    for step, (rows, inputs) in enumerate(train.batches(order, run.pad_id, device, run.buckets), start=1):
+    bar = tqdm(
+        total=len(order),
+        desc=f"epoch {epoch}",
+        leave=False,
+        file=sys.stderr,
+        mininterval=2,
+        disable=None,
+    )
+    for step, (rows, inputs) in enumerate(
+        train.batches(order, run.pad_id, device, run.buckets), start=1
+    ):
         if hyper.compile:
             torch.compiler.cudagraph_mark_step_begin()  # last step's graph outputs may be overwritten now
         targets = to_device(torch.as_tensor(train.targets[rows]), device)
@@ -312,7 +369,9 @@ def train_epoch(run: Run, order: list[np.ndarray], epoch: int, after_first_steps
 
 def _check_finite(value: float, epoch: int, step: int) -> None:
     if not math.isfinite(value):
-        raise NonFiniteLossError(f"training loss became {value} at epoch {epoch}, step {step}; lower the learning rate")
+        raise NonFiniteLossError(
+            f"training loss became {value} at epoch {epoch}, step {step}; lower the learning rate"
+        )
 
 
 @torch.no_grad()
@@ -331,7 +390,9 @@ def predict_probs(run: Run, split: TokenizedSplit) -> tuple[np.ndarray, float, d
             torch.compiler.cudagraph_mark_step_begin()
         with run.precision.autocast(device):
             logits = run.forward(**inputs).logits.float()
-        total_loss += run.loss_fn(logits, to_device(torch.as_tensor(split.labels[rows]), device)) * len(rows)
+        total_loss += run.loss_fn(
+            logits, to_device(torch.as_tensor(split.labels[rows]), device)
+        ) * len(rows)
         probs.append(probabilities(logits, config.task))
     out = np.empty((len(split.ids), len(config.data.label_names)), dtype=np.float32)
     out[np.concatenate(batches)] = torch.cat(probs).cpu().numpy()

@@ -43,7 +43,9 @@ def positive_weights(train_labels: np.ndarray, power: float, cap: float) -> Tens
     return torch.as_tensor(np.minimum(cap, ratio**power), dtype=torch.float32)
 
 
-def class_weights(train_labels: np.ndarray, power: float, num_classes: int | None = None) -> Tensor:
+def class_weights(
+    train_labels: np.ndarray, power: float, num_classes: int | None = None
+) -> Tensor:
     """Per-class `(n / (K * count_c)) ** power`: power 1 is scikit-learn's "balanced".
 
     A class absent from train counts as one example, so its weight stays finite (label
@@ -51,19 +53,29 @@ def class_weights(train_labels: np.ndarray, power: float, num_classes: int | Non
     """
     labels = np.asarray(train_labels)
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"multi-class train labels must be integer class ids (n,), got {labels.dtype} {labels.shape}")
+        raise ValueError(
+            f"multi-class train labels must be integer class ids (n,), got {labels.dtype} {labels.shape}"
+        )
     counts = np.maximum(np.bincount(labels, minlength=num_classes or 0), 1)
     if num_classes is not None and len(counts) != num_classes:
-        raise ValueError(f"train labels hold class id {labels.max()} but num_classes is {num_classes}")
+        raise ValueError(
+            f"train labels hold class id {labels.max()} but num_classes is {num_classes}"
+        )
     return torch.as_tensor((len(labels) / (len(counts) * counts)) ** power, dtype=torch.float32)
 
 
 def bce_loss(logits: Tensor, targets: Tensor, pos_weight: Tensor | None = None) -> Tensor:
-    return F.binary_cross_entropy_with_logits(logits.float(), targets.float(), pos_weight=pos_weight)
+    return F.binary_cross_entropy_with_logits(
+        logits.float(), targets.float(), pos_weight=pos_weight
+    )
 
 
 def focal_loss(
-    logits: Tensor, targets: Tensor, gamma: float, alpha: float | None = None, pos_weight: Tensor | None = None
+    logits: Tensor,
+    targets: Tensor,
+    gamma: float,
+    alpha: float | None = None,
+    pos_weight: Tensor | None = None,
 ) -> Tensor:
     """Sigmoid focal loss (Lin et al. 2017), as torchvision's `sigmoid_focal_loss` but mean-reduced.
 
@@ -110,7 +122,9 @@ def cross_entropy_loss(
     return F.cross_entropy(logits.float(), targets, weight=weight, label_smoothing=label_smoothing)
 
 
-def build_loss(task: str, hyper: Hyperparams, train_labels: np.ndarray, num_classes: int | None = None) -> LossFn:
+def build_loss(
+    task: str, hyper: Hyperparams, train_labels: np.ndarray, num_classes: int | None = None
+) -> LossFn:
     """The `(logits, targets) -> scalar` loss a trial trains with.
 
     `num_classes` (multi-class) sizes the class weights when the last classes are absent from
@@ -126,21 +140,32 @@ def build_loss(task: str, hyper: Hyperparams, train_labels: np.ndarray, num_clas
 def _multi_label_loss(hyper: Hyperparams, train_labels: np.ndarray) -> LossFn:
     name = hyper.loss or "bce"
     if name not in _MULTI_LABEL_LOSSES:
-        raise ValueError(f"loss {name!r} is not a multi-label loss; use one of {_MULTI_LABEL_LOSSES}")
+        raise ValueError(
+            f"loss {name!r} is not a multi-label loss; use one of {_MULTI_LABEL_LOSSES}"
+        )
     pos_weight = positive_weights(train_labels, hyper.pos_weight_power, hyper.pos_weight_cap)
     if name == "focal":
         fn = partial(focal_loss, gamma=hyper.focal_gamma, alpha=hyper.focal_alpha)
     elif name == "asymmetric":
-        fn = partial(asymmetric_loss, gamma_pos=hyper.asl_gamma_pos, gamma_neg=hyper.asl_gamma_neg, clip=hyper.asl_clip)
+        fn = partial(
+            asymmetric_loss,
+            gamma_pos=hyper.asl_gamma_pos,
+            gamma_neg=hyper.asl_gamma_neg,
+            clip=hyper.asl_clip,
+        )
     else:
         fn = bce_loss
     return _WeightedLoss(fn, "pos_weight", pos_weight)
 
 
-def _multi_class_loss(hyper: Hyperparams, train_labels: np.ndarray, num_classes: int | None) -> LossFn:
+def _multi_class_loss(
+    hyper: Hyperparams, train_labels: np.ndarray, num_classes: int | None
+) -> LossFn:
     name = hyper.loss or "cross_entropy"
     if name not in _MULTI_CLASS_LOSSES:
-        raise ValueError(f"loss {name!r} is not a multi-class loss; use one of {_MULTI_CLASS_LOSSES}")
+        raise ValueError(
+            f"loss {name!r} is not a multi-class loss; use one of {_MULTI_CLASS_LOSSES}"
+        )
     weight = class_weights(train_labels, hyper.class_weight_power, num_classes)
     fn = partial(cross_entropy_loss, label_smoothing=hyper.label_smoothing)
     return _WeightedLoss(fn, "weight", weight)

@@ -35,15 +35,26 @@ def file_hashes(directory: Path) -> dict[str, str]:
 def check_name(name: str, directory: Path) -> None:
     """A listed file is a plain relative path inside the model directory, in a data-only format."""
     parts = PurePosixPath(name).parts
-    if not parts or name.startswith("/") or "\\" in name or any(p in ("", ".", "..") for p in parts):
-        raise TrainerError(f"{directory}: file name {name!r} in the model's file list leaves the directory; retrain the model")
+    if (
+        not parts
+        or name.startswith("/")
+        or "\\" in name
+        or any(p in ("", ".", "..") for p in parts)
+    ):
+        raise TrainerError(
+            f"{directory}: file name {name!r} in the model's file list leaves the directory; retrain the model"
+        )
     if not name.endswith(DATA_SUFFIXES):
-        raise TrainerError(f"{directory}: {name!r} is not in a data-only format ({', '.join(DATA_SUFFIXES)}); it is not loaded")
+        raise TrainerError(
+            f"{directory}: {name!r} is not in a data-only format ({', '.join(DATA_SUFFIXES)}); it is not loaded"
+        )
 
 
 def check_hash(name: str, digest: object, directory: Path) -> None:
     if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
-        raise TrainerError(f"{directory}: the file list gives {name!r} no valid sha256 ({digest!r}); retrain the model")
+        raise TrainerError(
+            f"{directory}: the file list gives {name!r} no valid sha256 ({digest!r}); retrain the model"
+        )
 
 
 def sha256_of(path: Path) -> str:
@@ -62,7 +73,9 @@ def stage_verified(directory: Path, files: dict[str, str], staging: Path) -> Pat
         check_hash(name, expected, directory)
         source, target = directory / name, staging / name
         if not source.is_file():
-            raise TrainerError(f"{source}: missing, but the model's labels.json lists it; copy the whole model directory again or retrain")
+            raise TrainerError(
+                f"{source}: missing, but the model's labels.json lists it; copy the whole model directory again or retrain"
+            )
         target.parent.mkdir(parents=True, exist_ok=True)
         if _copy_hashing(source, target) != expected:
             raise TrainerError(

@@ -27,13 +27,27 @@ def deployed_figures(run: Run) -> dict[str, float]:
         from trainers.quantize import quantize_int8
 
         model = quantize_int8(model)
-    labels = LabelInfo(config.task, config.data.label_names, config.data.text_column, config.model.max_length)
+    labels = LabelInfo(
+        config.task, config.data.label_names, config.data.text_column, config.model.max_length
+    )
     best = BestModel(model, run.tokenizer, labels, None, run.extractor)
     probs, _ = predict_probabilities(best, run.val.texts, batch_size=64)
     metrics = compute_metrics(config.task, run.val.labels, probs, config.data.label_names)
-    speed = texts_per_second(lambda texts, size: predict_probabilities(best, texts, size)[0], run.val.texts, 64, repeats=2)
-    figures = {k: float(metrics[k]) for k in OBJECTIVE_METRICS if isinstance(metrics.get(k), float)}
-    return {**figures, "texts_per_second": speed, "model_size_mb": _size_mb(model, run.model), "parameters": float(parameter_count(run.model))}
+    speed = texts_per_second(
+        lambda texts, size: predict_probabilities(best, texts, size)[0],
+        run.val.texts,
+        64,
+        repeats=2,
+    )
+    figures = {
+        k: float(metrics[k]) for k in OBJECTIVE_METRICS if isinstance(metrics.get(k), float)
+    }
+    return {
+        **figures,
+        "texts_per_second": speed,
+        "model_size_mb": _size_mb(model, run.model),
+        "parameters": float(parameter_count(run.model)),
+    }
 
 
 def _size_mb(model, float_model) -> float:

@@ -42,14 +42,19 @@ DEPLOYED_METRICS = {
 }
 
 
-def compute_metrics(task: Task, y_true: np.ndarray, probs: np.ndarray, label_names: tuple[str, ...]) -> dict:
+def compute_metrics(
+    task: Task, y_true: np.ndarray, probs: np.ndarray, label_names: tuple[str, ...]
+) -> dict:
     if task == "multi_label":
         return multi_label_metrics(y_true, probs, label_names)
     return multi_class_metrics(y_true, probs, label_names)
 
 
 def multi_label_metrics(
-    y_true: np.ndarray, probs: np.ndarray, label_names: tuple[str, ...], thresholds: np.ndarray | float = 0.5
+    y_true: np.ndarray,
+    probs: np.ndarray,
+    label_names: tuple[str, ...],
+    thresholds: np.ndarray | float = 0.5,
 ) -> dict:
     """Metrics at `thresholds`, plus "tuned_macro_f1": macro F1 with each label's threshold
     chosen on this same split (the study's objective; optimistic, so retraining re-checks on test)."""
@@ -68,31 +73,54 @@ def multi_label_metrics(
         "macro_roc_auc": _nanmean(aucs),
         "macro_ap": _nanmean(aps),
         "per_label": {
-            name: {"precision": p[j], "recall": r[j], "f1": f[j], "roc_auc": aucs[j], "ap": aps[j], "support": int(support[j]),
-                   "predicted_positive": int(pred[:, j].sum())}
+            name: {
+                "precision": p[j],
+                "recall": r[j],
+                "f1": f[j],
+                "roc_auc": aucs[j],
+                "ap": aps[j],
+                "support": int(support[j]),
+                "predicted_positive": int(pred[:, j].sum()),
+            }
             for j, name in enumerate(label_names)
         },
     }
     return _floats(out)
 
 
-def multi_class_metrics(y_true: np.ndarray, probs: np.ndarray, label_names: tuple[str, ...]) -> dict:
+def multi_class_metrics(
+    y_true: np.ndarray, probs: np.ndarray, label_names: tuple[str, ...]
+) -> dict:
     pred = probs.argmax(axis=1)
     onehot = np.eye(len(label_names), dtype=np.int64)[y_true]
     aucs = [_roc_auc(onehot[:, j], probs[:, j], name) for j, name in enumerate(label_names)]
-    p, r, f, support = precision_recall_fscore_support(y_true, pred, labels=range(len(label_names)), zero_division=0)
+    p, r, f, support = precision_recall_fscore_support(
+        y_true, pred, labels=range(len(label_names)), zero_division=0
+    )
     out = {
         "accuracy": accuracy_score(y_true, pred),
-        "macro_f1": f1_score(y_true, pred, average="macro", labels=range(len(label_names)), zero_division=0),
-        "weighted_f1": f1_score(y_true, pred, average="weighted", labels=range(len(label_names)), zero_division=0),
+        "macro_f1": f1_score(
+            y_true, pred, average="macro", labels=range(len(label_names)), zero_division=0
+        ),
+        "weighted_f1": f1_score(
+            y_true, pred, average="weighted", labels=range(len(label_names)), zero_division=0
+        ),
         "macro_precision": float(np.mean(p)),
         "macro_recall": float(np.mean(r)),
         "weighted_precision": float(np.average(p, weights=support)) if support.sum() else 0.0,
         "weighted_recall": float(np.average(r, weights=support)) if support.sum() else 0.0,
         "macro_roc_auc": _nanmean(aucs),
-        "macro_ap": _nanmean([_average_precision(onehot[:, j], probs[:, j]) for j in range(len(label_names))]),
+        "macro_ap": _nanmean(
+            [_average_precision(onehot[:, j], probs[:, j]) for j in range(len(label_names))]
+        ),
         "per_label": {
-            name: {"precision": p[j], "recall": r[j], "f1": f[j], "roc_auc": aucs[j], "support": int(support[j])}
+            name: {
+                "precision": p[j],
+                "recall": r[j],
+                "f1": f[j],
+                "roc_auc": aucs[j],
+                "support": int(support[j]),
+            }
             for j, name in enumerate(label_names)
         },
     }
@@ -101,7 +129,9 @@ def multi_class_metrics(y_true: np.ndarray, probs: np.ndarray, label_names: tupl
 
 def _roc_auc(y: np.ndarray, p: np.ndarray, name: str) -> float:
     if len(np.unique(y)) < 2:
-        warnings.warn(f"ROC-AUC of {name!r} is undefined: only one class in this split", stacklevel=3)
+        warnings.warn(
+            f"ROC-AUC of {name!r} is undefined: only one class in this split", stacklevel=3
+        )
         return math.nan
     return float(roc_auc_score(y, p))
 
@@ -117,4 +147,7 @@ def _nanmean(values: list[float]) -> float:
 
 def _floats(d: dict) -> dict:
     """numpy scalars → Python floats so the dict goes to JSON and Optuna user attributes."""
-    return {k: _floats(v) if isinstance(v, dict) else (v if isinstance(v, int) else float(v)) for k, v in d.items()}
+    return {
+        k: _floats(v) if isinstance(v, dict) else (v if isinstance(v, int) else float(v))
+        for k, v in d.items()
+    }

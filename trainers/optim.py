@@ -42,7 +42,9 @@ def parameter_groups(model: nn.Module, hyper: Hyperparams) -> list[dict[str, Any
         part, scale = _part_and_lr_scale(name, prefix, num_layers, hyper)
         weight_decay = 0.0 if name in no_decay else hyper.weight_decay
         key = (hyper.learning_rate * scale, weight_decay)
-        group = groups.setdefault(key, {"params": [], "lr": key[0], "weight_decay": weight_decay, "parts": {}})
+        group = groups.setdefault(
+            key, {"params": [], "lr": key[0], "weight_decay": weight_decay, "parts": {}}
+        )
         group["params"].append(param)
         group["parts"][part] = None
     return [_named(group) for group in groups.values()]
@@ -78,7 +80,9 @@ def _num_layers(model: nn.Module, prefix: str) -> int:
     return max(indices, default=-1) + 1
 
 
-def _part_and_lr_scale(name: str, prefix: str, num_layers: int, hyper: Hyperparams) -> tuple[str, float]:
+def _part_and_lr_scale(
+    name: str, prefix: str, num_layers: int, hyper: Hyperparams
+) -> tuple[str, float]:
     if not _in_backbone(name, prefix):
         return "head", hyper.head_lr_multiplier
     rest = name[len(prefix) :]

@@ -44,14 +44,20 @@ def mpnet_dir() -> Path:
         try:
             unpacked.rename(target)  # atomic: a reader sees no folder or a whole one
         except OSError:
-            if not _complete(target):  # another process won the race with a complete copy, else a real error
+            if not _complete(
+                target
+            ):  # another process won the race with a complete copy, else a real error
                 raise
     return target
 
 
 def _complete(folder: Path) -> bool:
     weights = folder / "model.safetensors"
-    return weights.is_file() and weights.stat().st_size == WEIGHTS_SIZE and (folder / "tokenizer.json").is_file()
+    return (
+        weights.is_file()
+        and weights.stat().st_size == WEIGHTS_SIZE
+        and (folder / "tokenizer.json").is_file()
+    )
 
 
 def _pieces() -> list[Path]:
@@ -60,10 +66,16 @@ def _pieces() -> list[Path]:
         try:
             dist = metadata.distribution(name)
         except metadata.PackageNotFoundError:
-            raise ModelNotFoundError(f"packaged:all-mpnet-base-v2 needs the optional extra: {INSTALL}") from None
-        piece = next((Path(dist.locate_file(f)) for f in dist.files or [] if ".zip." in f.name), None)
+            raise ModelNotFoundError(
+                f"packaged:all-mpnet-base-v2 needs the optional extra: {INSTALL}"
+            ) from None
+        piece = next(
+            (Path(dist.locate_file(f)) for f in dist.files or [] if ".zip." in f.name), None
+        )
         if piece is None or not piece.is_file():
-            raise ModelNotFoundError(f"{name} is installed but its piece of the zip is missing; reinstall: {INSTALL}")
+            raise ModelNotFoundError(
+                f"{name} is installed but its piece of the zip is missing; reinstall: {INSTALL}"
+            )
         found.append(piece)
     return sorted(found, key=lambda p: p.suffix)  # .001 … .005
 
@@ -91,6 +103,10 @@ def _unpack(archive: Path, out: Path) -> Path:
         z.extractall(out, members=members)
     (top,) = [p for p in out.iterdir() if p.is_dir()]
     if not _complete(top):
-        raise ModelNotFoundError(f"the all-mpnet-base-v2 zip unpacked without a complete model.safetensors; reinstall: {INSTALL}")
-    shutil.rmtree(top / "1_Pooling", ignore_errors=True)  # sentence-transformers' pooling: the classifier pools itself
+        raise ModelNotFoundError(
+            f"the all-mpnet-base-v2 zip unpacked without a complete model.safetensors; reinstall: {INSTALL}"
+        )
+    shutil.rmtree(
+        top / "1_Pooling", ignore_errors=True
+    )  # sentence-transformers' pooling: the classifier pools itself
     return top

@@ -15,10 +15,9 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from itertools import combinations
-
-import numpy as np
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from trainers.config import Task
@@ -96,7 +95,9 @@ class DataProfile(_Record):
     max_length: int
     rows: dict[str, int]
     label_shares: list[LabelShare]
-    cooccurrence: list[list[int]] | None  # multi-label, all splits: rows carrying both labels (diagonal: the label)
+    cooccurrence: (
+        list[list[int]] | None
+    )  # multi-label, all splits: rows carrying both labels (diagonal: the label)
     lengths: list[LengthStats]
     length_edges: list[int]  # histogram bins of the token lengths: [edges[i], edges[i + 1])
     length_counts: dict[str, list[int]]  # split → texts per bin
@@ -132,13 +133,19 @@ def token_lengths(texts: Sequence[str], tokenizer, chunk: int = 1024) -> np.ndar
     out: list[int] = []
     steps = chunks(len(texts), chunk)
     for part in progress(steps, "profile: token lengths", len(steps), "chunk"):
-        encoded = tokenizer(list(texts[part]), add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+        encoded = tokenizer(
+            list(texts[part]), add_special_tokens=True, truncation=False, verbose=False
+        )["input_ids"]
         out += map(len, encoded)
     return np.asarray(out, dtype=np.int64)
 
 
 def profile_splits(
-    splits: dict[str, LabelledSplit], task: Task, labels: Sequence[str], lengths: dict[str, np.ndarray], max_length: int
+    splits: dict[str, LabelledSplit],
+    task: Task,
+    labels: Sequence[str],
+    lengths: dict[str, np.ndarray],
+    max_length: int,
 ) -> DataProfile:
     """The profile of `splits` (name → split, in reading order); `lengths[name]` holds that
     split's token_lengths."""
@@ -165,13 +172,22 @@ def indicators(split: LabelledSplit, task: Task, n_labels: int) -> np.ndarray:
     return np.eye(n_labels, dtype=bool)[np.asarray(split.labels, dtype=np.int64)]
 
 
-def label_shares(splits: dict[str, LabelledSplit], task: Task, names: list[str]) -> list[LabelShare]:
+def label_shares(
+    splits: dict[str, LabelledSplit], task: Task, names: list[str]
+) -> list[LabelShare]:
     out = []
     for name in names:
         j = names.index(name)
         for split_name, split in splits.items():
             count = int(indicators(split, task, len(names))[:, j].sum())
-            out.append(LabelShare(label=name, split=split_name, count=count, share=count / len(split.texts) if split.texts else 0.0))
+            out.append(
+                LabelShare(
+                    label=name,
+                    split=split_name,
+                    count=count,
+                    share=count / len(split.texts) if split.texts else 0.0,
+                )
+            )
     return out
 
 
@@ -181,7 +197,11 @@ def cooccurrence(splits: dict[str, LabelledSplit]) -> list[list[int]]:
 
 
 def length_stats(
-    splits: dict[str, LabelledSplit], task: Task, names: list[str], lengths: dict[str, np.ndarray], max_length: int
+    splits: dict[str, LabelledSplit],
+    task: Task,
+    names: list[str],
+    lengths: dict[str, np.ndarray],
+    max_length: int,
 ) -> list[LengthStats]:
     """Over every split together: all texts, then the texts carrying each label (or class)."""
     every = np.concatenate([lengths[n] for n in splits])
@@ -195,7 +215,10 @@ def length_histogram(lengths: dict[str, np.ndarray], bins: int = 40) -> dict:
     longest = max((int(v.max()) for v in lengths.values() if len(v)), default=1)
     step = max(1, -(-longest // bins))
     edges = np.arange(0, longest + step + 1, step)
-    counts = {name: np.histogram(values, edges)[0].astype(int).tolist() for name, values in lengths.items()}
+    counts = {
+        name: np.histogram(values, edges)[0].astype(int).tolist()
+        for name, values in lengths.items()
+    }
     return {"length_edges": edges.tolist(), "length_counts": counts}
 
 
@@ -210,7 +233,12 @@ def _length_stats(group: str, values: np.ndarray, max_length: int) -> LengthStat
 def split_duplicates(name: str, split: LabelledSplit) -> SplitDuplicates:
     texts = split.texts
     repeated = {level: len(texts) - len(set(map(key, texts))) for level, key in KEYS.items()}
-    return SplitDuplicates(split=name, rows=len(texts), empty=split.n_dropped_empty, **{f"duplicated_{k}": v for k, v in repeated.items()})
+    return SplitDuplicates(
+        split=name,
+        rows=len(texts),
+        empty=split.n_dropped_empty,
+        **{f"duplicated_{k}": v for k, v in repeated.items()},
+    )
 
 
 def cross_split(splits: dict[str, LabelledSplit]) -> list[CrossSplit]:
@@ -218,14 +246,19 @@ def cross_split(splits: dict[str, LabelledSplit]) -> list[CrossSplit]:
     for first, second in combinations(splits, 2):
         fields: dict[str, int] = {}
         for level, key in KEYS.items():
-            keys_a, keys_b = set(map(key, splits[first].texts)), [key(t) for t in splits[second].texts]
+            keys_a, keys_b = (
+                set(map(key, splits[first].texts)),
+                [key(t) for t in splits[second].texts],
+            )
             fields[f"shared_{level}"] = len(keys_a & set(keys_b))
             fields[f"rows_{level}"] = sum(k in keys_a for k in keys_b)
         out.append(CrossSplit(first=first, second=second, **fields))
     return out
 
 
-def shared_examples(splits: dict[str, LabelledSplit], limit: int = MAX_EXAMPLES) -> list[SharedText]:
+def shared_examples(
+    splits: dict[str, LabelledSplit], limit: int = MAX_EXAMPLES
+) -> list[SharedText]:
     """Texts found (loosely) in more than one split, most frequent first."""
     counts: dict[str, Counter] = defaultdict(Counter)
     forms: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
@@ -234,7 +267,9 @@ def shared_examples(splits: dict[str, LabelledSplit], limit: int = MAX_EXAMPLES)
             key = loosen(text)
             counts[key][name] += 1
             forms[key][name].add(text)
-    shared = sorted((k for k, c in counts.items() if len(c) > 1), key=lambda k: (-sum(counts[k].values()), k))
+    shared = sorted(
+        (k for k, c in counts.items() if len(c) > 1), key=lambda k: (-sum(counts[k].values()), k)
+    )
     out = []
     for key in shared[:limit]:
         by_split = forms[key]
@@ -246,7 +281,10 @@ def shared_examples(splits: dict[str, LabelledSplit], limit: int = MAX_EXAMPLES)
 
 def _meet(by_split: dict[str, set[str]], key) -> bool:
     """Two splits hold texts equal under `key`."""
-    return any({key(t) for t in by_split[a]} & {key(t) for t in by_split[b]} for a, b in combinations(by_split, 2))
+    return any(
+        {key(t) for t in by_split[a]} & {key(t) for t in by_split[b]}
+        for a, b in combinations(by_split, 2)
+    )
 
 
 def _clip(text: str) -> str:

@@ -14,12 +14,18 @@ T = TypeVar("T")
 
 def bars_wanted() -> bool:
     """A person is watching: stderr is a terminal, and neither CI nor TQDM_DISABLE is set."""
-    if os.environ.get("CI") or os.environ.get("TQDM_DISABLE", "").lower() not in ("", "0", "false"):
+    if os.environ.get("CI") or os.environ.get("TQDM_DISABLE", "").lower() not in (
+        "",
+        "0",
+        "false",
+    ):
         return False
     return sys.stderr.isatty()
 
 
-def progress(items: Iterable[T], desc: str, total: int | None = None, unit: str = "it") -> Iterator[T]:
+def progress(
+    items: Iterable[T], desc: str, total: int | None = None, unit: str = "it"
+) -> Iterator[T]:
     """`items`, with a bar on stderr when a person is watching; otherwise exactly `items`."""
     if not bars_wanted():
         yield from items

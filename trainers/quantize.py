@@ -33,7 +33,11 @@ def quantize_int8(model: nn.Module) -> nn.Module:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
-        return quantize_dynamic(copy.deepcopy(model).cpu().eval(), {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
+        return quantize_dynamic(
+            copy.deepcopy(model).cpu().eval(),
+            {nn.Linear: per_channel_dynamic_qconfig},
+            dtype=torch.qint8,
+        )
 
 
 def save_int8(quantized: nn.Module, float_model: nn.Module, directory: Path) -> Path:
@@ -46,7 +50,9 @@ def save_int8(quantized: nn.Module, float_model: nn.Module, directory: Path) -> 
             weight, bias = module._packed_params._weight_bias()
             tensors[name + _INT8] = weight.int_repr().contiguous()
             tensors[name + _SCALES] = weight.q_per_channel_scales().float().contiguous()
-            tensors[name + _ZEROS] = weight.q_per_channel_zero_points().to(torch.int8).contiguous()  # qint8: within int8
+            tensors[name + _ZEROS] = (
+                weight.q_per_channel_zero_points().to(torch.int8).contiguous()
+            )  # qint8: within int8
             if bias is not None:
                 tensors[name + _BIAS] = bias.detach().contiguous()
     linears = tuple(f"{n}." for n, m in quantized.named_modules() if isinstance(m, DynamicLinear))
@@ -81,9 +87,15 @@ def _copy_rest(model: nn.Module, tensors: dict[str, torch.Tensor], directory: Pa
     """Every tensor that is not a quantised Linear's (embeddings, norms, ...), copied by name. A
     quantised Linear reads keys of its own in `load_state_dict`, so that is not used here."""
     linears = tuple(f"{n}." for n, m in model.named_modules() if isinstance(m, DynamicLinear))
-    targets = {k: v for k, v in model.state_dict(keep_vars=True).items() if isinstance(v, torch.Tensor) and not k.startswith(linears)}
+    targets = {
+        k: v
+        for k, v in model.state_dict(keep_vars=True).items()
+        if isinstance(v, torch.Tensor) and not k.startswith(linears)
+    }
     missing, unexpected = sorted(set(targets) - set(tensors)), sorted(set(tensors) - set(targets))
     if missing or unexpected:
-        raise TrainerError(f"{directory / INT8_FILE}: weights do not match the architecture (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise TrainerError(
+            f"{directory / INT8_FILE}: weights do not match the architecture (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
     for name, value in tensors.items():
         targets[name].copy_(value)

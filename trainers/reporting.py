@@ -46,6 +46,10 @@ class PrintReporter:
 
     def report(self, epoch: int, metrics: dict[str, Any]) -> bool:
         keys = ("train_loss", "val_loss", self.monitor, "macro_roc_auc", "epoch_time_s")
-        shown = "  ".join(f"{k}={metrics[k]:.4f}" for k in dict.fromkeys(keys) if isinstance(metrics.get(k), float))
+        shown = "  ".join(
+            f"{k}={metrics[k]:.4f}"
+            for k in dict.fromkeys(keys)
+            if isinstance(metrics.get(k), float)
+        )
         print(f"epoch {epoch}: {shown}", flush=True)
         return False

@@ -24,8 +24,12 @@ def oversampling_weights(train_labels: np.ndarray, strength: float) -> np.ndarra
         return 1.0 + strength * _class_rarity(labels)[labels]
     if labels.ndim == 2:
         positive = labels > 0
-        return 1.0 + strength * np.where(positive, _label_rarity(positive), 0.0).max(axis=1, initial=0.0)
-    raise ValueError(f"train labels must be (n,) class ids or (n, L) 0/1, got shape {labels.shape}")
+        return 1.0 + strength * np.where(positive, _label_rarity(positive), 0.0).max(
+            axis=1, initial=0.0
+        )
+    raise ValueError(
+        f"train labels must be (n,) class ids or (n, L) 0/1, got shape {labels.shape}"
+    )
 
 
 def weighted_epoch_indices(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -51,12 +51,16 @@ def encoder_layers(model: nn.Module) -> nn.ModuleList:
     encoder = getattr(backbone(model), "encoder", None)
     layers = getattr(encoder, "layer", None)
     if not isinstance(layers, nn.ModuleList) or not all(_is_bert_layer(layer) for layer in layers):
-        raise TrainerError(f"{type(model).__name__}: structural compression needs a BERT-style encoder (encoder.layer[i].attention.self.query, ...)")
+        raise TrainerError(
+            f"{type(model).__name__}: structural compression needs a BERT-style encoder (encoder.layer[i].attention.self.query, ...)"
+        )
     return layers
 
 
 def _is_bert_layer(layer: nn.Module) -> bool:
-    return all(hasattr(layer, name) for name in ("attention", "intermediate", "output")) and hasattr(layer.attention, "self")
+    return all(
+        hasattr(layer, name) for name in ("attention", "intermediate", "output")
+    ) and hasattr(layer.attention, "self")
 
 
 def keep_layers(model: nn.Module, indices: Sequence[int]) -> None:
@@ -64,7 +68,9 @@ def keep_layers(model: nn.Module, indices: Sequence[int]) -> None:
     writes a model that `from_pretrained` rebuilds."""
     layers = encoder_layers(model)
     if not indices or any(not 0 <= i < len(layers) for i in indices):
-        raise TrainerError(f"layers {list(indices)} are not a non-empty selection of the encoder's {len(layers)} layers")
+        raise TrainerError(
+            f"layers {list(indices)} are not a non-empty selection of the encoder's {len(layers)} layers"
+        )
     kept = nn.ModuleList(layers[i] for i in indices)
     for position, layer in enumerate(kept):
         if hasattr(layer.attention.self, "layer_idx"):
@@ -84,7 +90,9 @@ def prune_heads(layer: nn.Module, keep: Sequence[int]) -> None:
     attention = layer.attention.self
     size = attention.attention_head_size
     index = torch.cat([torch.arange(h * size, (h + 1) * size) for h in sorted(keep)])
-    attention.query, attention.key, attention.value = (_slice(m, index, 0) for m in (attention.query, attention.key, attention.value))
+    attention.query, attention.key, attention.value = (
+        _slice(m, index, 0) for m in (attention.query, attention.key, attention.value)
+    )
     layer.attention.output.dense = _slice(layer.attention.output.dense, index, 1)
     attention.num_attention_heads, attention.all_head_size = len(keep), len(index)
 
@@ -97,7 +105,14 @@ def prune_neurons(layer: nn.Module, keep: Sequence[int]) -> None:
 
 
 def encoder_shape(model: nn.Module) -> EncoderShape:
-    return EncoderShape(tuple(LayerShape(layer.attention.self.num_attention_heads, layer.intermediate.dense.out_features) for layer in encoder_layers(model)))
+    return EncoderShape(
+        tuple(
+            LayerShape(
+                layer.attention.self.num_attention_heads, layer.intermediate.dense.out_features
+            )
+            for layer in encoder_layers(model)
+        )
+    )
 
 
 def apply_shape(model: nn.Module, shape: EncoderShape) -> None:
@@ -105,7 +120,9 @@ def apply_shape(model: nn.Module, shape: EncoderShape) -> None:
     replace them all) so a shrunk model's weights can be loaded into it."""
     layers = encoder_layers(model)
     if len(layers) != len(shape.layers):
-        raise TrainerError(f"the saved shape has {len(shape.layers)} layers, the architecture {len(layers)}")
+        raise TrainerError(
+            f"the saved shape has {len(shape.layers)} layers, the architecture {len(layers)}"
+        )
     for layer, kept in zip(layers, shape.layers, strict=True):
         prune_heads(layer, range(kept.heads))
         prune_neurons(layer, range(kept.neurons))
@@ -120,7 +137,13 @@ def _slice(linear: nn.Linear, index: torch.Tensor, dim: int) -> nn.Linear:
     """A new Linear holding only the `index` outputs (dim 0) or inputs (dim 1)."""
     weight = linear.weight.index_select(dim, index.to(linear.weight.device)).clone()
     out_features, in_features = weight.shape
-    new = nn.Linear(in_features, out_features, bias=linear.bias is not None, device=weight.device, dtype=weight.dtype)
+    new = nn.Linear(
+        in_features,
+        out_features,
+        bias=linear.bias is not None,
+        device=weight.device,
+        dtype=weight.dtype,
+    )
     new.weight.copy_(weight)
     if linear.bias is not None:
         new.bias.copy_(linear.bias[index] if dim == 0 else linear.bias)

@@ -21,9 +21,13 @@ class Speed:
     latency_p95_ms: float
 
 
-def texts_per_second(predict: Probabilities, texts: Sequence[str], batch_size: int, repeats: int = 1) -> float:
+def texts_per_second(
+    predict: Probabilities, texts: Sequence[str], batch_size: int, repeats: int = 1
+) -> float:
     """Best of `repeats` timed passes over `texts` (the fastest pass is the least disturbed one)."""
-    predict(texts[: max(batch_size, 8)], batch_size)  # warm-up: first-call allocations, thread pools
+    predict(
+        texts[: max(batch_size, 8)], batch_size
+    )  # warm-up: first-call allocations, thread pools
     best = min(_timed(lambda: predict(texts, batch_size)) for _ in range(repeats))
     return len(texts) / best
 
@@ -34,7 +38,9 @@ def single_text_latencies(predict: Probabilities, texts: Sequence[str]) -> np.nd
     return np.array([_timed(lambda t=t: predict([t], 1)) for t in texts])
 
 
-def measure_speed(predict: Probabilities, texts: Sequence[str], n_single: int = 200, repeats: int = 2) -> Speed:
+def measure_speed(
+    predict: Probabilities, texts: Sequence[str], n_single: int = 200, repeats: int = 2
+) -> Speed:
     """Batch-1 and batch-64 throughput and single-text p50/p95 latency; the single-text figures
     use the first `n_single` texts, the batch-64 figure all of them."""
     latencies = single_text_latencies(predict, texts[:n_single])

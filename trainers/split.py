@@ -33,7 +33,7 @@ def strata(labels: np.ndarray, task: Task) -> np.ndarray:
 
 
 def assign_parts(row_strata: np.ndarray, config: SplitConfig) -> np.ndarray:
-    """"train", "val" or "test" for each row."""
+    """ "train", "val" or "test" for each row."""
     n = len(row_strata)
     key = np.random.default_rng(config.seed).permutation(n)
     order = np.lexsort((key, np.asarray(row_strata)))

@@ -17,7 +17,11 @@ N_RESAMPLES = 50
 
 
 def best_f1_thresholds(
-    y_true: np.ndarray, probs: np.ndarray, default: float = 0.5, n_resamples: int = N_RESAMPLES, seed: int = 0
+    y_true: np.ndarray,
+    probs: np.ndarray,
+    default: float = 0.5,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
 ) -> np.ndarray:
     """One threshold per column; `default` where it has no positive.
 
@@ -26,10 +30,17 @@ def best_f1_thresholds(
     """
     y_true, probs = np.asarray(y_true), np.asarray(probs)
     if n_resamples == 0:
-        return np.array([_best_threshold(y_true[:, j], probs[:, j], default) for j in range(y_true.shape[1])])
+        return np.array(
+            [_best_threshold(y_true[:, j], probs[:, j], default) for j in range(y_true.shape[1])]
+        )
     rng = np.random.default_rng(seed)
     rows = rng.integers(0, len(y_true), size=(n_resamples, len(y_true)))
-    return np.array([_bagged_threshold(y_true[:, j], probs[:, j], rows, default) for j in range(y_true.shape[1])])
+    return np.array(
+        [
+            _bagged_threshold(y_true[:, j], probs[:, j], rows, default)
+            for j in range(y_true.shape[1])
+        ]
+    )
 
 
 def _bagged_threshold(y: np.ndarray, p: np.ndarray, rows: np.ndarray, default: float) -> float:

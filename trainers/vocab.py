@@ -23,7 +23,9 @@ from trainers.errors import TrainerError
 TOKENIZER_JSON = "tokenizer.json"
 
 
-def kept_token_ids(tokenizer_dir: Path, texts: Sequence[str], max_length: int, min_count: int = 1) -> np.ndarray:
+def kept_token_ids(
+    tokenizer_dir: Path, texts: Sequence[str], max_length: int, min_count: int = 1
+) -> np.ndarray:
     """Original ids to keep, ascending: tokens used at least `min_count` times in `texts`, every
     special and added token, and every single (continuation) character."""
     from tokenizers import Tokenizer
@@ -32,10 +34,17 @@ def kept_token_ids(tokenizer_dir: Path, texts: Sequence[str], max_length: int, m
     tokenizer = Tokenizer.from_str(json.dumps(raw))
     tokenizer.no_padding()
     tokenizer.enable_truncation(max_length)
-    counts = np.bincount(np.concatenate([e.ids for e in tokenizer.encode_batch(list(texts))]), minlength=len(raw["model"]["vocab"]))
+    counts = np.bincount(
+        np.concatenate([e.ids for e in tokenizer.encode_batch(list(texts))]),
+        minlength=len(raw["model"]["vocab"]),
+    )
     keep = set(np.flatnonzero(counts >= min_count).tolist())
     keep |= {a["id"] for a in raw.get("added_tokens", [])}
-    keep |= {i for token, i in raw["model"]["vocab"].items() if len(token) == 1 or (token.startswith("##") and len(token) == 3)}
+    keep |= {
+        i
+        for token, i in raw["model"]["vocab"].items()
+        if len(token) == 1 or (token.startswith("##") and len(token) == 3)
+    }
     return np.array(sorted(keep), dtype=np.int64)
 
 
@@ -44,18 +53,26 @@ def write_pruned_tokenizer(source: Path, target: Path, kept: np.ndarray) -> None
     with only the kept tokens, renumbered in their original order."""
     raw = _read_tokenizer(source)
     new_id = {int(old): new for new, old in enumerate(kept)}
-    raw["model"]["vocab"] = {t: new_id[i] for t, i in sorted(raw["model"]["vocab"].items(), key=lambda kv: kv[1]) if i in new_id}
+    raw["model"]["vocab"] = {
+        t: new_id[i]
+        for t, i in sorted(raw["model"]["vocab"].items(), key=lambda kv: kv[1])
+        if i in new_id
+    }
     for token in raw.get("added_tokens", []):
         token["id"] = new_id[token["id"]]
     _renumber_post_processor(raw.get("post_processor"), new_id)
     (target / TOKENIZER_JSON).write_text(json.dumps(raw, ensure_ascii=False))
     if (source / "vocab.txt").is_file():
-        (target / "vocab.txt").write_text("".join(f"{t}\n" for t in raw["model"]["vocab"]), encoding="utf-8")
+        (target / "vocab.txt").write_text(
+            "".join(f"{t}\n" for t in raw["model"]["vocab"]), encoding="utf-8"
+        )
     config = source / "tokenizer_config.json"
     if config.is_file():
         values = json.loads(config.read_text())
         if "added_tokens_decoder" in values:
-            values["added_tokens_decoder"] = {str(new_id[int(k)]): v for k, v in values["added_tokens_decoder"].items()}
+            values["added_tokens_decoder"] = {
+                str(new_id[int(k)]): v for k, v in values["added_tokens_decoder"].items()
+            }
         (target / config.name).write_text(json.dumps(values, indent=2, ensure_ascii=False))
     for name in ("special_tokens_map.json",):
         if (source / name).is_file():
@@ -67,8 +84,16 @@ def prune_embeddings(embeddings: nn.Embedding, kept: np.ndarray) -> nn.Embedding
     """The embedding rows of the kept ids, in the new numbering."""
     index = torch.as_tensor(kept, device=embeddings.weight.device)
     padding = embeddings.padding_idx
-    new_padding = int(np.searchsorted(kept, padding)) if padding is not None and padding in kept else None
-    smaller = nn.Embedding(len(kept), embeddings.embedding_dim, padding_idx=new_padding, device=index.device, dtype=embeddings.weight.dtype)
+    new_padding = (
+        int(np.searchsorted(kept, padding)) if padding is not None and padding in kept else None
+    )
+    smaller = nn.Embedding(
+        len(kept),
+        embeddings.embedding_dim,
+        padding_idx=new_padding,
+        device=index.device,
+        dtype=embeddings.weight.dtype,
+    )
     smaller.weight.copy_(embeddings.weight.index_select(0, index))
     return smaller
 
@@ -101,8 +126,12 @@ def _renumber_post_processor(processor: dict | None, new_id: dict[int, int]) -> 
 def _read_tokenizer(directory: Path) -> dict:
     path = Path(directory) / TOKENIZER_JSON
     if not path.is_file():
-        raise TrainerError(f"{directory}: vocabulary pruning needs a fast tokenizer's {TOKENIZER_JSON}")
+        raise TrainerError(
+            f"{directory}: vocabulary pruning needs a fast tokenizer's {TOKENIZER_JSON}"
+        )
     raw = json.loads(path.read_text())
     if raw.get("model", {}).get("type") != "WordPiece":
-        raise TrainerError(f"{path}: vocabulary pruning supports WordPiece tokenizers (BERT, MiniLM), not {raw.get('model', {}).get('type')}")
+        raise TrainerError(
+            f"{path}: vocabulary pruning supports WordPiece tokenizers (BERT, MiniLM), not {raw.get('model', {}).get('type')}"
+        )
     return raw

@@ -10,7 +10,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_HOMES = {"predict": "hpo.best.predict", "retrain_best": "hpo.best.retrain", "score_trials": "hpo.best.score"}
+_HOMES = {
+    "predict": "hpo.best.predict",
+    "retrain_best": "hpo.best.retrain",
+    "score_trials": "hpo.best.score",
+}
 
 __all__ = list(_HOMES)
 
@@ -19,5 +23,7 @@ def __getattr__(name: str) -> Any:
     if name not in _HOMES:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(_HOMES[name]), name)
-    globals()[name] = value  # importing hpo.best.predict set the attribute to the module: the function wins, as before
+    globals()[name] = (
+        value  # importing hpo.best.predict set the attribute to the module: the function wins, as before
+    )
     return value

@@ -15,26 +15,38 @@ from hpo.errors import HpoError
 OUT_SUFFIXES = (".csv", ".jsonl")
 
 
-def read_texts(texts: list[str] | None, file: str | None, text_column: str | None, default_column: str) -> list[str]:
+def read_texts(
+    texts: list[str] | None, file: str | None, text_column: str | None, default_column: str
+) -> list[str]:
     """The texts to label; an empty one is refused, never labelled."""
     if texts is not None:
         empty = [i for i, t in enumerate(texts, start=1) if not t.strip()]
         if empty:
-            raise HpoError(f"--text number {empty[0]} is empty; give each --text some words to label")
+            raise HpoError(
+                f"--text number {empty[0]} is empty; give each --text some words to label"
+            )
         return list(texts)
     from trainers.data import read_csv
 
     if not Path(file).is_file():  # type: ignore[arg-type]
-        raise HpoError(f"--file {file}: {'is a folder' if Path(file).is_dir() else 'no such file'}; give a CSV of texts")  # type: ignore[arg-type]
+        raise HpoError(
+            f"--file {file}: {'is a folder' if Path(file).is_dir() else 'no such file'}; give a CSV of texts"
+        )  # type: ignore[arg-type]
     frame = read_csv(Path(file))  # type: ignore[arg-type]  # argparse makes one of the two required
     column = text_column or default_column
     if column not in frame.columns:
-        raise HpoError(f"{file}: no column {column!r}; columns are {list(frame.columns)}; pick one with --text-column")
+        raise HpoError(
+            f"{file}: no column {column!r}; columns are {list(frame.columns)}; pick one with --text-column"
+        )
     if frame.empty:
         raise HpoError(f"{file}: no rows below the header; nothing to label")
-    blank = [i for i, t in enumerate(frame[column], start=2) if not t.strip()]  # line 1 is the header
+    blank = [
+        i for i, t in enumerate(frame[column], start=2) if not t.strip()
+    ]  # line 1 is the header
     if blank:
-        raise HpoError(f"{file}: column {column!r} is empty on {len(blank)} row(s), first on line {blank[0]}; remove or fill them")
+        raise HpoError(
+            f"{file}: column {column!r} is empty on {len(blank)} row(s), first on line {blank[0]}; remove or fill them"
+        )
     return frame[column].tolist()
 
 
@@ -54,7 +66,13 @@ def check_out(out: str | None) -> None:
         raise HpoError(f"--out {out}: not writable; choose another file")
 
 
-def label_records(probs: np.ndarray, texts: list[str], task: str, names: tuple[str, ...], thresholds: np.ndarray | None) -> list[dict]:
+def label_records(
+    probs: np.ndarray,
+    texts: list[str],
+    task: str,
+    names: tuple[str, ...],
+    thresholds: np.ndarray | None,
+) -> list[dict]:
     """One record per text: its probabilities and its labels (multi-label: every label at or
     above its threshold; multi-class: the most probable class)."""
     records = []
@@ -76,7 +94,13 @@ def write_records(records: list[dict], out: str | None) -> None:
         rows = []
         for r in records:
             label = "; ".join(r["labels"]) if "labels" in r else r["label"]
-            rows.append({"text": r["text"], "labels" if "labels" in r else "label": label, **{f"p_{k}": v for k, v in r["probabilities"].items()}})
+            rows.append(
+                {
+                    "text": r["text"],
+                    "labels" if "labels" in r else "label": label,
+                    **{f"p_{k}": v for k, v in r["probabilities"].items()},
+                }
+            )
         pd.DataFrame(rows).to_csv(out, index=False)
         return
     lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
@@ -94,7 +118,12 @@ def _write(records: list[dict], out: str | None) -> None:
 
 
 def predict(
-    best_dir: str, texts: list[str] | None, file: str | None, text_column: str | None, out: str | None, variant: str | None = None
+    best_dir: str,
+    texts: list[str] | None,
+    file: str | None,
+    text_column: str | None,
+    out: str | None,
+    variant: str | None = None,
 ) -> int:
     """Label texts with a saved model: runs/<study>/best, one of its deployment variants
     (`variant`), or a variant's own directory; every one applies its validation-chosen thresholds.

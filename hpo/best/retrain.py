@@ -51,9 +51,13 @@ def retrain_config(spec: StudySpec, trial: FrozenTrial, data_dir: Path) -> Train
     best_epoch = trial.user_attrs.get(stored.BEST_EPOCH)
     stop = {"stop_after_epochs": int(best_epoch)} if best_epoch else {}
     config = spec.train_config(data_dir, {**params, **stop}, seed=spec.sampler.seed + trial.number)
-    config = config.model_copy(update={"measure_deployed": False})  # the trial measured that; `hpo compress` builds variants
+    config = config.model_copy(
+        update={"measure_deployed": False}
+    )  # the trial measured that; `hpo compress` builds variants
     if config.data.test_path is None:
-        raise HpoError(f"study {spec.name}: data.test is not set; retraining evaluates on a test split")
+        raise HpoError(
+            f"study {spec.name}: data.test is not set; retraining evaluates on a test split"
+        )
     return config
 
 
@@ -75,33 +79,60 @@ def train(config: TrainConfig, cross_fit_folds: int | None = None) -> Trained:
             from trainers.crossfit import crossfit_thresholds
 
             thresholds = crossfit_thresholds(config, cross_fit_folds, seed=config.hyper.seed)
-    labels = LabelInfo(config.task, config.data.label_names, config.data.text_column, config.model.max_length)
-    best = BestModel(result.model, result.tokenizer, labels, thresholds, result.extras.get("feature_extractor"))
+    labels = LabelInfo(
+        config.task, config.data.label_names, config.data.text_column, config.model.max_length
+    )
+    best = BestModel(
+        result.model, result.tokenizer, labels, thresholds, result.extras.get("feature_extractor")
+    )
     return Trained(config, best, result.best_metrics, thresholds)
 
 
-def evaluate_test(best, config: TrainConfig, n_resamples: int = 1000, seed: int = 0) -> tuple[dict, np.ndarray, np.ndarray]:
+def evaluate_test(
+    best, config: TrainConfig, n_resamples: int = 1000, seed: int = 0
+) -> tuple[dict, np.ndarray, np.ndarray]:
     """Test scores (at 0.5 and at the model's thresholds), bootstrap intervals and speed;
     returns them with the test labels and probabilities (for plots)."""
     from trainers.data import load_split
-    from trainers.evaluate import bootstrap_intervals, multi_class_scores, multi_label_scores, predict_probabilities
+    from trainers.evaluate import (
+        bootstrap_intervals,
+        multi_class_scores,
+        multi_label_scores,
+        predict_probabilities,
+    )
 
     test = load_split(config.data.test_path, config.data, config.task)
     probs, seconds = predict_probabilities(best, test.texts)
     names = config.data.label_names
     if config.task == "multi_label":
         y = test.labels.astype(np.int64)
-        scores = {"default": multi_label_scores(y, probs, names, 0.5), "tuned": multi_label_scores(y, probs, names, best.thresholds)}
+        scores = {
+            "default": multi_label_scores(y, probs, names, 0.5),
+            "tuned": multi_label_scores(y, probs, names, best.thresholds),
+        }
     else:
         y = test.labels
         scores = {"default": multi_class_scores(y, probs, names)}
-    scores["intervals"] = bootstrap_intervals(config.task, y, probs, best.thresholds, n_resamples, seed) if n_resamples else {}
-    speed = {"n_test": len(y), "texts_per_s": len(y) / seconds, "seconds_per_1000_texts": 1000 * seconds / len(y)}
+    scores["intervals"] = (
+        bootstrap_intervals(config.task, y, probs, best.thresholds, n_resamples, seed)
+        if n_resamples
+        else {}
+    )
+    speed = {
+        "n_test": len(y),
+        "texts_per_s": len(y) / seconds,
+        "seconds_per_1000_texts": 1000 * seconds / len(y),
+    }
     return {"test": scores, **speed}, y, probs
 
 
 def retrain_best(
-    study: optuna.Study, spec: StudySpec, data_dir: Path, out_dir: Path, n_resamples: int = 1000, trial_number: int | None = None
+    study: optuna.Study,
+    spec: StudySpec,
+    data_dir: Path,
+    out_dir: Path,
+    n_resamples: int = 1000,
+    trial_number: int | None = None,
 ) -> BestMetrics:
     """Retrain the best trial (or trial `trial_number`; a multi-objective study: the Pareto trial
     hpo.objectives.chosen_trial picks), save it under `out_dir`, evaluate it on test, write
@@ -113,12 +144,25 @@ def retrain_best(
     trial = best_trial(study, trial_number)
     require_same_data(study, spec, data_dir)
     config = retrain_config(spec, trial, data_dir)
-    log.info("retraining trial %d of %s for %d of its %d epoch(s): %s", trial.number, spec.name, config.hyper.epochs_to_run, config.hyper.epochs, trial.params)
-    cross_fit = spec.selection.folds if spec.selection and spec.selection.thresholds == "cross_fit" else None
+    log.info(
+        "retraining trial %d of %s for %d of its %d epoch(s): %s",
+        trial.number,
+        spec.name,
+        config.hyper.epochs_to_run,
+        config.hyper.epochs,
+        trial.params,
+    )
+    cross_fit = (
+        spec.selection.folds
+        if spec.selection and spec.selection.thresholds == "cross_fit"
+        else None
+    )
     trained = train(config, cross_fit)
     model = trained.best
     device = next(model.model.parameters()).device
-    save_best(out_dir, model.model, model.tokenizer, model.labels, model.thresholds, model.extractor)
+    save_best(
+        out_dir, model.model, model.tokenizer, model.labels, model.thresholds, model.extractor
+    )
     saved = load_best(out_dir, device=str(device))  # score what `hpo predict` will load
     evaluation, y, probs = evaluate_test(saved, config, n_resamples)
     names = config.data.label_names
@@ -130,9 +174,17 @@ def retrain_best(
         "retrained_val_value": trained.val_metrics["monitor_value"],
         "baseline_val_value": baseline.get(spec.objective.metric),
     }
-    predicted = {n: v["predicted_positive"] for n, v in evaluation["test"]["default"]["per_label"].items()}
+    predicted = {
+        n: v["predicted_positive"] for n, v in evaluation["test"]["default"]["per_label"].items()
+    }
     where = "at 0.5 on test" if config.task == "multi_label" else "on test"
-    collapse = collapse_warnings(predicted, objective["retrained_val_value"], objective["baseline_val_value"], maximize, where)
+    collapse = collapse_warnings(
+        predicted,
+        objective["retrained_val_value"],
+        objective["baseline_val_value"],
+        maximize,
+        where,
+    )
     metrics = BestMetrics.model_validate(stored.json_safe({
         "study": spec.name,
         "trial": trial.number,
@@ -154,7 +206,13 @@ def retrain_best(
         summary.add(table.key, table.title, table.frame)
     header = _best_header(metrics)
     figures = best_figures(config.task, y, probs, names, model.thresholds)
-    write_best_report(out_dir, f"{spec.name}: retrained best model (trial {trial.number})", header, summary, figures)
+    write_best_report(
+        out_dir,
+        f"{spec.name}: retrained best model (trial {trial.number})",
+        header,
+        summary,
+        figures,
+    )
     return metrics
 
 
@@ -165,22 +223,28 @@ def best_trial(study: optuna.Study, number: int | None = None) -> FrozenTrial:
     if number is None and (chosen := selected_trial(study)) is not None:
         return chosen
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        raise HpoError(f"study {study.study_name} has no complete trial to retrain; run `hpo study {study.study_name}` first")
+        raise HpoError(
+            f"study {study.study_name} has no complete trial to retrain; run `hpo study {study.study_name}` first"
+        )
     return chosen_trial(study, number)
 
 
 def _best_header(m: BestMetrics) -> list[str]:
     o = m.objective
-    params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in m.params.items())
+    params = ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in m.params.items()
+    )
     return [
         f"Trial {m.trial} ({params}) retrained for {m.epochs} epoch(s), its best epoch count.",
         f"Validation {o.metric}: trial {show(o.trial_value)}, retrained {show(o.retrained_val_value)}, "
         f"all-majority baseline {show(o.baseline_val_value)}.",
         "Thresholds were chosen on validation only; the test split was read once, after training."
-        if m.task == "multi_label" else "Multi-class: the predicted class is the most probable one.",
+        if m.task == "multi_label"
+        else "Multi-class: the predicted class is the most probable one.",
         f"Test: {m.n_test} texts; 95 % intervals from bootstrap resampling of the test texts.",
         "The trial was measured dynamically quantised to int8 (int8: true): this is its fp32 model; `hpo compress` builds the int8 variant."
-        if m.params.get("int8") else "",
+        if m.params.get("int8")
+        else "",
     ]
 
 

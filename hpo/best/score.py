@@ -20,7 +20,9 @@ def score_trials(study: optuna.Study, spec: StudySpec, data_dir: Path) -> list[i
     """Retrain each complete trial that has no test scores yet and keep its test scores as a
     study attribute (finished trials are read-only). Returns the trial numbers scored."""
     if not spec.test_scores:
-        raise HpoError(f"study {spec.name}: the spec has test_scores: false; set it to true to score every trial on test")
+        raise HpoError(
+            f"study {spec.name}: the spec has test_scores: false; set it to true to score every trial on test"
+        )
     require_same_data(study, spec, data_dir)
     done = set(stored.test_scores_of(study.user_attrs))
     scored = []
@@ -33,7 +35,10 @@ def score_trials(study: optuna.Study, spec: StudySpec, data_dir: Path) -> list[i
         scores = flat_test_scores(evaluation["test"], config.task)
         study.set_user_attr(stored.test_scores_key(trial.number), stored.json_safe(scores))
         scored.append(trial.number)
-        print(f"trial {trial.number}: test {spec.objective.metric} = {show(scores.get(spec.objective.metric))}", flush=True)
+        print(
+            f"trial {trial.number}: test {spec.objective.metric} = {show(scores.get(spec.objective.metric))}",
+            flush=True,
+        )
     return scored
 
 

@@ -43,13 +43,15 @@ class Candidate:
 
     @property
     def standard_error(self) -> float:
-        return float(np.std(self.scores, ddof=1) / math.sqrt(len(self.scores))) if len(self.scores) > 1 else math.nan
+        return (
+            float(np.std(self.scores, ddof=1) / math.sqrt(len(self.scores)))
+            if len(self.scores) > 1
+            else math.nan
+        )
 
     def as_attr(self) -> dict:
         return stored.json_safe({"scores": self.scores, "mean": self.mean, "standard_error": self.standard_error,
                                  "search_value": self.search_value, "pruned": self.pruned})  # fmt: skip
-
-
 
 
 def select(study: optuna.Study, spec: StudySpec, data_dir: Path, run_seed=None) -> list[Candidate]:
@@ -70,18 +72,26 @@ def select(study: optuna.Study, spec: StudySpec, data_dir: Path, run_seed=None) 
 def top_trials(study: optuna.Study, k: int, maximize: bool) -> list[FrozenTrial]:
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
-        raise HpoError(f"study {study.study_name} has no complete trial to select from; run `hpo study {study.study_name}` first")
+        raise HpoError(
+            f"study {study.study_name} has no complete trial to select from; run `hpo study {study.study_name}` first"
+        )
     return sorted(complete, key=lambda t: t.value, reverse=maximize)[:k]
 
 
 def _judge(maximize: bool, prune: bool) -> optuna.Study:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
-        pruner = optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=2) if prune else optuna.pruners.NopPruner()
+        pruner = (
+            optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=2)
+            if prune
+            else optuna.pruners.NopPruner()
+        )
     return optuna.create_study(direction="maximize" if maximize else "minimize", pruner=pruner)
 
 
-def _rerun(spec: StudySpec, trial: FrozenTrial, seeds: int, judge: optuna.Study, run_seed) -> Candidate:
+def _rerun(
+    spec: StudySpec, trial: FrozenTrial, seeds: int, judge: optuna.Study, run_seed
+) -> Candidate:
     """Seed 0 is the search run; the pruner sees each seed's score as one instance (step)."""
     scores = [float(trial.value)]
     pruned = False
@@ -93,7 +103,11 @@ def _rerun(spec: StudySpec, trial: FrozenTrial, seeds: int, judge: optuna.Study,
         if i < seeds - 1 and candidate.should_prune():
             pruned = True
             break
-    judge.tell(candidate, float(np.mean(scores)) if not pruned else None, state=TrialState.PRUNED if pruned else TrialState.COMPLETE)
+    judge.tell(
+        candidate,
+        float(np.mean(scores)) if not pruned else None,
+        state=TrialState.PRUNED if pruned else TrialState.COMPLETE,
+    )
     return Candidate(trial.number, float(trial.value), scores, pruned)
 
 
@@ -105,7 +119,9 @@ def _trained_score(data_dir: Path):
         config = spec.train_config(data_dir, replay(spec, trial.params), seed=seed)
         outcome = run_trial_process(config, lambda epoch, metrics: False, trainer=spec.trainer)
         if outcome.status == "failed":
-            raise HpoError(f"trial {trial.number}, seed {seed}: {str(outcome.error).splitlines()[0]}")
+            raise HpoError(
+                f"trial {trial.number}, seed {seed}: {str(outcome.error).splitlines()[0]}"
+            )
         return float(outcome.best_value)
 
     return run
@@ -121,5 +137,7 @@ def selection_lines(candidates: list[Candidate], metric: str) -> list[str]:
     lines = [f"{'trial':>5}  {'search':>8}  {'mean ' + metric:>22}  {'s.e.':>7}  seeds"]
     for c in candidates:
         flag = "  (stopped: clearly behind)" if c.pruned else ""
-        lines.append(f"{c.trial:5d}  {c.search_value:8.4f}  {c.mean:22.4f}  {c.standard_error:7.4f}  {len(c.scores)}{flag}")
+        lines.append(
+            f"{c.trial:5d}  {c.search_value:8.4f}  {c.mean:22.4f}  {c.standard_error:7.4f}  {len(c.scores)}{flag}"
+        )
     return lines

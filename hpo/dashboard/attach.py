@@ -19,7 +19,9 @@ from storage import artifact_store
 ATTACHED = "**Attached after the study** (study artifacts):"
 
 
-def attach_to_best_trial(study: optuna.Study, paths: Iterable[Path], artifact_dir: Path, trial_number: int | None = None) -> list[str]:
+def attach_to_best_trial(
+    study: optuna.Study, paths: Iterable[Path], artifact_dir: Path, trial_number: int | None = None
+) -> list[str]:
     """Show files made after the study (report, retrained model's metrics) with its best trial.
 
     Optuna refuses changes to a finished trial, so they become study artifacts named
@@ -29,7 +31,9 @@ def attach_to_best_trial(study: optuna.Study, paths: Iterable[Path], artifact_di
     """
     if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         return []
-    best = chosen_trial(study, trial_number)  # multi-objective: the Pareto trial `hpo retrain` picks
+    best = chosen_trial(
+        study, trial_number
+    )  # multi-objective: the Pareto trial `hpo retrain` picks
     folder = trial_dir(artifact_dir, study.study_name, best.number)
     store = artifact_store(artifact_dir)
     ids = []
@@ -44,7 +48,11 @@ def attach_to_best_trial(study: optuna.Study, paths: Iterable[Path], artifact_di
             ids.append(existing[copy.name])
         else:
             ids.extend(upload(study, [copy], artifact_dir))
-    attached = sorted((name, i) for name, i in _study_artifacts(study).items() if name.startswith(stored.attached_name(best.number, "")))
+    attached = sorted(
+        (name, i)
+        for name, i in _study_artifacts(study).items()
+        if name.startswith(stored.attached_name(best.number, ""))
+    )
     links = "\n".join(f"- [{name}](/artifacts/{study._study_id}/{i})" for name, i in attached)
     set_note_section(study, best._trial_id, ATTACHED, links)
     return ids

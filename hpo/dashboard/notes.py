@@ -20,7 +20,9 @@ def annotate_study(study: optuna.Study, spec: StudySpec, spec_text: str, facts: 
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names([o.metric for o in spec.all_objectives])  # several: the dashboard draws their Pareto front
+        study.set_metric_names(
+            [o.metric for o in spec.all_objectives]
+        )  # several: the dashboard draws their Pareto front
     body = study_note(spec, spec_text, facts)
     if get_note(study) != body:
         save_note(study, body)
@@ -34,8 +36,10 @@ def study_note(spec: StudySpec, spec_text: str, facts: DataFacts) -> str:
         text = (f"**Objectives:** {named}, measured after training on the best epoch's model (by `{objective.metric}` on "
                 "validation) as deployed; the Pareto front is under *Analytics*. No intermediate values: Optuna prunes single-objective studies only.")  # fmt: skip
     else:
-        text = (f"**Objective:** {objective.resolved_direction} `{objective.metric}` on the validation split, "
-                "reported after every epoch (the trials' intermediate values); a trial's value is its best epoch's.")
+        text = (
+            f"**Objective:** {objective.resolved_direction} `{objective.metric}` on the validation split, "
+            "reported after every epoch (the trials' intermediate values); a trial's value is its best epoch's."
+        )
     lines = [
         f"## {spec.name}",
         spec.description,
@@ -45,9 +49,18 @@ def study_note(spec: StudySpec, spec_text: str, facts: DataFacts) -> str:
         f"**Task:** {spec.task}, model `{spec.model.name_or_path}`. **Data** (rows): {sizes}.",
     ]
     if facts.warnings:
-        lines += ["", "**Warnings** (the study runs, but look):", *(f"- {w}" for w in facts.warnings)]
+        lines += [
+            "",
+            "**Warnings** (the study runs, but look):",
+            *(f"- {w}" for w in facts.warnings),
+        ]
     if facts.train_prevalence:
-        lines += ["", "| label | share of train |", "|---|---|", *(f"| {k} | {v:.3f} |" for k, v in facts.train_prevalence.items())]
+        lines += [
+            "",
+            "| label | share of train |",
+            "|---|---|",
+            *(f"| {k} | {v:.3f} |" for k, v in facts.train_prevalence.items()),
+        ]
     if facts.profile is not None:
         from hpo.report.profile_tables import profile_markdown
 
@@ -66,4 +79,6 @@ def set_note_section(study: optuna.Study, trial_id: int, heading: str, section: 
     storage = study._storage
     note = get_note_from_system_attrs(storage.get_study_system_attrs(study._study_id), trial_id)
     body = note["body"].split(f"\n\n{heading}")[0]
-    save_note_with_version(storage, study._study_id, trial_id, note["version"] + 1, f"{body}\n\n{heading}\n{section}")
+    save_note_with_version(
+        storage, study._study_id, trial_id, note["version"] + 1, f"{body}\n\n{heading}\n{section}"
+    )

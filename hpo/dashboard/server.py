@@ -28,11 +28,13 @@ class _ThreadingServer(ThreadingMixIn, WSGIServer):
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
 
-def make_dashboard_server(storage_url: str, host: str, port: int, artifact_dir: Path) -> WSGIServer:
+def make_dashboard_server(
+    storage_url: str, host: str, port: int, artifact_dir: Path
+) -> WSGIServer:
     """Bind the dashboard to host:port now; `serve_forever()` serves it."""
     import optuna_dashboard
 
@@ -40,15 +42,25 @@ def make_dashboard_server(storage_url: str, host: str, port: int, artifact_dir: 
     storage = open_storage(storage_url, heartbeat_interval=None)
     app = optuna_dashboard.wsgi(storage, artifact_store=artifact_store(artifact_dir))
     try:
-        return make_server(host, port, app, server_class=_ThreadingServer, handler_class=_QuietHandler)
+        return make_server(
+            host, port, app, server_class=_ThreadingServer, handler_class=_QuietHandler
+        )
     except OSError as e:
-        raise HpoError(f"cannot listen on {host}:{port}: {e.strerror or e}; choose another with --port (make dashboard PORT=...)") from e
+        raise HpoError(
+            f"cannot listen on {host}:{port}: {e.strerror or e}; choose another with --port (make dashboard PORT=...)"
+        ) from e
 
 
 def _check_exists(storage_url: str) -> None:
     url = make_url(storage_url)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") and not Path(url.database).is_file():
-        raise HpoError(f"no study database at {url.database}: run `make study` first, or pass --storage (make dashboard STORAGE=...)")
+    if (
+        url.get_backend_name() == "sqlite"
+        and url.database not in (None, "", ":memory:")
+        and not Path(url.database).is_file()
+    ):
+        raise HpoError(
+            f"no study database at {url.database}: run `make study` first, or pass --storage (make dashboard STORAGE=...)"
+        )
 
 
 def dashboard_url(server: WSGIServer) -> str:
@@ -62,7 +74,10 @@ def serve(storage_url: str, host: str, port: int, artifact_dir: Path) -> None:
     server = make_dashboard_server(storage_url, host, port, artifact_dir)
     print(f"optuna-dashboard for {redact(storage_url)}, artifacts in {artifact_dir}", flush=True)
     if not _is_loopback(host):
-        print(f"warning: listening on {host}: anyone who can reach this machine can read and change the studies", flush=True)
+        print(
+            f"warning: listening on {host}: anyone who can reach this machine can read and change the studies",
+            flush=True,
+        )
     print(f"open {dashboard_url(server)}   (Ctrl-C stops it)", flush=True)
     try:
         server.serve_forever()

@@ -7,12 +7,14 @@ import tempfile
 from pathlib import Path
 
 from hpo.deploy.layout import VariantRecord, variant_dir
-from hpo.errors import HpoError
 from hpo.deploy.settings import CompressSpec
 from hpo.deploy.support import Source, copy_shared_files, fresh_dir
+from hpo.errors import HpoError
 
 
-def build_variant(variant: str, source: Source, target: Path, settings: CompressSpec) -> VariantRecord:
+def build_variant(
+    variant: str, source: Source, target: Path, settings: CompressSpec
+) -> VariantRecord:
     fresh_dir(target)
     if variant == "int8":
         record = build_int8(source, target)
@@ -21,7 +23,9 @@ def build_variant(variant: str, source: Source, target: Path, settings: Compress
     elif variant == "distilled-onnx-int8":
         student = variant_dir(source.best_dir, "distilled")
         if not (student / VariantRecord.FILENAME).is_file():
-            raise HpoError(f"{variant} is made from the distilled variant: build `distilled` first (--variants distilled,{variant})")
+            raise HpoError(
+                f"{variant} is made from the distilled variant: build `distilled` first (--variants distilled,{variant})"
+            )
         record = build_onnx(student, target, variant)
     elif variant == "pruned":
         from hpo.deploy.prune import build_pruned
@@ -44,8 +48,13 @@ def build_int8(source: Source, target: Path) -> VariantRecord:
     best = load_best(source.best_dir, device="cpu")
     save_int8(quantize_int8(best.model), best.model, target)
     copy_shared_files(source.best_dir, target)
-    details = {"scheme": "torch dynamic quantisation, nn.Linear → int8 per output channel, activations per batch", "engine": _engine()}
-    return VariantRecord(variant="int8", format="int8", parameters=parameter_count(best.model), details=details)
+    details = {
+        "scheme": "torch dynamic quantisation, nn.Linear → int8 per output channel, activations per batch",
+        "engine": _engine(),
+    }
+    return VariantRecord(
+        variant="int8", format="int8", parameters=parameter_count(best.model), details=details
+    )
 
 
 def build_onnx(model_dir: Path, target: Path, variant: str) -> VariantRecord:
@@ -65,10 +74,20 @@ def build_onnx(model_dir: Path, target: Path, variant: str) -> VariantRecord:
     else:
         _, fused = export_onnx(best.model, target, n_features)
     copy_shared_files(model_dir, target)
-    scheme = "onnxruntime dynamic quantisation, MatMul weights → int8 per channel" if quantized else "fp32"
-    details = {"exporter": "torch.onnx (TorchScript-based, dynamo=False), opset 17, dynamic batch and sequence axes", "scheme": scheme, "fused": fused or "none",
-               "model": "the distilled student" if variant.startswith("distilled") else "the fp32 model"}
-    return VariantRecord(variant=variant, format="onnx", parameters=parameter_count(best.model), details=details)
+    scheme = (
+        "onnxruntime dynamic quantisation, MatMul weights → int8 per channel"
+        if quantized
+        else "fp32"
+    )
+    details = {
+        "exporter": "torch.onnx (TorchScript-based, dynamo=False), opset 17, dynamic batch and sequence axes",
+        "scheme": scheme,
+        "fused": fused or "none",
+        "model": "the distilled student" if variant.startswith("distilled") else "the fp32 model",
+    }
+    return VariantRecord(
+        variant=variant, format="onnx", parameters=parameter_count(best.model), details=details
+    )
 
 
 def _engine() -> str:

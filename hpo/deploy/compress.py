@@ -15,7 +15,9 @@ from hpo.spec import StudySpec
 log = logging.getLogger(__name__)
 
 
-def compress_study(spec: StudySpec, best_dir: Path, data_dir: Path, settings: CompressSpec | None = None) -> Path:
+def compress_study(
+    spec: StudySpec, best_dir: Path, data_dir: Path, settings: CompressSpec | None = None
+) -> Path:
     """Build every variant in `settings.variants` (default: the spec's `compress:` section) and
     write the deployment report; returns the report's HTML path."""
     from hpo.deploy.build import build_variant
@@ -29,7 +31,17 @@ def compress_study(spec: StudySpec, best_dir: Path, data_dir: Path, settings: Co
     source = Source.open(spec, best_dir, data_dir)
     splits = Splits.load(source.config)
     fp32 = load_predictor(best_dir)
-    figures = [measure_variant(FP32, fp32, best_dir, parameter_count(fp32.model), splits, settings.single_texts, settings.resamples)]
+    figures = [
+        measure_variant(
+            FP32,
+            fp32,
+            best_dir,
+            parameter_count(fp32.model),
+            splits,
+            settings.single_texts,
+            settings.resamples,
+        )
+    ]
     _print(figures[-1])
     records: list[VariantRecord] = []
     for variant in settings.variants:
@@ -39,19 +51,37 @@ def compress_study(spec: StudySpec, best_dir: Path, data_dir: Path, settings: Co
         record = build_variant(variant, source, target, settings)
         predictor = load_predictor(target)
         tune_thresholds(predictor, splits, target)
-        figure = measure_variant(variant, predictor, target, record.parameters, splits, settings.single_texts, settings.resamples)
+        figure = measure_variant(
+            variant,
+            predictor,
+            target,
+            record.parameters,
+            splits,
+            settings.single_texts,
+            settings.resamples,
+        )
         figure.write(target)
         figures.append(figure)
         records.append(record)
         _print(figure, time.perf_counter() - start)
     chosen, rule = choose(figures, spec.task, settings.tolerance)
-    summary = DeploySummary(study=spec.name, task=spec.task, rule=rule, chosen=chosen, figures=figures, records=records)
+    summary = DeploySummary(
+        study=spec.name, task=spec.task, rule=rule, chosen=chosen, figures=figures, records=records
+    )
     note = (f"Variants of {best_dir} (trial {source.metrics.trial}, {spec.model.name_or_path}); "
             f"`hpo predict {best_dir} --variant NAME` or `hpo predict {deploy_root(best_dir)}/NAME` uses one.")  # fmt: skip
     return write_deploy_report(deploy_root(best_dir), spec, summary, note)
 
 
 def _print(f: VariantFigures, seconds: float | None = None) -> None:
-    scores = "  ".join(f"{split} {k}={v:.4f}" for split, values in (("val", f.val), ("test", f.test)) for k, v in values.items() if v is not None)
+    scores = "  ".join(
+        f"{split} {k}={v:.4f}"
+        for split, values in (("val", f.val), ("test", f.test))
+        for k, v in values.items()
+        if v is not None
+    )
     took = f"  ({seconds:.0f}s)" if seconds is not None else ""
-    print(f"{f.variant}: {f.size_mb:.1f} MB, {f.texts_per_s_batch64:.0f} texts/s at batch 64, p50 {f.latency_p50_ms:.1f} ms  {scores}{took}", flush=True)
+    print(
+        f"{f.variant}: {f.size_mb:.1f} MB, {f.texts_per_s_batch64:.0f} texts/s at batch 64, p50 {f.latency_p50_ms:.1f} ms  {scores}{took}",
+        flush=True,
+    )

@@ -25,15 +25,24 @@ def build_distilled(source: Source, target: Path, settings: DistillSpec) -> Vari
     train = load_tokenized(config, teacher.tokenizer, config.data.train_path, teacher.extractor)
     logits = teacher_logits(teacher.model, train, teacher.tokenizer.pad_token_id)
     n_layers = len(encoder_layers(teacher.model))
-    layers = every_other_layer(n_layers) if settings.layers == "every_other" else list(settings.layers)
+    layers = (
+        every_other_layer(n_layers) if settings.layers == "every_other" else list(settings.layers)
+    )
     student = copy.deepcopy(teacher.model)
     keep_layers(student, layers)
     chosen = DistillSettings(settings.temperature, settings.alpha, settings.epochs, settings.learning_rate or config.hyper.learning_rate,
                              settings.batch_size or config.hyper.batch_size)  # fmt: skip
     run = student_run(config, student, teacher.tokenizer, teacher.extractor, logits, chosen)
-    student, best = fit_student(run, config.monitor, config.monitor_mode == "max", epoch_printer("distillation"))
+    student, best = fit_student(
+        run, config.monitor, config.monitor_mode == "max", epoch_printer("distillation")
+    )
     save_best(target, student.cpu(), teacher.tokenizer, teacher.labels, None, teacher.extractor)
     details = {"teacher_layers": n_layers, "student_layers": layers, "teacher_parameters": parameter_count(teacher.model),
                "temperature": chosen.temperature, "alpha": chosen.alpha, "epochs": chosen.epochs, "best_epoch": best["epoch"],
                "learning_rate": chosen.learning_rate, "batch_size": chosen.batch_size, "trained_on": "train split only"}  # fmt: skip
-    return VariantRecord(variant="distilled", format="transformers", parameters=parameter_count(student), details=details)
+    return VariantRecord(
+        variant="distilled",
+        format="transformers",
+        parameters=parameter_count(student),
+        details=details,
+    )

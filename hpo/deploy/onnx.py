@@ -21,7 +21,13 @@ from pathlib import Path
 import numpy as np
 
 MODEL_FILE = "model.onnx"
-FUSABLE = ("bert", "roberta", "xlm-roberta", "camembert", "electra")  # encoders onnxruntime's BERT optimizer handles
+FUSABLE = (
+    "bert",
+    "roberta",
+    "xlm-roberta",
+    "camembert",
+    "electra",
+)  # encoders onnxruntime's BERT optimizer handles
 TOLERANCE = 1e-3  # largest |logit difference| to the PyTorch model accepted after export
 
 
@@ -45,20 +51,28 @@ def export_onnx(model, directory: Path, n_features: int = 0) -> tuple[Path, dict
             extra = {"features": features} if features is not None else {}
             return self.inner(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
 
-    reference = Logits(model.cpu()).eval()  # export restores the wrapper's mode: an untouched one is training, dropout on
+    reference = Logits(
+        model.cpu()
+    ).eval()  # export restores the wrapper's mode: an untouched one is training, dropout on
     traced = copy.deepcopy(model)
     with contextlib.suppress(ValueError, AttributeError):
         backbone(traced).set_attn_implementation("eager")
     wrapper = Logits(traced).eval()
     inputs = _example_inputs(model.get_input_embeddings().num_embeddings, n_features)
     names = list(inputs)
-    axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}, "logits": {0: "batch"}}
+    axes = {
+        "input_ids": {0: "batch", 1: "sequence"},
+        "attention_mask": {0: "batch", 1: "sequence"},
+        "logits": {0: "batch"},
+    }
     if n_features:
         axes["features"] = {0: "batch"}
     path = Path(directory) / MODEL_FILE
     tensors = tuple(torch.from_numpy(v) for v in inputs.values())
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notices
+        warnings.simplefilter(
+            "ignore"
+        )  # the TorchScript exporter's deprecation and tracer notices
         torch.onnx.export(wrapper, tensors, str(path), dynamo=False, input_names=names, output_names=["logits"],
                           dynamic_axes=axes, opset_version=17, do_constant_folding=True)  # fmt: skip
     fused = _fuse(path, backbone(model).config)
@@ -66,7 +80,9 @@ def export_onnx(model, directory: Path, n_features: int = 0) -> tuple[Path, dict
         expected = reference(*tensors).numpy()
     got = session(path).run(["logits"], inputs)[0]
     if not np.allclose(got, expected, atol=TOLERANCE):
-        raise RuntimeError(f"{path}: ONNX Runtime's logits differ from PyTorch's by {np.abs(got - expected).max():.2g}")
+        raise RuntimeError(
+            f"{path}: ONNX Runtime's logits differ from PyTorch's by {np.abs(got - expected).max():.2g}"
+        )
     return path, fused
 
 
@@ -78,7 +94,12 @@ def _fuse(path: Path, config) -> dict[str, int]:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        optimized = optimize_model(str(path), model_type="bert", num_heads=config.num_attention_heads, hidden_size=config.hidden_size)
+        optimized = optimize_model(
+            str(path),
+            model_type="bert",
+            num_heads=config.num_attention_heads,
+            hidden_size=config.hidden_size,
+        )
     optimized.save_model_to_file(str(path))
     return {k: v for k, v in optimized.get_fused_operator_statistics().items() if v}
 
@@ -86,13 +107,18 @@ def _fuse(path: Path, config) -> dict[str, int]:
 def quantize_onnx(source: Path, target: Path) -> Path:
     """Dynamic int8 quantisation of an exported model's constant-weight MatMuls (per channel);
     the attention's activation × activation products stay fp32."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
     import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
 
     # DefaultTensorType: shape inference cannot type the fused (com.microsoft) operators' outputs.
     extra = {"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT}
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True, extra_options=extra)
+    quantize_dynamic(
+        str(source),
+        str(target),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        extra_options=extra,
+    )
     return target
 
 

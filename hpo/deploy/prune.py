@@ -45,9 +45,17 @@ def build_pruned(source: Source, target: Path, settings: PruneSpec) -> VariantRe
 
         tokenizer = AutoTokenizer.from_pretrained(target, local_files_only=True)
     r = settings.recovery
-    recovery = DistillSettings(r.temperature, r.alpha, r.epochs, r.learning_rate or config.hyper.learning_rate, r.batch_size or config.hyper.batch_size)
+    recovery = DistillSettings(
+        r.temperature,
+        r.alpha,
+        r.epochs,
+        r.learning_rate or config.hyper.learning_rate,
+        r.batch_size or config.hyper.batch_size,
+    )
     run = student_run(config, model, tokenizer, teacher.extractor, logits, recovery)
-    model, best = fit_student(run, config.monitor, config.monitor_mode == "max", epoch_printer("recovery"))
+    model, best = fit_student(
+        run, config.monitor, config.monitor_mode == "max", epoch_printer("recovery")
+    )
     save_pruned(model.cpu(), target)
     after = parameter_count(model)
     details = {"importance": "gradient × activation on train", "importance_texts": min(settings.importance_texts, len(train.ids)),
@@ -67,13 +75,22 @@ def _pruned_copy(teacher, train, source: Source, settings: PruneSpec):
 
     config = source.config
     model = copy.deepcopy(teacher.model)
-    rows = np.random.default_rng(config.hyper.seed).permutation(len(train.ids))[: settings.importance_texts]
+    rows = np.random.default_rng(config.hyper.seed).permutation(len(train.ids))[
+        : settings.importance_texts
+    ]
     sample = _subset(train, rows)
-    loss = build_loss(config.task, config.hyper, train.labels, num_classes=len(config.data.label_names))
-    importance = measure_importance(model, sample, loss, teacher.tokenizer.pad_token_id, batch_size=config.hyper.batch_size)
+    loss = build_loss(
+        config.task, config.hyper, train.labels, num_classes=len(config.data.label_names)
+    )
+    importance = measure_importance(
+        model, sample, loss, teacher.tokenizer.pad_token_id, batch_size=config.hyper.batch_size
+    )
     heads_removed = neurons_removed = 0
     for i, layer in enumerate(encoder_layers(model)):
-        n_heads, n_neurons = layer.attention.self.num_attention_heads, layer.intermediate.dense.out_features
+        n_heads, n_neurons = (
+            layer.attention.self.num_attention_heads,
+            layer.intermediate.dense.out_features,
+        )
         keep_heads = max(1, round(settings.heads_kept * n_heads))
         keep_neurons = max(1, math.ceil(settings.neurons_kept * n_neurons))
         prune_heads(layer, importance.top_heads(i, keep_heads))
@@ -81,7 +98,10 @@ def _pruned_copy(teacher, train, source: Source, settings: PruneSpec):
         heads_removed += n_heads - keep_heads
         neurons_removed += n_neurons - keep_neurons
     layers = len(encoder_layers(model))
-    return model, {"heads": f"{heads_removed} of {layers * n_heads}", "neurons": f"{neurons_removed} of {layers * n_neurons}"}
+    return model, {
+        "heads": f"{heads_removed} of {layers * n_heads}",
+        "neurons": f"{neurons_removed} of {layers * n_neurons}",
+    }
 
 
 def _prune_vocabulary(model, source: Source, target: Path, texts: list[str]) -> str:
@@ -111,7 +131,10 @@ def save_pruned(model, directory: Path) -> None:
 
     save_architecture(model, directory)
     (Path(directory) / SHAPE_FILE).write_text(json.dumps(encoder_shape(model).as_json(), indent=2))
-    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(Path(directory) / WEIGHTS_FILE))
+    save_file(
+        {k: v.detach().contiguous() for k, v in model.state_dict().items()},
+        str(Path(directory) / WEIGHTS_FILE),
+    )
 
 
 def load_pruned(directory: Path):
@@ -122,7 +145,8 @@ def load_pruned(directory: Path):
     from trainers.skeleton import empty_model
 
     model = empty_model(directory)
-    apply_shape(model, EncoderShape.from_json(json.loads((Path(directory) / SHAPE_FILE).read_text())))
+    apply_shape(
+        model, EncoderShape.from_json(json.loads((Path(directory) / SHAPE_FILE).read_text()))
+    )
     model.load_state_dict(load_file(str(Path(directory) / WEIGHTS_FILE)))
     return model.eval()
-

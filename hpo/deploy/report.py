@@ -12,7 +12,7 @@ from typing import ClassVar
 import pandas as pd
 import plotly.graph_objects as go
 
-from hpo.deploy.layout import VariantFigures, VariantRecord, Record
+from hpo.deploy.layout import Record, VariantFigures, VariantRecord
 from hpo.deploy.measure import HEADLINE
 from hpo.deploy.settings import FP32
 from hpo.report.summary import StudySummary
@@ -54,7 +54,10 @@ def variants_table(figures: list[VariantFigures], task: str) -> pd.DataFrame:
             "speedup_batch64": f.texts_per_s_batch64 / base.texts_per_s_batch64,
             "latency_p50_ms": f.latency_p50_ms, "latency_p95_ms": f.latency_p95_ms,
         }  # fmt: skip
-        for split, values, intervals in (("val", f.val, f.val_intervals), ("test", f.test, f.test_intervals)):
+        for split, values, intervals in (
+            ("val", f.val, f.val_intervals),
+            ("test", f.test, f.test_intervals),
+        ):
             for metric in HEADLINE[task]:
                 row[f"{split}_{metric}"] = values[metric]
                 row[f"{split}_{metric}_95ci"] = _ci(intervals.get(metric))
@@ -73,27 +76,44 @@ def quality_vs_speed(figures: list[VariantFigures], task: str, chosen: str) -> g
     for split, symbol in (("val", "circle"), ("test", "diamond-open")):
         values = [getattr(f, split)[metric] for f in figures]
         intervals = [getattr(f, f"{split}_intervals").get(metric) or [None, None] for f in figures]
-        upper = [(hi - v) if hi is not None and v is not None else 0 for v, (_, hi) in zip(values, intervals, strict=True)]
-        lower = [(v - lo) if lo is not None and v is not None else 0 for v, (lo, _) in zip(values, intervals, strict=True)]
+        upper = [
+            (hi - v) if hi is not None and v is not None else 0
+            for v, (_, hi) in zip(values, intervals, strict=True)
+        ]
+        lower = [
+            (v - lo) if lo is not None and v is not None else 0
+            for v, (lo, _) in zip(values, intervals, strict=True)
+        ]
         fig.add_scatter(x=[f.texts_per_s_batch64 for f in figures], y=values, mode="markers+text", name=f"{split} (95 % interval)",
                         text=[f"{f.variant}{' ★' if f.variant == chosen else ''}" if split == "val" else "" for f in figures],
                         textposition="top center", marker={"symbol": symbol, "size": 11},
                         error_y={"type": "data", "array": upper, "arrayminus": lower, "visible": True},
                         hovertext=[f"{f.variant}: {f.size_mb:.1f} MB, p50 {f.latency_p50_ms:.1f} ms" for f in figures])  # fmt: skip
-    fig.update_layout(xaxis_title="CPU texts/s at batch 64 (length-sorted)", yaxis_title=metric, height=520)
+    fig.update_layout(
+        xaxis_title="CPU texts/s at batch 64 (length-sorted)", yaxis_title=metric, height=520
+    )
     return fig
 
 
-def write_deploy_report(out_dir: Path, spec: StudySpec, summary: DeploySummary, source_note: str) -> Path:
+def write_deploy_report(
+    out_dir: Path, spec: StudySpec, summary: DeploySummary, source_note: str
+) -> Path:
     from hpo.report.render import write_best_report
 
     report = StudySummary(name=spec.name, spec=spec)
     report.add("variants", "Variants: size, speed on CPU, validation and test headline metrics (95 % bootstrap intervals)",
                variants_table(summary.figures, summary.task))  # fmt: skip
     for record in summary.records:
-        report.add(f"details_{record.variant}", f"How {record.variant} was made", details_table(record))
+        report.add(
+            f"details_{record.variant}", f"How {record.variant} was made", details_table(record)
+        )
     header = _header(summary, source_note)
-    figures = [("Quality vs speed (★: the trade-off chosen on validation)", quality_vs_speed(summary.figures, summary.task, summary.chosen))]
+    figures = [
+        (
+            "Quality vs speed (★: the trade-off chosen on validation)",
+            quality_vs_speed(summary.figures, summary.task, summary.chosen),
+        )
+    ]
     summary.write(out_dir)
     return write_best_report(out_dir, f"{spec.name}: deployment variants", header, report, figures)
 
@@ -105,7 +125,8 @@ def _header(summary: DeploySummary, source_note: str) -> list[str]:
         f"Best trade-off: **{summary.chosen}**, by the rule: {summary.rule}.",
         f"Headline metrics: {metrics}. Each variant's thresholds were re-tuned on validation (bagged best-F1), so its validation F1 "
         "is optimistic; test was scored once per variant, after its thresholds were fixed."
-        if summary.task == "multi_label" else f"Headline metrics: {metrics}; test was scored once per variant.",
+        if summary.task == "multi_label"
+        else f"Headline metrics: {metrics}; test was scored once per variant.",
         "Speed: CPU wall-clock on the validation texts, tokenising included; batch 64 in length-sorted, dynamically padded batches "
         "(best of 2 passes); batch 1 and the p50/p95 latency from single texts, one call each. Size: weight files on disk "
         "(safetensors or ONNX) and the hand-made features' state, tokenizer excluded.",

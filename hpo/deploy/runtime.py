@@ -20,7 +20,10 @@ import numpy as np
 from hpo.deploy.layout import VariantRecord, variant_dir
 from hpo.errors import HpoError
 
-LABELS_FILE, THRESHOLDS_FILE = "labels.json", "thresholds.json"  # as trainers.checkpoint writes them
+LABELS_FILE, THRESHOLDS_FILE = (
+    "labels.json",
+    "thresholds.json",
+)  # as trainers.checkpoint writes them
 
 
 @dataclass(frozen=True)
@@ -36,9 +39,16 @@ class Labels:
     def read(cls, directory: Path) -> Labels:
         path = Path(directory) / LABELS_FILE
         if not path.is_file():
-            raise HpoError(f"{directory}: not a saved model ({LABELS_FILE} missing); run `hpo retrain <study>` (and `hpo compress`) first")
+            raise HpoError(
+                f"{directory}: not a saved model ({LABELS_FILE} missing); run `hpo retrain <study>` (and `hpo compress`) first"
+            )
         raw = json.loads(path.read_text())
-        return cls(raw["task"], tuple(raw["names"]), raw.get("text_column", "text"), int(raw.get("max_length", 128)))
+        return cls(
+            raw["task"],
+            tuple(raw["names"]),
+            raw.get("text_column", "text"),
+            int(raw.get("max_length", 128)),
+        )
 
 
 class Predictor(Protocol):
@@ -66,8 +76,16 @@ def resolve(model_dir: str | Path, variant: str | None = None) -> Path:
         return path
     target = variant_dir(path, variant)
     if not target.is_dir():
-        built = sorted(p.name for p in target.parent.iterdir() if (p / VariantRecord.FILENAME).is_file()) if target.parent.is_dir() else []
-        raise HpoError(f"{target}: no variant {variant!r} built; run `hpo compress <study>` (built: {', '.join(built) or 'none'})")
+        built = (
+            sorted(
+                p.name for p in target.parent.iterdir() if (p / VariantRecord.FILENAME).is_file()
+            )
+            if target.parent.is_dir()
+            else []
+        )
+        raise HpoError(
+            f"{target}: no variant {variant!r} built; run `hpo compress <study>` (built: {', '.join(built) or 'none'})"
+        )
     return target
 
 
@@ -131,7 +149,9 @@ class OnnxPredictor:
     def probabilities(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         texts = list(texts)
         ids = [e.ids for e in self.tokenizer.encode_batch(texts)]
-        features = self.extractor.transform(texts).astype(np.float32) if self.takes_features else None
+        features = (
+            self.extractor.transform(texts).astype(np.float32) if self.takes_features else None
+        )
         order = np.argsort([len(x) for x in ids], kind="stable")
         out = np.empty((len(ids), len(self.labels.names)), dtype=np.float32)
         for start in range(0, len(order), batch_size):
@@ -162,7 +182,9 @@ def _probabilities(logits: np.ndarray, task: str) -> np.ndarray:
 
 def _pad_id(directory: Path, tokenizer) -> int:
     config = directory / "tokenizer_config.json"
-    token = json.loads(config.read_text()).get("pad_token", "[PAD]") if config.is_file() else "[PAD]"
+    token = (
+        json.loads(config.read_text()).get("pad_token", "[PAD]") if config.is_file() else "[PAD]"
+    )
     token = token.get("content") if isinstance(token, dict) else token
     found = tokenizer.token_to_id(token)
     return 0 if found is None else int(found)

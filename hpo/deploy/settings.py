@@ -12,7 +12,14 @@ from hpo.errors import HpoError
 Variant = Literal["int8", "onnx", "onnx-int8", "pruned", "distilled", "distilled-onnx-int8"]
 # distilled-onnx-int8 is the distilled student exported to ONNX and quantised: the two savings
 # multiply, and it is built from the distilled variant (which comes first).
-VARIANTS: tuple[Variant, ...] = ("int8", "onnx", "onnx-int8", "pruned", "distilled", "distilled-onnx-int8")
+VARIANTS: tuple[Variant, ...] = (
+    "int8",
+    "onnx",
+    "onnx-int8",
+    "pruned",
+    "distilled",
+    "distilled-onnx-int8",
+)
 FP32 = "fp32"  # the retrained model itself, the row every variant is compared with
 
 
@@ -25,20 +32,37 @@ class TeacherLoss(_Strict):
     temperature T + (1 − alpha) · the study's own loss against the labels."""
 
     temperature: float = Field(2.0, gt=0)
-    alpha: float = Field(0.5, ge=0, le=1, description="weight of the teacher's soft term; 0 trains on the labels alone")
+    alpha: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="weight of the teacher's soft term; 0 trains on the labels alone",
+    )
     epochs: int = Field(3, ge=1)
-    learning_rate: float | None = Field(None, gt=0, description="default: the retrained trial's learning rate")
-    batch_size: int | None = Field(None, ge=1, description="default: the retrained trial's batch size")
+    learning_rate: float | None = Field(
+        None, gt=0, description="default: the retrained trial's learning rate"
+    )
+    batch_size: int | None = Field(
+        None, ge=1, description="default: the retrained trial's batch size"
+    )
 
 
 class PruneSpec(_Strict):
     """Structured pruning by gradient × activation importance on train, then a recovery
     fine-tune on train towards the unpruned model (the distillation loss)."""
 
-    heads_kept: float = Field(0.75, gt=0, le=1, description="share of each layer's attention heads kept (at least one)")
-    neurons_kept: float = Field(0.5, gt=0, le=1, description="share of each layer's feed-forward neurons kept")
-    vocabulary: bool = Field(True, description="drop word-embedding rows of tokens the train split never uses")
-    importance_texts: int = Field(1024, ge=32, description="train texts the importance is measured on")
+    heads_kept: float = Field(
+        0.75, gt=0, le=1, description="share of each layer's attention heads kept (at least one)"
+    )
+    neurons_kept: float = Field(
+        0.5, gt=0, le=1, description="share of each layer's feed-forward neurons kept"
+    )
+    vocabulary: bool = Field(
+        True, description="drop word-embedding rows of tokens the train split never uses"
+    )
+    importance_texts: int = Field(
+        1024, ge=32, description="train texts the importance is measured on"
+    )
     recovery: TeacherLoss = TeacherLoss(epochs=1)
 
 
@@ -54,9 +78,15 @@ class CompressSpec(_Strict):
     prune: PruneSpec = PruneSpec()
     distill: DistillSpec = DistillSpec()
     tolerance: float = Field(
-        0.005, ge=0, description="the trade-off rule: the fastest variant whose validation headline metric is within this of fp32's"
+        0.005,
+        ge=0,
+        description="the trade-off rule: the fastest variant whose validation headline metric is within this of fp32's",
     )
-    single_texts: int = Field(200, ge=10, description="validation texts timed one at a time for the batch-1 and latency figures")
+    single_texts: int = Field(
+        200,
+        ge=10,
+        description="validation texts timed one at a time for the batch-1 and latency figures",
+    )
     resamples: int = Field(1000, ge=0, description="bootstrap resamples for the 95 % intervals")
 
 

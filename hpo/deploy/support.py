@@ -13,7 +13,14 @@ from hpo.spec import StudySpec
 from hpo.stored import BestMetrics
 from trainers.config import TrainConfig
 
-SHARED_PREFIXES = ("tokenizer", "special_tokens", "vocab", "added_tokens", "labels.json", "features.")
+SHARED_PREFIXES = (
+    "tokenizer",
+    "special_tokens",
+    "vocab",
+    "added_tokens",
+    "labels.json",
+    "features.",
+)
 
 
 @dataclass(frozen=True)
@@ -29,11 +36,15 @@ class Source:
     def open(cls, spec: StudySpec, best_dir: Path, data_dir: Path) -> Source:
         metrics = BestMetrics.read(best_dir)
         if metrics is None:
-            raise HpoError(f"{best_dir}: no retrained model ({BestMetrics.FILENAME} missing); run `hpo retrain {spec.name}` first")
+            raise HpoError(
+                f"{best_dir}: no retrained model ({BestMetrics.FILENAME} missing); run `hpo retrain {spec.name}` first"
+            )
         params = replay(spec, metrics.params)
         config = spec.train_config(data_dir, params, seed=spec.sampler.seed + metrics.trial)
         if config.data.test_path is None:
-            raise HpoError(f"study {spec.name}: data.test is not set; the deployment report scores each variant on test")
+            raise HpoError(
+                f"study {spec.name}: data.test is not set; the deployment report scores each variant on test"
+            )
         return cls(spec, Path(best_dir), metrics, config)
 
 
@@ -41,7 +52,11 @@ def copy_shared_files(source: Path, target: Path, tokenizer: bool = True) -> Non
     """Tokenizer files (unless the variant writes its own), labels.json and the features' state."""
     target.mkdir(parents=True, exist_ok=True)
     for path in Path(source).iterdir():
-        if path.is_file() and path.name.startswith(SHARED_PREFIXES) and (tokenizer or not _is_tokenizer_file(path.name)):
+        if (
+            path.is_file()
+            and path.name.startswith(SHARED_PREFIXES)
+            and (tokenizer or not _is_tokenizer_file(path.name))
+        ):
             shutil.copyfile(path, target / path.name)
 
 
@@ -61,8 +76,18 @@ def epoch_printer(what: str):
     """One line per epoch of a variant's training, as `hpo retrain` prints its epochs."""
 
     def report(epoch: int, metrics: dict) -> None:
-        keys = ("train_loss", "val_loss", "macro_roc_auc", "tuned_macro_f1", "accuracy", "macro_f1", "epoch_time_s")
-        shown = "  ".join(f"{k}={metrics[k]:.4f}" for k in keys if isinstance(metrics.get(k), float))
+        keys = (
+            "train_loss",
+            "val_loss",
+            "macro_roc_auc",
+            "tuned_macro_f1",
+            "accuracy",
+            "macro_f1",
+            "epoch_time_s",
+        )
+        shown = "  ".join(
+            f"{k}={metrics[k]:.4f}" for k in keys if isinstance(metrics.get(k), float)
+        )
         print(f"  {what} epoch {epoch}: {shown}", flush=True)
 
     return report

@@ -43,16 +43,27 @@ def init_study(
     found = detect(source.frame, task, text_column, labels)
     name = name or default_name(source)
     if not NAME.fullmatch(name):
-        raise InitError(f"--name {name!r}: a study name is letters, digits and _.- (starting with a letter or digit)")
+        raise InitError(
+            f"--name {name!r}: a study name is letters, digits and _.- (starting with a letter or digit)"
+        )
     path = Path(studies_dir) / f"{name}.yaml"
     if path.exists() and not force:
         raise InitError(f"{path} exists; choose another --name, or --force to overwrite it")
     split = SplitConfig() if source.single else None
-    text = spec_yaml(name, source, data_place(source.folder, data_dir), found, shape(source, found, split), split)
+    text = spec_yaml(
+        name,
+        source,
+        data_place(source.folder, data_dir),
+        found,
+        shape(source, found, split),
+        split,
+    )
     try:
         StudySpec.model_validate(yaml.safe_load(text))
     except ValidationError as e:  # a bug here, not the user's: say so before writing anything
-        raise InitError(f"hpo init proposed a spec that does not validate ({e.errors()[0]['msg']}); please report it") from None
+        raise InitError(
+            f"hpo init proposed a spec that does not validate ({e.errors()[0]['msg']}); please report it"
+        ) from None
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
@@ -87,6 +98,8 @@ def shape(source: DataSource, found: Detected, split: SplitConfig | None) -> Sha
 
 def label_shares(frame: pd.DataFrame, found: Detected) -> dict[str, float]:
     if found.task == "multi_label":
-        return {c: float(pd.to_numeric(frame[c].str.strip()).mean()) for c in found.label_columns or []}
+        return {
+            c: float(pd.to_numeric(frame[c].str.strip()).mean()) for c in found.label_columns or []
+        }
     counts = frame[found.label_column].str.strip().value_counts(normalize=True)
     return {str(k): float(v) for k, v in counts.items() if not np.isnan(v)}

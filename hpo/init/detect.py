@@ -48,7 +48,7 @@ class ColumnFacts:
     def near_binary(self) -> bool:
         """Mostly 0/1 with stray values (a typo, an empty cell, a 2): a label that needs fixing,
         unlike a column of shares in [0, 1] such as annotator agreement."""
-        mostly = self.rows > 0 and self.zero_one >= NEAR_BINARY * self.rows and 0 < self.ones
+        mostly = self.rows > 0 and self.zero_one >= NEAR_BINARY * self.rows and self.ones > 0
         return mostly and not self.binary and not self.shares
 
     @property
@@ -80,7 +80,9 @@ def column_facts(name: str, values: pd.Series) -> ColumnFacts:
         other_example=None if others.empty else str(others.iloc[0]),
         date_like=bool(len(filled)) and bool(filled.str.fullmatch(DATE).all()),
         written_as_floats=bool(filled[zero_one].str.contains(".", regex=False).any()),
-        shares=len(filled) == len(stripped) and bool(numbers.between(0, 1).all()) and not bool(zero_one.all()),
+        shares=len(filled) == len(stripped)
+        and bool(numbers.between(0, 1).all())
+        and not bool(zero_one.all()),
     )
 
 
@@ -101,7 +103,12 @@ class Detected:
         return self.label_columns or self.class_names or []
 
 
-def detect(frame: pd.DataFrame, task: Task | None = None, text_column: str | None = None, labels: list[str] | None = None) -> Detected:
+def detect(
+    frame: pd.DataFrame,
+    task: Task | None = None,
+    text_column: str | None = None,
+    labels: list[str] | None = None,
+) -> Detected:
     facts = {str(c): column_facts(str(c), frame[c]) for c in frame.columns}
     for name in [*(labels or []), *([text_column] if text_column else [])]:
         if name not in facts:
@@ -111,13 +118,17 @@ def detect(frame: pd.DataFrame, task: Task | None = None, text_column: str | Non
     why = {"task": chosen["why_task"], "labels": chosen["why_labels"], "text_column": text_why}
     if chosen["task"] == "multi_label":
         suffix = agreement_suffix(facts, chosen["columns"], frame)
-        return Detected("multi_label", text, label_columns=chosen["columns"], agreement_suffix=suffix, why=why)
+        return Detected(
+            "multi_label", text, label_columns=chosen["columns"], agreement_suffix=suffix, why=why
+        )
     column = chosen["columns"][0]
     classes = sorted(frame[column].astype(str).str.strip().unique())
     return Detected("multi_class", text, label_column=column, class_names=classes, why=why)
 
 
-def _labels(facts: dict[str, ColumnFacts], task: Task | None, labels: list[str] | None, text: str | None) -> dict:
+def _labels(
+    facts: dict[str, ColumnFacts], task: Task | None, labels: list[str] | None, text: str | None
+) -> dict:
     if labels:
         return _given_labels(facts, task, labels)
     candidates = {n: f for n, f in facts.items() if n != text}
@@ -135,7 +146,9 @@ def _labels(facts: dict[str, ColumnFacts], task: Task | None, labels: list[str] 
                     "why_task": f"{len(binary)} column{'s' if len(binary) > 1 else ''} hold{'' if len(binary) > 1 else 's'} only 0/1{how}: a yes/no per label, any number per row",
                     "why_labels": "every 0/1 column, in the file's order"}  # fmt: skip
         if task == "multi_label":
-            raise InitError("--task multi_label: no column holds only 0/1; name the label columns with --labels A,B")
+            raise InitError(
+                "--task multi_label: no column holds only 0/1; name the label columns with --labels A,B"
+            )
     return _class_column(candidates)
 
 
@@ -144,12 +157,18 @@ def _given_labels(facts: dict[str, ColumnFacts], task: Task | None, labels: list
         task = "multi_label" if len(labels) > 1 or facts[labels[0]].binary else "multi_class"
     if task == "multi_class":
         if len(labels) != 1:
-            raise InitError(f"--task multi_class takes one column of classes in --labels, got {', '.join(labels)}")
+            raise InitError(
+                f"--task multi_class takes one column of classes in --labels, got {', '.join(labels)}"
+            )
         f = facts[labels[0]]
         if f.empty:
-            raise InitError(f"column {f.name!r} is empty in {f.empty} row(s); every row needs its class (fix them, or pick another --labels)")
+            raise InitError(
+                f"column {f.name!r} is empty in {f.empty} row(s); every row needs its class (fix them, or pick another --labels)"
+            )
         if f.distinct > MAX_CLASSES:
-            raise InitError(f"column {f.name!r} has {f.distinct} distinct values, over {MAX_CLASSES} classes; pick another column with --labels")
+            raise InitError(
+                f"column {f.name!r} has {f.distinct} distinct values, over {MAX_CLASSES} classes; pick another column with --labels"
+            )
         return {"task": task, "columns": labels, "why_task": "--task / --labels: one column of classes",
                 "why_labels": "the classes of --labels, sorted (their order fixes the class ids)"}  # fmt: skip
     for name in labels:
@@ -179,25 +198,36 @@ def _class_column(candidates: dict[str, ColumnFacts]) -> dict:
             "why_labels": "every value of the column, sorted (their order fixes the class ids)"}  # fmt: skip
 
 
-def _text_column(facts: dict[str, ColumnFacts], given: str | None, labels: list[str]) -> tuple[str, str]:
+def _text_column(
+    facts: dict[str, ColumnFacts], given: str | None, labels: list[str]
+) -> tuple[str, str]:
     if given:
         if given in labels:
-            raise InitError(f"--text-column {given!r} is also a label column; choose another text column")
+            raise InitError(
+                f"--text-column {given!r} is also a label column; choose another text column"
+            )
         return given, f"--text-column ({facts[given].mean_chars:.0f} characters on average)"
     ranked = sorted((f for n, f in facts.items() if n not in labels and f.stringy and not f.categorical),
                     key=lambda f: (-f.mean_chars, f.name))  # fmt: skip
     if not ranked:
-        raise InitError("no text column found (a column of strings that is not a label); name it with --text-column COLUMN")
+        raise InitError(
+            "no text column found (a column of strings that is not a label); name it with --text-column COLUMN"
+        )
     first = ranked[0]
     if len(ranked) > 1 and ranked[1].mean_chars >= CLOSE * first.mean_chars:
         second = ranked[1]
         raise InitError(f"text column: {first.name!r} ({first.mean_chars:.0f} characters on average) and {second.name!r} "
                         f"({second.mean_chars:.0f}) are close; choose one with --text-column {first.name}")  # fmt: skip
     runner_up = f"; next {ranked[1].name!r}, {ranked[1].mean_chars:.0f}" if len(ranked) > 1 else ""
-    return first.name, f"the string column with the longest texts ({first.mean_chars:.0f} characters on average{runner_up})"
+    return (
+        first.name,
+        f"the string column with the longest texts ({first.mean_chars:.0f} characters on average{runner_up})",
+    )
 
 
-def agreement_suffix(facts: dict[str, ColumnFacts], labels: list[str], frame: pd.DataFrame) -> str | None:
+def agreement_suffix(
+    facts: dict[str, ColumnFacts], labels: list[str], frame: pd.DataFrame
+) -> str | None:
     """A suffix S such that every label L has a column L+S of shares in [0, 1] (UCC's
     ":confidence", the annotators' agreement), else None."""
     first = labels[0]

@@ -38,18 +38,24 @@ def read_source(data: str | Path) -> DataSource:
         frame = read_csv(path)
         return DataSource(path.parent, (path.name,), frame, _encoding_note(path), (len(frame),))
     if not path.is_dir():
-        raise InitError(f"{path}: no such file or folder; give one CSV or a folder with {', '.join(SPLIT_FILES)}")
+        raise InitError(
+            f"{path}: no such file or folder; give one CSV or a folder with {', '.join(SPLIT_FILES)}"
+        )
     present = [name for name in SPLIT_FILES if (path / name).is_file()]
     if present[:2] != ["train.csv", "val.csv"]:
         csvs = sorted(p.name for p in path.glob("*.csv"))
-        raise InitError(f"{path}: a data folder holds train.csv and val.csv (and test.csv); found {', '.join(csvs) or 'no CSV'}")
+        raise InitError(
+            f"{path}: a data folder holds train.csv and val.csv (and test.csv); found {', '.join(csvs) or 'no CSV'}"
+        )
     frames = [read_csv(path / name) for name in present]
     for name, frame in zip(present[1:], frames[1:], strict=True):
         missing = [c for c in frames[0].columns if c not in frame.columns]
         if missing:
             raise InitError(f"{path / name}: lacks column(s) {missing} of train.csv")
     frame = pd.concat(frames, ignore_index=True)
-    return DataSource(path, tuple(present), frame, _encoding_note(path / present[0]), tuple(map(len, frames)))
+    return DataSource(
+        path, tuple(present), frame, _encoding_note(path / present[0]), tuple(map(len, frames))
+    )
 
 
 def _encoding_note(path: Path) -> str:

@@ -39,7 +39,14 @@ class Shape:
     shares: dict[str, float]  # each label's (or class's) share of all rows
 
 
-def spec_yaml(name: str, source: DataSource, place: DataPlace, found: Detected, shape: Shape, split: SplitConfig | None) -> str:
+def spec_yaml(
+    name: str,
+    source: DataSource,
+    place: DataPlace,
+    found: Detected,
+    shape: Shape,
+    split: SplitConfig | None,
+) -> str:
     lines = [
         f"# Written by `hpo init` from {source.folder / source.files[0] if source.single else source.folder} "
         f"({len(source.frame):,} rows, {source.encoding_note}).",
@@ -74,7 +81,11 @@ def spec_yaml(name: str, source: DataSource, place: DataPlace, found: Detected, 
 
 
 def _description(found: Detected, source: DataSource) -> str:
-    what = f"{len(found.labels)} labels" if found.task == "multi_label" else f"{len(found.labels)} classes"
+    what = (
+        f"{len(found.labels)} labels"
+        if found.task == "multi_label"
+        else f"{len(found.labels)} classes"
+    )
     return f"all-MiniLM-L6-v2 on {source.files[0] if source.single else source.folder.name} ({found.task}, {what}), CPU-sized search"
 
 
@@ -87,7 +98,11 @@ def _files(source: DataSource, split: SplitConfig | None, found: Detected) -> li
             "the same rows on every run and worker; runs/<name>/split.csv lists each row's part",
         ]
     lines = [f"  train: {source.files[0]}", f"  val: {source.files[1]}"]
-    lines.append(f"  test: {source.files[2]}" if len(source.files) > 2 else "  test: null  # no test.csv in the folder: hpo retrain needs one")
+    lines.append(
+        f"  test: {source.files[2]}"
+        if len(source.files) > 2
+        else "  test: null  # no test.csv in the folder: hpo retrain needs one"
+    )
     return lines
 
 
@@ -112,7 +127,11 @@ def _max_length(lengths: np.ndarray) -> str:
 
 def _objective(found: Detected, shares: dict[str, float]) -> str:
     if not shares:
-        return "objective: {metric: tuned_macro_f1}" if found.task == "multi_label" else "objective: {metric: macro_f1}"
+        return (
+            "objective: {metric: tuned_macro_f1}"
+            if found.task == "multi_label"
+            else "objective: {metric: macro_f1}"
+        )
     rarest = min(shares, key=shares.get)
     if found.task == "multi_label":
         return (f"objective: {{metric: tuned_macro_f1}}  # macro F1 with each label's threshold tuned on val: the rarest label, {rarest!r}, "
@@ -123,7 +142,9 @@ def _objective(found: Detected, shares: dict[str, float]) -> str:
 
 
 def _duration(shape: Shape) -> str:
-    tokens = float(np.clip(shape.lengths, 0, LENGTH_CHOICES[-1]).mean()) if len(shape.lengths) else 0.0
+    tokens = (
+        float(np.clip(shape.lengths, 0, LENGTH_CHOICES[-1]).mean()) if len(shape.lengths) else 0.0
+    )
     epoch_s = shape.train_rows * tokens * SECONDS_PER_TOKEN * 1.1
     minutes = N_TRIALS * EPOCHS * epoch_s / 60
     return (f"about {minutes:.0f} minutes on 2 CPU cores ({N_TRIALS} trials x {EPOCHS} epochs x {shape.train_rows:,} training texts "
@@ -132,4 +153,9 @@ def _duration(shape: Shape) -> str:
 
 def _flow(value) -> str:
     """A YAML scalar or list on one line, quoted only where YAML needs it."""
-    return yaml.safe_dump(value, default_flow_style=True, width=10**6, allow_unicode=True).strip().removesuffix("...").strip()
+    return (
+        yaml.safe_dump(value, default_flow_style=True, width=10**6, allow_unicode=True)
+        .strip()
+        .removesuffix("...")
+        .strip()
+    )

@@ -6,4 +6,12 @@ from hpo.report.render import report_study, write_study_report
 from hpo.report.summary import StudySummary, Table
 from hpo.report.tables import summarize, trials_table
 
-__all__ = ["StudySummary", "Table", "open_existing_study", "report_study", "summarize", "trials_table", "write_study_report"]
+__all__ = [
+    "StudySummary",
+    "Table",
+    "open_existing_study",
+    "report_study",
+    "summarize",
+    "trials_table",
+    "write_study_report",
+]

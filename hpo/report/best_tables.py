@@ -8,8 +8,26 @@ from hpo.report.read import finite
 from hpo.report.summary import Table
 from hpo.stored import BestMetrics
 
-ML_HEADLINE = ("micro_precision", "micro_recall", "micro_f1", "macro_precision", "macro_recall", "macro_f1", "subset_accuracy")
-MC_HEADLINE = ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall", "weighted_precision", "weighted_recall", "macro_roc_auc", "macro_ap")
+ML_HEADLINE = (
+    "micro_precision",
+    "micro_recall",
+    "micro_f1",
+    "macro_precision",
+    "macro_recall",
+    "macro_f1",
+    "subset_accuracy",
+)
+MC_HEADLINE = (
+    "accuracy",
+    "macro_f1",
+    "weighted_f1",
+    "macro_precision",
+    "macro_recall",
+    "weighted_precision",
+    "weighted_recall",
+    "macro_roc_auc",
+    "macro_ap",
+)
 
 
 def best_model_tables(m: BestMetrics) -> list[Table]:
@@ -37,13 +55,24 @@ def _multi_label_tables(m: BestMetrics) -> list[Table]:
             "predicted tuned": t["predicted_positive"],
         })  # fmt: skip
     confusion = [
-        {"label": name, "thresholds": tag, "tn": c[0][0], "fp": c[0][1], "fn": c[1][0], "tp": c[1][1]}
+        {
+            "label": name,
+            "thresholds": tag,
+            "tn": c[0][0],
+            "fp": c[0][1],
+            "fn": c[1][0],
+            "tp": c[1][1],
+        }
         for tag, scores in (("0.5", default), ("tuned", tuned))
         for name in m.labels
         for c in [scores["per_label"][name]["confusion"]]
     ]
     return [
-        Table("test_before_after", "Test: at 0.5 and at the thresholds tuned on validation", pd.DataFrame(rows)),
+        Table(
+            "test_before_after",
+            "Test: at 0.5 and at the thresholds tuned on validation",
+            pd.DataFrame(rows),
+        ),
         Table("test_per_label", "Test, per label", pd.DataFrame(per_label)),
         Table("test_confusion", "Test: confusion counts", pd.DataFrame(confusion)),
     ]
@@ -51,12 +80,31 @@ def _multi_label_tables(m: BestMetrics) -> list[Table]:
 
 def _multi_class_tables(m: BestMetrics) -> list[Table]:
     test, ci = m.test.default, m.test.intervals
-    headline = pd.DataFrame([{"metric": k, "test": test[k], "95% CI": _ci(ci.get(k))} for k in MC_HEADLINE])
-    per_class = pd.DataFrame(
-        [{"class": n, **{k: v[k] for k in ("precision", "recall", "f1", "roc_auc", "support", "predicted_positive")}}
-         for n, v in test["per_label"].items()]  # fmt: skip
+    headline = pd.DataFrame(
+        [{"metric": k, "test": test[k], "95% CI": _ci(ci.get(k))} for k in MC_HEADLINE]
     )
-    confusion = pd.DataFrame(test["confusion"], index=pd.Index(m.labels, name="true"), columns=m.labels)
+    per_class = pd.DataFrame(
+        [
+            {
+                "class": n,
+                **{
+                    k: v[k]
+                    for k in (
+                        "precision",
+                        "recall",
+                        "f1",
+                        "roc_auc",
+                        "support",
+                        "predicted_positive",
+                    )
+                },
+            }
+            for n, v in test["per_label"].items()
+        ]  # fmt: skip
+    )
+    confusion = pd.DataFrame(
+        test["confusion"], index=pd.Index(m.labels, name="true"), columns=m.labels
+    )
     return [
         Table("test_metrics", "Test", headline),
         Table("test_per_class", "Test, per class", per_class),
@@ -71,4 +119,8 @@ def _model_facts(m: BestMetrics) -> pd.DataFrame:
 
 
 def _ci(interval: list[float | None] | None) -> str:
-    return f"[{interval[0]:.4f}, {interval[1]:.4f}]" if interval and all(finite(x) for x in interval) else ""
+    return (
+        f"[{interval[0]:.4f}, {interval[1]:.4f}]"
+        if interval and all(finite(x) for x in interval)
+        else ""
+    )

@@ -51,13 +51,21 @@ def features_by_setting(trials: pd.DataFrame, setting: str, maximize: bool) -> p
     """Best objective of the complete trials per (`features`, `setting`) value, e.g. pooling:
     with CLS pooling and no features the model is the plain transformers head, so this shows
     the comparison at a fixed head too. None unless both columns vary."""
-    if features_table(trials, maximize) is None or setting not in trials or trials[setting].nunique(dropna=True) < 2:
+    if (
+        features_table(trials, maximize) is None
+        or setting not in trials
+        or trials[setting].nunique(dropna=True) < 2
+    ):
         return None
     done = trials[trials["state"] == "COMPLETE"]
-    return done.pivot_table(index="features", columns=setting, values="objective", aggfunc="max" if maximize else "min")
+    return done.pivot_table(
+        index="features", columns=setting, values="objective", aggfunc="max" if maximize else "min"
+    )
 
 
 def _standard_error(on: dict, off: dict) -> float:
     if min(on["complete_trials"], off["complete_trials"]) < 2:
         return math.nan
-    return math.sqrt(on["std"] ** 2 / on["complete_trials"] + off["std"] ** 2 / off["complete_trials"])
+    return math.sqrt(
+        on["std"] ** 2 / on["complete_trials"] + off["std"] ** 2 / off["complete_trials"]
+    )

@@ -29,10 +29,21 @@ def study_figures(study: optuna.Study, summary: StudySummary) -> list[Figure]:
     if is_multi_objective(study):
         names = [o.metric for o in summary.spec.all_objectives]
         first = {"target": primary_value, "target_name": names[0]}
-        draws = [(f"Pareto front ({' vs '.join(names)})", lambda s: plots.plot_pareto_front(s, target_names=names))]
-        draws += [(f"{title} of {names[0]}", lambda s, d=draw: d(s, **first)) for title, draw in single]
+        draws = [
+            (
+                f"Pareto front ({' vs '.join(names)})",
+                lambda s: plots.plot_pareto_front(s, target_names=names),
+            )
+        ]
+        draws += [
+            (f"{title} of {names[0]}", lambda s, d=draw: d(s, **first)) for title, draw in single
+        ]
     else:  # intermediate values exist only where trials report per epoch, i.e. with one objective
-        draws = [single[0], ("Intermediate values (pruned trials stop early)", plots.plot_intermediate_values), *single[1:]]
+        draws = [
+            single[0],
+            ("Intermediate values (pruned trials stop early)", plots.plot_intermediate_values),
+            *single[1:],
+        ]
     for title, draw in draws:
         try:
             with warnings.catch_warnings():
@@ -75,15 +86,26 @@ def pivot_heatmap(pivot: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def best_figures(task: str, y: np.ndarray, probs: np.ndarray, names: tuple[str, ...], thresholds: np.ndarray | None) -> list[Figure]:
+def best_figures(
+    task: str,
+    y: np.ndarray,
+    probs: np.ndarray,
+    names: tuple[str, ...],
+    thresholds: np.ndarray | None,
+) -> list[Figure]:
     """Test-split plots of the retrained model."""
     if task == "multi_label":
         return [("Precision-recall curves on test (● at 0.5, ◆ at the tuned threshold)", pr_curves(y, probs, names, thresholds)),
                 ("Confusion matrices on test at the tuned thresholds", label_confusions(y, probs, names, thresholds))]  # fmt: skip
-    return [("Confusion matrix on test", class_confusion(y, probs, names)), ("ROC curves on test (one class vs rest)", roc_curves(y, probs, names))]
+    return [
+        ("Confusion matrix on test", class_confusion(y, probs, names)),
+        ("ROC curves on test (one class vs rest)", roc_curves(y, probs, names)),
+    ]
 
 
-def pr_curves(y: np.ndarray, probs: np.ndarray, names: tuple[str, ...], thresholds: np.ndarray | None) -> go.Figure:
+def pr_curves(
+    y: np.ndarray, probs: np.ndarray, names: tuple[str, ...], thresholds: np.ndarray | None
+) -> go.Figure:
     fig = go.Figure()
     colors = px.colors.qualitative.Plotly
     for j, name in enumerate(names):
@@ -91,8 +113,13 @@ def pr_curves(y: np.ndarray, probs: np.ndarray, names: tuple[str, ...], threshol
             continue
         color = colors[j % len(colors)]
         precision, recall, cut = precision_recall_curve(y[:, j], probs[:, j])
-        fig.add_scatter(x=recall, y=precision, mode="lines", name=name, line={"color": color}, legendgroup=name)
-        for t, symbol in ((0.5, "circle"), (None if thresholds is None else thresholds[j], "diamond")):
+        fig.add_scatter(
+            x=recall, y=precision, mode="lines", name=name, line={"color": color}, legendgroup=name
+        )
+        for t, symbol in (
+            (0.5, "circle"),
+            (None if thresholds is None else thresholds[j], "diamond"),
+        ):
             if t is None:
                 continue
             k = min(int(np.searchsorted(cut, t)), len(cut) - 1)
@@ -102,13 +129,18 @@ def pr_curves(y: np.ndarray, probs: np.ndarray, names: tuple[str, ...], threshol
     return fig
 
 
-def label_confusions(y: np.ndarray, probs: np.ndarray, names: tuple[str, ...], thresholds: np.ndarray | None) -> go.Figure:
+def label_confusions(
+    y: np.ndarray, probs: np.ndarray, names: tuple[str, ...], thresholds: np.ndarray | None
+) -> go.Figure:
     cols = 4
     fig = make_subplots(rows=math.ceil(len(names) / cols), cols=cols, subplot_titles=names)
     pred = probs >= (0.5 if thresholds is None else thresholds)
     for j, _ in enumerate(names):
         t, p = y[:, j].astype(bool), pred[:, j]
-        z = [[int((~t & ~p).sum()), int((~t & p).sum())], [int((t & ~p).sum()), int((t & p).sum())]]
+        z = [
+            [int((~t & ~p).sum()), int((~t & p).sum())],
+            [int((t & ~p).sum()), int((t & p).sum())],
+        ]
         fig.add_trace(go.Heatmap(z=z, x=["pred 0", "pred 1"], y=["true 0", "true 1"], text=z, texttemplate="%{text}",
                                  colorscale="Blues", showscale=False), row=j // cols + 1, col=j % cols + 1)  # fmt: skip
     fig.update_yaxes(autorange="reversed")
@@ -131,9 +163,10 @@ def roc_curves(y: np.ndarray, probs: np.ndarray, names: tuple[str, ...]) -> go.F
         if 0 < positive.sum() < len(y):
             fpr, tpr, _ = roc_curve(positive, probs[:, j])
             fig.add_scatter(x=fpr, y=tpr, mode="lines", name=name)
-    fig.update_layout(xaxis_title="false positive rate", yaxis_title="true positive rate", height=500)
+    fig.update_layout(
+        xaxis_title="false positive rate", yaxis_title="true positive rate", height=500
+    )
     return fig
-
 
 
 def fmt(v):

@@ -17,9 +17,17 @@ Figure = tuple[str, go.Figure]
 def profile_figures(profile: DataProfile) -> list[Figure]:
     figures = [("Data: each label's share per split", label_shares(profile))]
     if profile.cooccurrence is not None:
-        figures.append(("Data: label co-occurrence (rows carrying both labels, all splits)", cooccurrence(profile)))
+        figures.append(
+            (
+                "Data: label co-occurrence (rows carrying both labels, all splits)",
+                cooccurrence(profile),
+            )
+        )
     figures += [
-        (f"Data: token lengths per split (dashed: max_length {profile.max_length})", length_histogram(profile)),
+        (
+            f"Data: token lengths per split (dashed: max_length {profile.max_length})",
+            length_histogram(profile),
+        ),
         ("Data: token lengths per label (p50, p90, p99, max)", length_percentiles(profile)),
     ]
     if any(getattr(c, f"shared_{level}") for c in profile.cross_split for level in LEVELS):
@@ -45,7 +53,9 @@ def length_histogram(profile: DataProfile) -> go.Figure:
     edges = np.asarray(profile.length_edges)
     fig = go.Figure()
     for split, counts in profile.length_counts.items():
-        fig.add_bar(x=edges[:-1], y=counts, name=split, width=np.diff(edges), offset=0, opacity=0.6)
+        fig.add_bar(
+            x=edges[:-1], y=counts, name=split, width=np.diff(edges), offset=0, opacity=0.6
+        )
     fig.add_vline(x=profile.max_length, line_dash="dash")
     fig.update_layout(barmode="overlay", xaxis_title="tokens", yaxis_title="texts")
     return fig
@@ -53,7 +63,12 @@ def length_histogram(profile: DataProfile) -> go.Figure:
 
 def length_percentiles(profile: DataProfile) -> go.Figure:
     frame = pd.DataFrame([s.model_dump() for s in profile.lengths])
-    long = frame.melt(id_vars=["group"], value_vars=["p50", "p90", "p99", "max"], var_name="statistic", value_name="tokens")
+    long = frame.melt(
+        id_vars=["group"],
+        value_vars=["p50", "p90", "p99", "max"],
+        var_name="statistic",
+        value_name="tokens",
+    )
     fig = px.bar(long, x="group", y="tokens", color="statistic", barmode="group")
     fig.add_hline(y=profile.max_length, line_dash="dash")
     return fig
@@ -62,5 +77,10 @@ def length_percentiles(profile: DataProfile) -> go.Figure:
 def shared_texts(profile: DataProfile) -> go.Figure:
     frame = cross_split_table(profile)
     frame["splits"] = frame["first"] + " & " + frame["second"]
-    long = frame.melt(id_vars=["splits"], value_vars=[f"shared {level}" for level in LEVELS], var_name="match", value_name="texts")
+    long = frame.melt(
+        id_vars=["splits"],
+        value_vars=[f"shared {level}" for level in LEVELS],
+        var_name="match",
+        value_name="texts",
+    )
     return px.bar(long, x="splits", y="texts", color="match", barmode="group")

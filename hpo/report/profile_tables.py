@@ -16,23 +16,39 @@ def profile_tables(profile: DataProfile, *, baseline: bool = True) -> list[Table
     """Rows and duplicates per split, label shares, co-occurrence, token lengths, texts shared
     between splits, and (unless the caller shows its own) the all-majority baseline."""
     tables = [
-        Table("data_rows", f"Data: rows, empty and duplicated texts per split ({LEVEL_NOTE})", rows_table(profile)),
+        Table(
+            "data_rows",
+            f"Data: rows, empty and duplicated texts per split ({LEVEL_NOTE})",
+            rows_table(profile),
+        ),
         Table("data_labels", "Data: each label's count and share per split", label_table(profile)),
     ]
     if profile.cooccurrence is not None:
         tables.append(Table("data_cooccurrence", "Data: label co-occurrence, all splits (rows carrying both; diagonal: the label)",
                             cooccurrence_table(profile)))  # fmt: skip
     tables += [
-        Table("data_token_lengths", f"Data: token lengths with the study's tokenizer (truncated: over max_length {profile.max_length})",
-              lengths_table(profile)),  # fmt: skip
-        Table("data_cross_split", f"Data: texts found in two splits (shared texts; rows of the second split holding one; {LEVEL_NOTE})",
-              cross_split_table(profile)),  # fmt: skip
+        Table(
+            "data_token_lengths",
+            f"Data: token lengths with the study's tokenizer (truncated: over max_length {profile.max_length})",
+            lengths_table(profile),
+        ),  # fmt: skip
+        Table(
+            "data_cross_split",
+            f"Data: texts found in two splits (shared texts; rows of the second split holding one; {LEVEL_NOTE})",
+            cross_split_table(profile),
+        ),  # fmt: skip
     ]
     if profile.shared_examples:
         tables.append(Table("data_shared_texts", "Data: texts in more than one split (the strictest level at which they match)",
                             shared_table(profile)))  # fmt: skip
     if baseline and profile.baseline_val:
-        tables.append(Table("data_baseline_val", "Data: all-majority baseline on validation", baseline_table(profile)))
+        tables.append(
+            Table(
+                "data_baseline_val",
+                "Data: all-majority baseline on validation",
+                baseline_table(profile),
+            )
+        )
     return tables
 
 
@@ -44,20 +60,28 @@ def rows_table(profile: DataProfile) -> pd.DataFrame:
 
 def label_table(profile: DataProfile) -> pd.DataFrame:
     frame = pd.DataFrame([s.model_dump() for s in profile.label_shares])
-    wide = frame.pivot(index="label", columns="split", values=["count", "share"]).reindex(profile.labels)
+    wide = frame.pivot(index="label", columns="split", values=["count", "share"]).reindex(
+        profile.labels
+    )
     splits = list(profile.rows)
     wide.columns = [f"{split} {what}" for what, split in wide.columns]
-    wide = wide[[f"{s} {w}" for s in splits for w in ("count", "share")]].astype({f"{s} count": int for s in splits})
+    wide = wide[[f"{s} {w}" for s in splits for w in ("count", "share")]].astype(
+        {f"{s} count": int for s in splits}
+    )
     return wide.reset_index()
 
 
 def cooccurrence_table(profile: DataProfile) -> pd.DataFrame:
     index = pd.Index(profile.labels, name="label")
-    return pd.DataFrame(profile.cooccurrence, index=index, columns=pd.Index(profile.labels, name="label"))
+    return pd.DataFrame(
+        profile.cooccurrence, index=index, columns=pd.Index(profile.labels, name="label")
+    )
 
 
 def lengths_table(profile: DataProfile) -> pd.DataFrame:
-    return pd.DataFrame([s.model_dump() for s in profile.lengths]).rename(columns={"truncated_share": "truncated share"})
+    return pd.DataFrame([s.model_dump() for s in profile.lengths]).rename(
+        columns={"truncated_share": "truncated share"}
+    )
 
 
 def cross_split_table(profile: DataProfile) -> pd.DataFrame:
@@ -77,11 +101,15 @@ def shared_table(profile: DataProfile) -> pd.DataFrame:
 
 
 def baseline_table(profile: DataProfile) -> pd.DataFrame:
-    return pd.DataFrame(list(profile.baseline_val.items()), columns=["metric", "all-majority baseline"])
+    return pd.DataFrame(
+        list(profile.baseline_val.items()), columns=["metric", "all-majority baseline"]
+    )
 
 
 def profile_markdown(profile: DataProfile) -> str:
     """Every profile table as Markdown (the study note, `hpo check --profile`)."""
     from hpo.report.render import markdown_table
 
-    return "\n\n".join(f"#### {t.title}\n\n{markdown_table(t.frame)}" for t in profile_tables(profile))
+    return "\n\n".join(
+        f"#### {t.title}\n\n{markdown_table(t.frame)}" for t in profile_tables(profile)
+    )

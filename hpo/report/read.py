@@ -32,7 +32,9 @@ def open_existing_study(name: str, storage_url: str) -> tuple[optuna.Study, Stud
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         names = sorted(optuna.get_all_study_names(storage))
-        raise HpoError(f"no study {name!r} in {redact(storage_url)}; studies there: {', '.join(names) or 'none'}") from None
+        raise HpoError(
+            f"no study {name!r} in {redact(storage_url)}; studies there: {', '.join(names) or 'none'}"
+        ) from None
     return study, study_spec(study)
 
 
@@ -41,13 +43,19 @@ def study_spec(study: optuna.Study) -> StudySpec:
     name = study.study_name
     recorded = study.user_attrs.get(stored.SPEC_RESOLVED)
     if not isinstance(recorded, dict):
-        raise HpoError(f"study {name!r} stores no spec (it was not started by `hpo study`); results commands need the spec a study ran with")
+        raise HpoError(
+            f"study {name!r} stores no spec (it was not started by `hpo study`); results commands need the spec a study ran with"
+        )
     try:
         spec = StudySpec.model_validate(recorded)
     except ValidationError as e:
-        raise HpoError(f"study {name!r}: its stored spec no longer validates ({first_error(e)}); it was written by another version") from None
+        raise HpoError(
+            f"study {name!r}: its stored spec no longer validates ({first_error(e)}); it was written by another version"
+        ) from None
     if spec.name != name:
-        raise HpoError(f"study {name!r} stores the spec of study {spec.name!r}; it was copied or renamed, so its results cannot be trusted to be its own")
+        raise HpoError(
+            f"study {name!r} stores the spec of study {spec.name!r}; it was copied or renamed, so its results cannot be trusted to be its own"
+        )
     return spec
 
 
@@ -74,7 +82,9 @@ def hyperparam(trial: FrozenTrial, spec: StudySpec, name: str) -> Any:
 
 
 def loss_type(trial: FrozenTrial, spec: StudySpec) -> str:
-    return hyperparam(trial, spec, "loss") or ("bce" if spec.task == "multi_label" else "cross_entropy")
+    return hyperparam(trial, spec, "loss") or (
+        "bce" if spec.task == "multi_label" else "cross_entropy"
+    )
 
 
 def finite(x: Any) -> bool:
@@ -109,4 +119,6 @@ def require_same_data(study: optuna.Study, spec: StudySpec, data_dir: Path) -> N
     """Retraining or scoring on other data would not rebuild the models the trials scored."""
     changed = changed_data(study, spec, data_dir)
     if changed:
-        raise HpoError(f"study {study.study_name!r} ran on other data ({'; '.join(changed)}); point --data-dir at the study's data")
+        raise HpoError(
+            f"study {study.study_name!r} ran on other data ({'; '.join(changed)}); point --data-dir at the study's data"
+        )

@@ -17,6 +17,7 @@ from hpo.report.read import changed_data, open_existing_study
 from hpo.report.summary import StudySummary
 from hpo.report.tables import summarize
 from hpo.stored import BestMetrics, read_profile
+
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.85em; display: block; overflow-x: auto; max-width: 100%; }
@@ -27,8 +28,9 @@ th { background: #f2f2f2; }
 """
 
 
-
-def report_study(name: str, storage_url: str, data_dir: Path, runs_root: str | Path = "runs") -> Path:
+def report_study(
+    name: str, storage_url: str, data_dir: Path, runs_root: str | Path = "runs"
+) -> Path:
     """Write runs/<study>/report/ from the study in storage. The data, when found, gives the
     all-majority baseline; runs/<study>/best/metrics.json, when there, the retrained model."""
     from storage import run_dir
@@ -45,7 +47,9 @@ def report_study(name: str, storage_url: str, data_dir: Path, runs_root: str | P
             baseline = majority_baseline(spec, data_dir)
     except DataError as e:
         profile = read_profile(study.user_attrs)
-        baseline = profile.baseline_val if profile and profile.baseline_val else None  # as computed before the first trial
+        baseline = (
+            profile.baseline_val if profile and profile.baseline_val else None
+        )  # as computed before the first trial
         note = None if baseline else f"no all-majority baseline: {e}"
     best_metrics = BestMetrics.read(root / "best")
     summary = summarize(study, spec, baseline, best_metrics)
@@ -55,7 +59,9 @@ def report_study(name: str, storage_url: str, data_dir: Path, runs_root: str | P
     return write_study_report(study, summary, root / "report", best_link=link)
 
 
-def write_study_report(study: optuna.Study, summary: StudySummary, out_dir: str | Path, best_link: str | None = None) -> Path:
+def write_study_report(
+    study: optuna.Study, summary: StudySummary, out_dir: str | Path, best_link: str | None = None
+) -> Path:
     """report.md, report.html and one CSV per table under `out_dir`; returns the HTML path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -76,13 +82,25 @@ def _study_header(study: optuna.Study, summary: StudySummary) -> list[str]:
     return [
         spec.description or "",
         f"Task {spec.task}; model {spec.model.name_or_path}; "
-        + ("objectives " + ", ".join(f"{o.metric} ({o.resolved_direction})" for o in spec.all_objectives) + " (a Pareto front)"
-           if spec.multi_objective else f"objective {spec.objective.metric} ({spec.objective.resolved_direction}) on validation") + ".",
+        + (
+            "objectives "
+            + ", ".join(f"{o.metric} ({o.resolved_direction})" for o in spec.all_objectives)
+            + " (a Pareto front)"
+            if spec.multi_objective
+            else f"objective {spec.objective.metric} ({spec.objective.resolved_direction}) on validation"
+        )
+        + ".",
         "Trials: " + ", ".join(f"{n} {s.lower()}" for s, n in states.items()) + ".",
     ]
 
 
-def write_best_report(out_dir: str | Path, title: str, header: list[str], summary: StudySummary, figures: list[Figure]) -> Path:
+def write_best_report(
+    out_dir: str | Path,
+    title: str,
+    header: list[str],
+    summary: StudySummary,
+    figures: list[Figure],
+) -> Path:
     """report.md, report.html and CSVs of the retrained model next to it."""
     out = Path(out_dir)
     for table in summary.tables:
@@ -90,7 +108,6 @@ def write_best_report(out_dir: str | Path, title: str, header: list[str], summar
     (out / "report.md").write_text(_markdown(title, header, summary))
     (out / "report.html").write_text(_html(title, header, summary, figures))
     return out / "report.html"
-
 
 
 def _markdown(title: str, header: list[str], summary: StudySummary) -> str:
@@ -105,7 +122,9 @@ def _markdown(title: str, header: list[str], summary: StudySummary) -> str:
 def markdown_table(table: pd.DataFrame) -> str:
     frame = table.reset_index() if _keeps_index(table) else table
     if _keeps_index(table) and table.columns.name:
-        frame = frame.rename(columns={frame.columns[0]: f"{table.index.name} \\ {table.columns.name}"})
+        frame = frame.rename(
+            columns={frame.columns[0]: f"{table.index.name} \\ {table.columns.name}"}
+        )
     head = [str(fmt(c)) for c in frame.columns]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for row in frame.itertuples(index=False):
@@ -118,10 +137,16 @@ def _html(title: str, header: list[str], summary: StudySummary, figures: list[Fi
     body += [f'<p class="warn">Warning: {html.escape(w)}</p>' for w in summary.warnings]
     for table in summary.tables:
         frame = table.frame.map(fmt).rename(index=fmt, columns=fmt)
-        body += [f"<h2>{html.escape(table.title)}</h2>", frame.to_html(escape=True, na_rep="", index=_keeps_index(table.frame))]
+        body += [
+            f"<h2>{html.escape(table.title)}</h2>",
+            frame.to_html(escape=True, na_rep="", index=_keeps_index(table.frame)),
+        ]
     for i, (name, fig) in enumerate(figures):
         fig.update_layout(title=None, margin={"t": 30})
-        body += [f"<h2>{html.escape(name)}</h2>", fig.to_html(full_html=False, include_plotlyjs=i == 0)]
+        body += [
+            f"<h2>{html.escape(name)}</h2>",
+            fig.to_html(full_html=False, include_plotlyjs=i == 0),
+        ]
     body += [f'<p class="note">Note: {html.escape(n)}</p>' for n in summary.notes]
     return f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{CSS}</style></head><body>{"".join(body)}</body></html>'
 

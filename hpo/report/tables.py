@@ -47,23 +47,34 @@ def trials_table(study: optuna.Study, spec: StudySpec) -> pd.DataFrame:
         first = epochs[0].get("train_loss") if epochs else None
         last = epochs[-1].get("train_loss") if epochs else None
         row = {"trial": t.number, "state": t.state.name, **t.params}
-        row.update({k: hyperparam(t, spec, k) for k in ("batch_size", "learning_rate") if k not in row})
+        row.update(
+            {k: hyperparam(t, spec, k) for k in ("batch_size", "learning_rate") if k not in row}
+        )
         row.update(
             loss=loss_type(t, spec),
             # A pruned trial's Optuna value is its last epoch's; the best epoch's is comparable.
-            objective=primary_value(t) if t.state == TrialState.COMPLETE else num(best.get(metric)),
+            objective=primary_value(t)
+            if t.state == TrialState.COMPLETE
+            else num(best.get(metric)),
             best_epoch=t.user_attrs.get(stored.BEST_EPOCH),
             epochs_run=len(epochs),
             train_loss_first=num(first),
             train_loss_last=num(last),
-            train_loss_change=(last - first) / first if finite(first) and finite(last) and first else math.nan,
+            train_loss_change=(last - first) / first
+            if finite(first) and finite(last) and first
+            else math.nan,
             **{f"val_{k}": num(best.get(k)) for k in VAL_COLUMNS[spec.task]},
             duration_s=t.duration.total_seconds() if t.duration else math.nan,
             fail_reason=_first_line(t.user_attrs.get(stored.FAIL_REASON)),
         )
         if pareto:
             values = t.values or [None] * len(spec.all_objectives)
-            row.update({o.metric: num(v) for o, v in zip(spec.all_objectives[1:], values[1:], strict=True)})
+            row.update(
+                {
+                    o.metric: num(v)
+                    for o, v in zip(spec.all_objectives[1:], values[1:], strict=True)
+                }
+            )
             row["pareto"] = t.number in pareto
         if scores:
             row[TEST_COLUMN] = num(scores.get(t.number, {}).get(metric))
@@ -82,9 +93,25 @@ def trials_table(study: optuna.Study, spec: StudySpec) -> pd.DataFrame:
 def batch_size_tables(trials: pd.DataFrame, task: str) -> dict[Any, pd.DataFrame]:
     """Per batch size, one row per learning rate: loss trend, validation F1/accuracy, state."""
     accuracy = "val_subset_accuracy" if task == "multi_label" else "val_accuracy"
-    f1 = ["val_micro_f1", "val_macro_f1"] if task == "multi_label" else ["val_macro_f1", "val_weighted_f1"]
-    columns = ["learning_rate", "trial", "train_loss_first", "train_loss_last", "train_loss_change", *f1, accuracy, "state"]
-    return {bs: group.sort_values(["learning_rate", "trial"])[columns].reset_index(drop=True) for bs, group in trials.groupby("batch_size")}
+    f1 = (
+        ["val_micro_f1", "val_macro_f1"]
+        if task == "multi_label"
+        else ["val_macro_f1", "val_weighted_f1"]
+    )
+    columns = [
+        "learning_rate",
+        "trial",
+        "train_loss_first",
+        "train_loss_last",
+        "train_loss_change",
+        *f1,
+        accuracy,
+        "state",
+    ]
+    return {
+        bs: group.sort_values(["learning_rate", "trial"])[columns].reset_index(drop=True)
+        for bs, group in trials.groupby("batch_size")
+    }
 
 
 def complete(trials: pd.DataFrame) -> pd.DataFrame:
@@ -98,22 +125,38 @@ def axis_levels(values: pd.Series) -> pd.Series:
     if not numeric or values.nunique() <= MAX_LEVELS:
         return values
     low, high = values.min(), values.max()
-    edges = np.geomspace(low, high, 5) if low > 0 and high / low >= 10 else np.linspace(low, high, 5)
+    edges = (
+        np.geomspace(low, high, 5) if low > 0 and high / low >= 10 else np.linspace(low, high, 5)
+    )
     return pd.cut(values, edges, include_lowest=True).astype(str)
 
 
 def objective_pivot(trials: pd.DataFrame, rows: str, columns: str, maximize: bool) -> pd.DataFrame:
     """Best objective of the complete trials at each (rows, columns) combination."""
     done = complete(trials)
-    frame = pd.DataFrame({rows: axis_levels(done[rows]), columns: axis_levels(done[columns]), "objective": done["objective"]})
-    return frame.pivot_table(index=rows, columns=columns, values="objective", aggfunc="max" if maximize else "min")
+    frame = pd.DataFrame(
+        {
+            rows: axis_levels(done[rows]),
+            columns: axis_levels(done[columns]),
+            "objective": done["objective"],
+        }
+    )
+    return frame.pivot_table(
+        index=rows, columns=columns, values="objective", aggfunc="max" if maximize else "min"
+    )
 
 
 def marginal(trials: pd.DataFrame, param: str, maximize: bool) -> pd.DataFrame:
     """Trials, mean and best objective of the complete trials at each value of `param`."""
     done = complete(trials)
     grouped = done["objective"].groupby(axis_levels(done[param]))
-    return pd.DataFrame({"trials": grouped.size(), "mean_objective": grouped.mean(), "best_objective": grouped.max() if maximize else grouped.min()})
+    return pd.DataFrame(
+        {
+            "trials": grouped.size(),
+            "mean_objective": grouped.mean(),
+            "best_objective": grouped.max() if maximize else grouped.min(),
+        }
+    )
 
 
 def best_configuration(study: optuna.Study, spec: StudySpec) -> pd.DataFrame:
@@ -150,16 +193,24 @@ def epoch_table(study: optuna.Study, metric: str) -> pd.DataFrame:
 def device_table(study: optuna.Study) -> pd.DataFrame | None:
     """Which trials shared a GPU: per trial its host, device, measured memory and the trials that
     ran on the same device at the same time. None when no trial ran on a GPU."""
-    on_gpu = [t for t in study.get_trials(deepcopy=False) if stored.GPU in t.user_attrs and t.datetime_start]
+    on_gpu = [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if stored.GPU in t.user_attrs and t.datetime_start
+    ]
     if not on_gpu:
         return None
     now = pd.Timestamp.now().to_pydatetime()
 
     def place(t) -> tuple[str, str]:
-        return str(t.user_attrs.get(stored.WORKER, "")).rsplit(":", 1)[0], str(t.user_attrs[stored.GPU])
+        return str(t.user_attrs.get(stored.WORKER, "")).rsplit(":", 1)[0], str(
+            t.user_attrs[stored.GPU]
+        )
 
     def overlaps(a, b) -> bool:
-        return a.datetime_start < (b.datetime_complete or now) and b.datetime_start < (a.datetime_complete or now)
+        return a.datetime_start < (b.datetime_complete or now) and b.datetime_start < (
+            a.datetime_complete or now
+        )
 
     rows = [
         {
@@ -169,7 +220,11 @@ def device_table(study: optuna.Study) -> pd.DataFrame | None:
             "gpu": place(t)[1],
             "peak_device_memory_mb": num(t.user_attrs.get(stored.PEAK_MEMORY_MB)),
             "ran_alone": bool(t.user_attrs.get(stored.RUN_ALONE)),
-            "shared_with": " ".join(str(o.number) for o in on_gpu if o is not t and place(o) == place(t) and overlaps(t, o)),
+            "shared_with": " ".join(
+                str(o.number)
+                for o in on_gpu
+                if o is not t and place(o) == place(t) and overlaps(t, o)
+            ),
         }
         for t in on_gpu
     ]
@@ -185,7 +240,9 @@ def param_importances(study: optuna.Study) -> pd.Series:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            importances = optuna.importance.get_param_importances(study, target=primary_value if is_multi_objective(study) else None)
+            importances = optuna.importance.get_param_importances(
+                study, target=primary_value if is_multi_objective(study) else None
+            )
     except (ValueError, RuntimeError, ZeroDivisionError):
         return pd.Series(dtype=float, name="importance")
     return pd.Series(importances, name="importance", dtype=float)
@@ -215,8 +272,14 @@ def loss_table(trials: pd.DataFrame, study: optuna.Study, spec: StudySpec) -> pd
         row: dict[str, Any] = {"loss": loss, "trials": len(group), "complete": len(done)}
         if len(done):
             best = done.loc[done["objective"].idxmax() if maximize else done["objective"].idxmin()]
-            row.update(best_objective=best["objective"], median_objective=done["objective"].median(), best_trial=int(best["trial"]))
-            per_label = best_epoch_metrics(by_number[int(best["trial"])], spec.objective.metric, maximize).get("per_label", {})
+            row.update(
+                best_objective=best["objective"],
+                median_objective=done["objective"].median(),
+                best_trial=int(best["trial"]),
+            )
+            per_label = best_epoch_metrics(
+                by_number[int(best["trial"])], spec.objective.metric, maximize
+            ).get("per_label", {})
             row.update({f"ap_{name}": num(v.get("ap")) for name, v in per_label.items()})
         rows.append(row)
     return pd.DataFrame(rows)
@@ -226,10 +289,24 @@ def pareto_table(study: optuna.Study, spec: StudySpec) -> pd.DataFrame:
     """The Pareto-optimal trials (study.best_trials): their objectives, settings, and the model
     as deployed (its size and parameters beside the objectives)."""
     rows = []
-    for t in sorted(study.best_trials, key=lambda t: t.values[0], reverse=spec.objective.resolved_direction == "maximize"):
+    for t in sorted(
+        study.best_trials,
+        key=lambda t: t.values[0],
+        reverse=spec.objective.resolved_direction == "maximize",
+    ):
         deployed = t.user_attrs.get(stored.DEPLOYED, {})
-        row = {"trial": t.number, **{o.metric: v for o, v in zip(spec.all_objectives, t.values, strict=True)}, **t.params}
-        row.update({k: num(deployed.get(k)) for k in ("texts_per_second", "model_size_mb", "parameters") if k not in row})
+        row = {
+            "trial": t.number,
+            **{o.metric: v for o, v in zip(spec.all_objectives, t.values, strict=True)},
+            **t.params,
+        }
+        row.update(
+            {
+                k: num(deployed.get(k))
+                for k in ("texts_per_second", "model_size_mb", "parameters")
+                if k not in row
+            }
+        )
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -248,7 +325,12 @@ TITLES = {
 }
 
 
-def summarize(study: optuna.Study, spec: StudySpec, baseline: dict | None = None, best_metrics: BestMetrics | None = None) -> StudySummary:
+def summarize(
+    study: optuna.Study,
+    spec: StudySpec,
+    baseline: dict | None = None,
+    best_metrics: BestMetrics | None = None,
+) -> StudySummary:
     """Every table of the study report (`baseline`: hpo.report.baseline.majority_baseline;
     `best_metrics`: the retrained model's metrics.json)."""
     summary = StudySummary(name=study.study_name, spec=spec)
@@ -267,9 +349,15 @@ def summarize(study: optuna.Study, spec: StudySpec, baseline: dict | None = None
         add(f"batch_size_{bs}", f"Batch size {bs}: one row per learning rate", table)
     importances = param_importances(study)
     if not importances.empty:
-        add("param_importances", TITLES["param_importances"], importances.rename_axis("parameter").reset_index())
+        add(
+            "param_importances",
+            TITLES["param_importances"],
+            importances.rename_axis("parameter").reset_index(),
+        )
     else:
-        summary.notes.append("parameter importances need at least two complete trials that differ in their settings")
+        summary.notes.append(
+            "parameter importances need at least two complete trials that differ in their settings"
+        )
     has_complete = not complete(trials).empty
     summary.pivot_axes = pivot_axes(spec, importances)
     if summary.pivot_axes and has_complete:
@@ -277,7 +365,11 @@ def summarize(study: optuna.Study, spec: StudySpec, baseline: dict | None = None
         add(f"pivot_{rows}_x_{columns}", f"Best objective of complete trials: {rows} × {columns}",
             objective_pivot(trials, rows, columns, maximize), pivot=True)  # fmt: skip
         for p in summary.pivot_axes:
-            add(f"objective_by_{p}", f"Objective of complete trials by {p}", marginal(trials, p, maximize).reset_index())
+            add(
+                f"objective_by_{p}",
+                f"Objective of complete trials by {p}",
+                marginal(trials, p, maximize).reset_index(),
+            )
     elif not summary.pivot_axes:
         summary.notes.append("no pivot: the study searches fewer than two settings")
     if has_complete:
@@ -289,7 +381,11 @@ def summarize(study: optuna.Study, spec: StudySpec, baseline: dict | None = None
     if (devices := device_table(study)) is not None:
         add("devices", TITLES["devices"], devices)
     if (selection := selection_table(study)) is not None:
-        add("selection", "Selection over seeds (hpo select): mean and standard error per candidate; the first is retrained", selection)
+        add(
+            "selection",
+            "Selection over seeds (hpo select): mean and standard error per candidate; the first is retrained",
+            selection,
+        )
     losses = loss_table(trials, study, spec)
     if losses is not None:
         add("by_loss", TITLES["by_loss"], losses)
@@ -299,7 +395,10 @@ def summarize(study: optuna.Study, spec: StudySpec, baseline: dict | None = None
         if (by_pooling := features_by_setting(trials, "pooling", maximize)) is not None:
             add("features_x_pooling", TITLES["features_x_pooling"], by_pooling)
     if baseline is not None:
-        frame = pd.DataFrame([(k, v) for k, v in baseline.items() if not isinstance(v, dict)], columns=["metric", "all-majority baseline"])
+        frame = pd.DataFrame(
+            [(k, v) for k, v in baseline.items() if not isinstance(v, dict)],
+            columns=["metric", "all-majority baseline"],
+        )
         add("baseline_val", TITLES["baseline_val"], frame)
     if best_metrics is not None:
         for table in best_model_tables(best_metrics):
@@ -314,16 +413,27 @@ def _with_profile(summary: StudySummary, study: optuna.Study) -> StudySummary:
     if profile is not None:
         summary.tables += profile_tables(profile, baseline=summary.table("baseline_val") is None)
     else:
-        summary.notes.append("no data profile in the study (it is stored by `hpo study` and `hpo workers` before the first trial)")
+        summary.notes.append(
+            "no data profile in the study (it is stored by `hpo study` and `hpo workers` before the first trial)"
+        )
     return summary
 
 
-def _study_collapse(study: optuna.Study, spec: StudySpec, baseline: dict | None, maximize: bool) -> list[str]:
+def _study_collapse(
+    study: optuna.Study, spec: StudySpec, baseline: dict | None, maximize: bool
+) -> list[str]:
     best = chosen_trial(study)
     per_label = best_epoch_metrics(best, spec.objective.metric, maximize).get("per_label", {})
-    predicted = {n: v["predicted_positive"] for n, v in per_label.items() if "predicted_positive" in v}
+    predicted = {
+        n: v["predicted_positive"] for n, v in per_label.items() if "predicted_positive" in v
+    }
     base = baseline.get(spec.objective.metric) if baseline else None
-    return [f"best trial {best.number}: {w}" for w in collapse_warnings(predicted, primary_value(best), base, maximize, "at 0.5 on validation")]
+    return [
+        f"best trial {best.number}: {w}"
+        for w in collapse_warnings(
+            predicted, primary_value(best), base, maximize, "at 0.5 on validation"
+        )
+    ]
 
 
 def _first_line(text: str | None) -> str:
@@ -338,4 +448,6 @@ def selection_table(study: optuna.Study) -> pd.DataFrame | None:
         return None
     rows = [{"trial": n, "search value": c["search_value"], "mean": c["mean"], "standard error": c["standard_error"],
              "seeds": len(c["scores"]), "stopped early": c["pruned"]} for n, c in found.items()]  # fmt: skip
-    return pd.DataFrame(rows).sort_values("mean", ascending=study.direction != optuna.study.StudyDirection.MAXIMIZE)
+    return pd.DataFrame(rows).sort_values(
+        "mean", ascending=study.direction != optuna.study.StudyDirection.MAXIMIZE
+    )

@@ -3,7 +3,13 @@ other workers until it has exactly n_trials finished trials, print what happened
 
 from hpo.study.console import print_best, print_trial
 from hpo.study.loop import run_study
-from hpo.study.opening import check_same_data, check_same_spec, describe_study, n_finished, open_study
+from hpo.study.opening import (
+    check_same_data,
+    check_same_spec,
+    describe_study,
+    n_finished,
+    open_study,
+)
 from hpo.study.preflight import DataFacts, preflight
 
 __all__ = [

@@ -35,14 +35,20 @@ class BudgetCheck:
         )
 
 
-def check_budget(study: optuna.Study, minutes: float, trials: list[FrozenTrial], now: float | None = None) -> BudgetCheck:
+def check_budget(
+    study: optuna.Study, minutes: float, trials: list[FrozenTrial], now: float | None = None
+) -> BudgetCheck:
     """Call under the study lock: the first call stores the start time."""
     now = time.time() if now is None else now
     started = study.user_attrs.get(stored.BUDGET_STARTED_AT)
     if started is None:
         study.set_user_attr(stored.BUDGET_STARTED_AT, now)
         started = now
-    return BudgetCheck(elapsed_s=now - float(started), expected_trial_s=expected_duration_s(trials), budget_s=minutes * 60)
+    return BudgetCheck(
+        elapsed_s=now - float(started),
+        expected_trial_s=expected_duration_s(trials),
+        budget_s=minutes * 60,
+    )
 
 
 def expected_duration_s(trials: list[FrozenTrial]) -> float:

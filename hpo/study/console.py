@@ -9,22 +9,37 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo import stored
-from hpo.study.progress import study_progress
 from hpo.objectives import PARETO_RULE, is_multi_objective, values_text
+from hpo.study.progress import study_progress
 
-_TAG = f"{os.environ['HPO_WORKER']} " if os.environ.get("HPO_WORKER") else ""  # `hpo workers` labels its lines
+_TAG = (
+    f"{os.environ['HPO_WORKER']} " if os.environ.get("HPO_WORKER") else ""
+)  # `hpo workers` labels its lines
 
 
 def print_trial(study: optuna.Study, trial: FrozenTrial, n_trials: int | None = None) -> None:
     """One line per finished trial; with `n_trials`, how far the study is and the time left."""
-    seconds = (trial.duration.total_seconds() if trial.duration else float("nan"))
-    value = values_text(trial) if is_multi_objective(study) else ("-" if trial.value is None else f"{trial.value:.4f}")
+    seconds = trial.duration.total_seconds() if trial.duration else float("nan")
+    value = (
+        values_text(trial)
+        if is_multi_objective(study)
+        else ("-" if trial.value is None else f"{trial.value:.4f}")
+    )
     if trial.state == TrialState.PRUNED and trial.last_step is not None:
         value = f"{trial.intermediate_values[trial.last_step]:.4f}@epoch{trial.last_step}"
     params = " ".join(f"{k}={fmt(v)}" for k, v in trial.params.items())
-    reason = f"  ({first_line(trial.user_attrs.get(stored.FAIL_REASON))})" if trial.state == TrialState.FAIL or stored.FAIL_REASON in trial.user_attrs else ""
-    progress = f"  {study_progress(study.get_trials(deepcopy=False), n_trials)}" if n_trials else ""
-    print(f"{_TAG}trial {trial.number:3d}  {trial.state.name:8s} {value:>16s}  {seconds:6.1f}s  {params}{reason}{progress}", flush=True)
+    reason = (
+        f"  ({first_line(trial.user_attrs.get(stored.FAIL_REASON))})"
+        if trial.state == TrialState.FAIL or stored.FAIL_REASON in trial.user_attrs
+        else ""
+    )
+    progress = (
+        f"  {study_progress(study.get_trials(deepcopy=False), n_trials)}" if n_trials else ""
+    )
+    print(
+        f"{_TAG}trial {trial.number:3d}  {trial.state.name:8s} {value:>16s}  {seconds:6.1f}s  {params}{reason}{progress}",
+        flush=True,
+    )
 
 
 def print_best(study: optuna.Study) -> None:
@@ -37,7 +52,10 @@ def print_best(study: optuna.Study) -> None:
         print(f"Pareto front of {study.user_attrs.get(stored.OBJECTIVE, 'the objectives')}: {len(study.best_trials)} trial(s)"
               f"   [{len(done)} complete, {pruned} pruned]", flush=True)  # fmt: skip
         for t in sorted(study.best_trials, key=lambda t: t.number):
-            print(f"  trial {t.number}: {values_text(t)}  {' '.join(f'{k}={fmt(v)}' for k, v in t.params.items())}", flush=True)
+            print(
+                f"  trial {t.number}: {values_text(t)}  {' '.join(f'{k}={fmt(v)}' for k, v in t.params.items())}",
+                flush=True,
+            )
         print(f"  hpo retrain picks {PARETO_RULE} (or --trial N)", flush=True)
         return
     best = study.best_trial

@@ -23,7 +23,9 @@ def visible_gpus() -> tuple[int, set[str]]:
     smi = shutil.which("nvidia-smi")
     if smi is not None:
         try:
-            listing = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=20, check=False).stdout
+            listing = subprocess.run(
+                [smi, "-L"], capture_output=True, text=True, timeout=20, check=False
+            ).stdout
         except (OSError, subprocess.TimeoutExpired):
             listing = ""
         gpus = [line for line in listing.splitlines() if line.startswith("GPU ")]
@@ -38,8 +40,16 @@ def check_gpus(requested: list[str]) -> None:
     """Refuse `--gpus` that name devices this machine does not have, rather than running on CPU."""
     count, uuids = visible_gpus()
     if count == 0:
-        raise HpoError(f"--gpus {','.join(requested)}: this machine shows no NVIDIA GPU (no nvidia-smi, no driver); "
-                       "run without --gpus to use the CPU (-n K workers)")
-    missing = [g for g in requested if (g.isdigit() and int(g) >= count) or (not g.isdigit() and uuids and g not in uuids)]
+        raise HpoError(
+            f"--gpus {','.join(requested)}: this machine shows no NVIDIA GPU (no nvidia-smi, no driver); "
+            "run without --gpus to use the CPU (-n K workers)"
+        )
+    missing = [
+        g
+        for g in requested
+        if (g.isdigit() and int(g) >= count) or (not g.isdigit() and uuids and g not in uuids)
+    ]
     if missing:
-        raise HpoError(f"--gpus: device(s) {missing} not on this machine, which has {count} GPU(s) (0-{count - 1})")
+        raise HpoError(
+            f"--gpus: device(s) {missing} not on this machine, which has {count} GPU(s) (0-{count - 1})"
+        )

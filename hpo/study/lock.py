@@ -20,7 +20,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-_PG_LOCK_CLASS = 0x4850  # first key of PostgreSQL's two-key advisory lock; the second is the study id
+_PG_LOCK_CLASS = (
+    0x4850  # first key of PostgreSQL's two-key advisory lock; the second is the study id
+)
 
 
 class StudyLock(Protocol):
@@ -54,7 +56,10 @@ class _PostgresLock:
     def acquire(self) -> None:
         conn = self.engine.connect()
         try:
-            conn.execute(text("SELECT pg_advisory_xact_lock(:c, :s)"), {"c": _PG_LOCK_CLASS, "s": self.study_id})
+            conn.execute(
+                text("SELECT pg_advisory_xact_lock(:c, :s)"),
+                {"c": _PG_LOCK_CLASS, "s": self.study_id},
+            )
         except BaseException:
             conn.close()
             raise

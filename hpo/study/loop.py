@@ -57,14 +57,19 @@ def run_study(
         # would repeat the other workers' (or the earlier run's) suggestions.
         study.sampler.reseed_rng()
     failures = _FailureGuard(max_failures or max(3, spec.n_trials))
-    objective = Objective(spec, data_dir, seed_base=spec.sampler.seed, artifact_dir=artifact_dir, tracker=tracker)
+    objective = Objective(
+        spec, data_dir, seed_base=spec.sampler.seed, artifact_dir=artifact_dir, tracker=tracker
+    )
     slots = TrialSlots(study, spec)
     waiting = False
     while not failures.tripped:
         # A database restart fails this turn; the next ones wait for it to come back. A trial whose
         # result could not be stored stays RUNNING until its heartbeat goes stale and it is retried.
         turn = with_retries(
-            lambda: _take_turn(study, slots, objective, failures), attempts=8, what=f"study {spec.name}", retry_if=_db_outage
+            lambda: _take_turn(study, slots, objective, failures),
+            attempts=8,
+            what=f"study {spec.name}",
+            retry_if=_db_outage,
         )
         if turn is Turn.DONE:
             break
@@ -72,16 +77,23 @@ def run_study(
             print(slots.budget.message(spec.name), flush=True)
             break
         if turn is Turn.WAIT and not waiting:
-            log.info("study %s: the remaining trials are running elsewhere; waiting in case one fails", spec.name)
+            log.info(
+                "study %s: the remaining trials are running elsewhere; waiting in case one fails",
+                spec.name,
+            )
         waiting = turn is Turn.WAIT
         if waiting:
             time.sleep(poll_s)
     tracker.study_stopped(study, spec.n_trials)
     if failures.tripped:
-        raise HpoError(f"study {spec.name}: {failures.count} trials failed in a row; last reason: {failures.last_reason}")
+        raise HpoError(
+            f"study {spec.name}: {failures.count} trials failed in a row; last reason: {failures.last_reason}"
+        )
 
 
-def _take_turn(study: optuna.Study, slots: TrialSlots, objective: Objective, failures: _FailureGuard) -> Turn:
+def _take_turn(
+    study: optuna.Study, slots: TrialSlots, objective: Objective, failures: _FailureGuard
+) -> Turn:
     """One trial (or none) under the study lock, which is held until the trial exists."""
     if (seen := slots.peek()) is not Turn.RUN:
         return seen
@@ -92,13 +104,21 @@ def _take_turn(study: optuna.Study, slots: TrialSlots, objective: Objective, fai
             run = _Admitted(objective, slots)
             try:
                 # No gc_after_trial: training ran in its own process, and a collection costs ~0.3 s.
-                callbacks = [partial(print_trial, n_trials=slots.n_trials), failures, requeue_alone_after_oom, objective.tracker.trial_finished]
+                callbacks = [
+                    partial(print_trial, n_trials=slots.n_trials),
+                    failures,
+                    requeue_alone_after_oom,
+                    objective.tracker.trial_finished,
+                ]
                 study.optimize(run, n_trials=1, callbacks=callbacks, catch=(TrialFailed,))
             except Exception:
                 if run.taken_over is None:
                     raise
-                log.warning("trial %d was failed by another worker while it ran here (its heartbeat was late); "
-                            "it is retried with the same parameters", run.taken_over)
+                log.warning(
+                    "trial %d was failed by another worker while it ran here (its heartbeat was late); "
+                    "it is retried with the same parameters",
+                    run.taken_over,
+                )
         return turn
     finally:
         slots.lock.release()
@@ -119,7 +139,9 @@ class _Admitted:
 
     def __init__(self, objective: Objective, slots: TrialSlots) -> None:
         self.objective, self.slots = objective, slots
-        self.taken_over: int | None = None  # the trial's number, if another worker failed it meanwhile
+        self.taken_over: int | None = (
+            None  # the trial's number, if another worker failed it meanwhile
+        )
 
     def __call__(self, trial: optuna.Trial) -> float:
         # Where the trial runs is written before the lock is freed: a worker packing trials on
@@ -134,7 +156,9 @@ class _Admitted:
             self.taken_over = trial.number  # Optuna's tell fails next; the retry runs elsewhere
             raise
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM (hpo.cli): Optuna marks the trial FAIL
-            trial.set_user_attr(stored.FAIL_REASON, "interrupted: the worker was stopped (Ctrl-C or SIGTERM)")
+            trial.set_user_attr(
+                stored.FAIL_REASON, "interrupted: the worker was stopped (Ctrl-C or SIGTERM)"
+            )
             self.objective.tracker.trial_interrupted(trial.number)
             raise
 

@@ -14,7 +14,9 @@ from hpo.study.strategy import build_pruner, build_sampler
 from storage import open_storage, redact, with_retries
 
 
-def open_study(spec: StudySpec, storage_url: str, *, heartbeat_interval: int | None = 60) -> optuna.Study:
+def open_study(
+    spec: StudySpec, storage_url: str, *, heartbeat_interval: int | None = 60
+) -> optuna.Study:
     """The storage keeps neither sampler nor pruner: every worker passes the spec's own, never
     Optuna's defaults."""
     storage = open_storage(storage_url, heartbeat_interval=heartbeat_interval)
@@ -31,7 +33,14 @@ def open_study(spec: StudySpec, storage_url: str, *, heartbeat_interval: int | N
     )
 
 
-RESUMABLE = ("n_trials", "description", "tracking", "compress", "budget", "selection")  # what a resumed study may change: run more trials, reword it, track it elsewhere
+RESUMABLE = (
+    "n_trials",
+    "description",
+    "tracking",
+    "compress",
+    "budget",
+    "selection",
+)  # what a resumed study may change: run more trials, reword it, track it elsewhere
 
 
 def fingerprint(spec: StudySpec) -> dict:
@@ -46,7 +55,11 @@ def check_same_spec(study: optuna.Study, spec: StudySpec, storage_url: str) -> N
         return
     recorded = {k: v for k, v in recorded.items() if k not in RESUMABLE}
     current = fingerprint(spec)
-    changed = [path for key in sorted(set(recorded) | set(current)) for path in _changed(key, recorded.get(key), current.get(key))]
+    changed = [
+        path
+        for key in sorted(set(recorded) | set(current))
+        for path in _changed(key, recorded.get(key), current.get(key))
+    ]
     if changed:
         url = redact(storage_url)
         raise HpoError(
@@ -64,7 +77,9 @@ def _changed(key: str, old: object, new: object) -> list[str]:
     return [key]
 
 
-def check_same_data(study: optuna.Study, spec: StudySpec, facts: DataFacts, storage_url: str) -> None:
+def check_same_data(
+    study: optuna.Study, spec: StudySpec, facts: DataFacts, storage_url: str
+) -> None:
     """One study, one data set: trials scored on other train or val data would not compare."""
     if not study.get_trials(deepcopy=False):
         return
@@ -83,7 +98,10 @@ def describe_study(study: optuna.Study, spec: StudySpec, spec_text: str, facts: 
 
     study.set_user_attr(stored.SPEC_YAML, spec_text)
     study.set_user_attr(stored.SPEC_RESOLVED, spec.model_dump(mode="json"))
-    study.set_user_attr(stored.OBJECTIVE, ", ".join(f"{o.metric} ({o.resolved_direction})" for o in spec.all_objectives))
+    study.set_user_attr(
+        stored.OBJECTIVE,
+        ", ".join(f"{o.metric} ({o.resolved_direction})" for o in spec.all_objectives),
+    )
     study.set_user_attr(stored.TASK, spec.task)
     study.set_user_attr(stored.MODEL, spec.model.name_or_path)
     for key, value in facts.as_attrs().items():

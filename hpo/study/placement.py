@@ -56,7 +56,9 @@ class Gpu:
         return cls(socket.gethostname(), device, float(capacity), margin)
 
 
-def admits(gpu: Gpu, running: list[GpuTrial], expected_peak_mb: float | None, next_alone: bool = False) -> bool:
+def admits(
+    gpu: Gpu, running: list[GpuTrial], expected_peak_mb: float | None, next_alone: bool = False
+) -> bool:
     """May one more trial start on `gpu` beside `running`? An empty GPU always takes one."""
     if not running:
         return True
@@ -70,23 +72,35 @@ def admits(gpu: Gpu, running: list[GpuTrial], expected_peak_mb: float | None, ne
 
 def expected_peak(trials: list[FrozenTrial]) -> float | None:
     """The largest peak measured in the study so far: the next trial's settings may be its."""
-    peaks = [float(t.user_attrs[stored.PEAK_MEMORY_MB]) for t in trials if stored.PEAK_MEMORY_MB in t.user_attrs]
+    peaks = [
+        float(t.user_attrs[stored.PEAK_MEMORY_MB])
+        for t in trials
+        if stored.PEAK_MEMORY_MB in t.user_attrs
+    ]
     return max(peaks) if peaks else None
 
 
 def running_on(gpu: Gpu, trials: list[FrozenTrial]) -> list[GpuTrial]:
     """The study's running trials on this host's `gpu.device`."""
     return [
-        GpuTrial(t.number, t.user_attrs.get(stored.PEAK_MEMORY_MB), bool(t.user_attrs.get(stored.RUN_ALONE)))
+        GpuTrial(
+            t.number,
+            t.user_attrs.get(stored.PEAK_MEMORY_MB),
+            bool(t.user_attrs.get(stored.RUN_ALONE)),
+        )
         for t in trials
-        if t.state == TrialState.RUNNING and t.user_attrs.get(stored.GPU) == gpu.device and _host(t) == gpu.host
+        if t.state == TrialState.RUNNING
+        and t.user_attrs.get(stored.GPU) == gpu.device
+        and _host(t) == gpu.host
     ]
 
 
 def next_queued_alone(trials: list[FrozenTrial]) -> bool:
     """Is the queued trial that the next `ask` pops one that must run alone?"""
     waiting = [t for t in trials if t.state == TrialState.WAITING]
-    return bool(waiting) and bool(min(waiting, key=lambda t: t.number).user_attrs.get(stored.RUN_ALONE))
+    return bool(waiting) and bool(
+        min(waiting, key=lambda t: t.number).user_attrs.get(stored.RUN_ALONE)
+    )
 
 
 def _host(trial: FrozenTrial) -> str:
@@ -97,7 +111,13 @@ def requeue_alone_after_oom(study: optuna.Study, trial: FrozenTrial) -> None:
     """A study callback: a trial packed beside others that ran out of device memory is queued
     again with the same parameters, to run on a GPU of its own (once: alone, running out of
     memory is the trial's own doing)."""
-    if trial.state != TrialState.FAIL or Gpu.from_env() is None or trial.user_attrs.get(stored.RUN_ALONE):
+    if (
+        trial.state != TrialState.FAIL
+        or Gpu.from_env() is None
+        or trial.user_attrs.get(stored.RUN_ALONE)
+    ):
         return
     if str(trial.user_attrs.get(stored.FAIL_REASON, "")).startswith("out of memory"):
-        study.enqueue_trial(trial.params, user_attrs={stored.RUN_ALONE: True}, skip_if_exists=False)
+        study.enqueue_trial(
+            trial.params, user_attrs={stored.RUN_ALONE: True}, skip_if_exists=False
+        )

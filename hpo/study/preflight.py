@@ -16,7 +16,15 @@ from trainers.profile import DataProfile
 
 # Models whose position ids start after the padding index: the first pad_token_id + 1 positions
 # are never a token's.
-_OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert", "longformer", "data2vec-text", "roberta-prelayernorm", "xmod"}
+_OFFSET_POSITIONS = {
+    "roberta",
+    "xlm-roberta",
+    "camembert",
+    "longformer",
+    "data2vec-text",
+    "roberta-prelayernorm",
+    "xmod",
+}
 BOUND_SPLITS = ("train", "val")  # what every trial is trained and scored on
 
 
@@ -42,7 +50,9 @@ class DataFacts:
 
     def as_attrs(self) -> dict[str, object]:
         """The study user attributes that hold these facts."""
-        attrs: dict[str, object] = {f"{stored.ROWS_PREFIX}{split}": n for split, n in self.rows.items()}
+        attrs: dict[str, object] = {
+            f"{stored.ROWS_PREFIX}{split}": n for split, n in self.rows.items()
+        }
         if self.train_prevalence:
             attrs[stored.TRAIN_PREVALENCE] = self.train_prevalence
         if self.files:
@@ -59,7 +69,13 @@ def preflight(spec: StudySpec, data_dir: Path) -> DataFacts:
     facts = read_data(spec, data_dir)
     check_model(spec)
     trainer = find_trainer(spec.trainer)
-    return facts if trainer.warning is None else DataFacts(facts.rows, facts.train_prevalence, facts.files, [*facts.warnings, trainer.warning])
+    return (
+        facts
+        if trainer.warning is None
+        else DataFacts(
+            facts.rows, facts.train_prevalence, facts.files, [*facts.warnings, trainer.warning]
+        )
+    )
 
 
 def read_data(spec: StudySpec, data_dir: Path) -> DataFacts:
@@ -73,7 +89,11 @@ def read_data(spec: StudySpec, data_dir: Path) -> DataFacts:
     files: dict[str, DataFile] = {}
     warnings: list[str] = []
     prevalence: dict[str, float] = {}
-    for name, path in (("train", data.train_path), ("val", data.val_path), ("test", data.test_path)):
+    for name, path in (
+        ("train", data.train_path),
+        ("val", data.val_path),
+        ("test", data.test_path),
+    ):
         if path is None:
             continue
         split = load_split(path, data, spec.task)
@@ -85,9 +105,20 @@ def read_data(spec: StudySpec, data_dir: Path) -> DataFacts:
         files[name] = DataFile(where, rows[name], sha256_of(file))
         if name == "train":
             prevalence = _prevalence(spec, split.labels)
-    for other, what in (("val", "validation scores would measure training fit"), ("test", "test figures would not be held out")):
-        if other in files and data.split is None:  # the parts of one split file are disjoint by construction
-            warnings += datacheck.check_overlap(files["train"].path, files[other].path, files["train"].sha256, files[other].sha256, what)
+    for other, what in (
+        ("val", "validation scores would measure training fit"),
+        ("test", "test figures would not be held out"),
+    ):
+        if (
+            other in files and data.split is None
+        ):  # the parts of one split file are disjoint by construction
+            warnings += datacheck.check_overlap(
+                files["train"].path,
+                files[other].path,
+                files["train"].sha256,
+                files[other].sha256,
+                what,
+            )
     return DataFacts(rows, prevalence, files, warnings)
 
 
@@ -100,9 +131,11 @@ def check_model(spec: StudySpec) -> None:
         config = load_model_config(spec.model)
     except TrainerError:
         raise
-    except Exception as e:  # noqa: BLE001 - an unknown model_type, a broken config.json: the same advice
+    except Exception as e:
         reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise HpoError(f"model {spec.model.name_or_path!r}: its config cannot be read ({reason}); fix model.name_or_path or model.from_config") from None
+        raise HpoError(
+            f"model {spec.model.name_or_path!r}: its config cannot be read ({reason}); fix model.name_or_path or model.from_config"
+        ) from None
     limit = position_limit(config)
     if limit is not None and spec.model.max_length > limit:
         raise HpoError(
@@ -131,7 +164,9 @@ def changed_splits(recorded: dict | None, facts: DataFacts) -> list[str]:
         if old is None or new is None:
             continue
         if old.get("sha256") != new.sha256 or old.get("rows") != new.rows:
-            changed.append(f"{split} ({old.get('path')}, {old.get('rows')} rows → {new.path}, {new.rows} rows)")
+            changed.append(
+                f"{split} ({old.get('path')}, {old.get('rows')} rows → {new.path}, {new.rows} rows)"
+            )
     return changed
 
 
@@ -139,5 +174,9 @@ def _prevalence(spec: StudySpec, labels) -> dict[str, float]:
     import numpy as np
 
     names = spec.data.label_columns or spec.data.class_names or []
-    shares = labels.mean(axis=0) if spec.task == "multi_label" else np.bincount(labels, minlength=len(names)) / len(labels)
+    shares = (
+        labels.mean(axis=0)
+        if spec.task == "multi_label"
+        else np.bincount(labels, minlength=len(names)) / len(labels)
+    )
     return {n: round(float(s), 4) for n, s in zip(names, shares, strict=True)}

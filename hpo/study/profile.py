@@ -27,12 +27,16 @@ def profile_study(spec: StudySpec, data_dir: Path) -> DataProfile:
 
     data = spec.data_config(data_dir)
     paths = dict(zip(SPLIT_NAMES, (data.train_path, data.val_path, data.test_path), strict=True))
-    splits = {name: load_split(path, data, spec.task) for name, path in paths.items() if path is not None}
+    splits = {
+        name: load_split(path, data, spec.task) for name, path in paths.items() if path is not None
+    }
     tokenizer = load_tokenizer(spec.model)
     lengths = {name: token_lengths(split.texts, tokenizer) for name, split in splits.items()}
     profile = profile_splits(splits, spec.task, data.label_names, lengths, spec.model.max_length)
     baseline = stored.json_safe(majority_baseline(spec, data_dir))
-    return profile.model_copy(update={"baseline_val": {k: v for k, v in baseline.items() if not isinstance(v, dict)}})
+    return profile.model_copy(
+        update={"baseline_val": {k: v for k, v in baseline.items() if not isinstance(v, dict)}}
+    )
 
 
 def write_split_file(spec: StudySpec, data_dir: Path, folder: Path) -> Path | None:

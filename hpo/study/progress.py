@@ -17,7 +17,11 @@ class Progress:
     seconds_left: float | None  # None: nothing finished yet to estimate from
 
     def __str__(self) -> str:
-        left = "" if self.seconds_left is None or not self.remaining else f", {duration(self.seconds_left)} left"
+        left = (
+            ""
+            if self.seconds_left is None or not self.remaining
+            else f", {duration(self.seconds_left)} left"
+        )
         return f"[{self.done}/{self.done + self.remaining} done, {self.remaining} to go{left}]"
 
 
@@ -31,7 +35,9 @@ def study_progress(trials: list[FrozenTrial], n_trials: int) -> Progress:
         return Progress(len(finished), remaining, None)
     running = sum(t.state == TrialState.RUNNING for t in trials)
     at_once = max(1, min(remaining, running + 1))
-    return Progress(len(finished), remaining, math.ceil(remaining / at_once) * sum(seconds) / len(seconds))
+    return Progress(
+        len(finished), remaining, math.ceil(remaining / at_once) * sum(seconds) / len(seconds)
+    )
 
 
 def duration(seconds: float) -> str:

@@ -55,7 +55,9 @@ class TrialSlots:
         self.gpu = placement.Gpu.from_env()  # packing several trials per GPU by measured memory
         self.budget_min = spec.budget.minutes if spec.budget else None
         self.budget: BudgetCheck | None = None  # the last check, for the console line
-        self._stale_checked = -math.inf  # when this worker last failed stale trials, under the lock
+        self._stale_checked = (
+            -math.inf
+        )  # when this worker last failed stale trials, under the lock
 
     def peek(self) -> Turn:
         """Without the lock: count. DONE and WAIT hold until the next look (trials only finish or
@@ -75,7 +77,11 @@ class TrialSlots:
         self._stale_checked = time.monotonic()
         trials = self.study.get_trials(deepcopy=False)
         turn = self._count(trials)
-        if turn is Turn.RUN and self.grid is not None and not any(t.state == TrialState.WAITING for t in trials):
+        if (
+            turn is Turn.RUN
+            and self.grid is not None
+            and not any(t.state == TrialState.WAITING for t in trials)
+        ):
             point = self._free_point(trials)
             if point is None:
                 return Turn.WAIT
@@ -100,7 +106,9 @@ class TrialSlots:
     def _gpu_has_room(self, trials: list[FrozenTrial]) -> bool:
         assert self.gpu is not None
         running = placement.running_on(self.gpu, trials)
-        return placement.admits(self.gpu, running, placement.expected_peak(trials), placement.next_queued_alone(trials))
+        return placement.admits(
+            self.gpu, running, placement.expected_peak(trials), placement.next_queued_alone(trials)
+        )
 
     def _free_point(self, trials: list[FrozenTrial]) -> dict[str, Any] | None:
         """The first grid point no trial holds (finished, running or queued); failed ones last."""

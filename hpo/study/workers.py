@@ -18,20 +18,32 @@ from pathlib import Path
 from hpo.errors import HpoError
 from hpo.study.placement import CAPACITY_ENV
 
-AUTO_MAX_PER_GPU = 8  # `--per-gpu auto` starts this many workers per GPU; memory decides how many train
+AUTO_MAX_PER_GPU = (
+    8  # `--per-gpu auto` starts this many workers per GPU; memory decides how many train
+)
 
 
-def worker_envs(n: int, gpus: list[str] | None = None, cpus: int | None = None, gpu_memory_mb: dict[str, float] | None = None) -> list[dict[str, str]]:
+def worker_envs(
+    n: int,
+    gpus: list[str] | None = None,
+    cpus: int | None = None,
+    gpu_memory_mb: dict[str, float] | None = None,
+) -> list[dict[str, str]]:
     """Each worker's own environment: its GPU (round-robin when there are more workers than GPUs)
     or, without GPUs, an equal share of the CPU's threads for torch. With `gpu_memory_mb` (per
     device) the workers pack trials by measured memory (hpo.study.placement)."""
     if gpus:
-        envs = [{"HPO_WORKER": f"w{i}", "CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]} for i in range(n)]
+        envs = [
+            {"HPO_WORKER": f"w{i}", "CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]} for i in range(n)
+        ]
         for env in envs if gpu_memory_mb else []:
             env[CAPACITY_ENV] = str(gpu_memory_mb[env["CUDA_VISIBLE_DEVICES"]])
         return envs
     threads = str(max(1, (cpus or len(os.sched_getaffinity(0))) // n))
-    return [{"HPO_WORKER": f"w{i}", "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads} for i in range(n)]
+    return [
+        {"HPO_WORKER": f"w{i}", "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+        for i in range(n)
+    ]
 
 
 def workers_per_gpu(per_gpu: str | None) -> tuple[int, bool]:
@@ -39,7 +51,9 @@ def workers_per_gpu(per_gpu: str | None) -> tuple[int, bool]:
     if per_gpu in (None, "auto"):
         return (AUTO_MAX_PER_GPU, True) if per_gpu == "auto" else (1, False)
     if not per_gpu.isdigit() or int(per_gpu) < 1:
-        raise HpoError(f"--per-gpu {per_gpu!r}: give a number of trials per GPU (1, 2, ...) or auto")
+        raise HpoError(
+            f"--per-gpu {per_gpu!r}: give a number of trials per GPU (1, 2, ...) or auto"
+        )
     return int(per_gpu), False
 
 
@@ -50,13 +64,22 @@ def gpu_memory(gpus: list[str], declared_mb: float | None) -> dict[str, float]:
         return dict.fromkeys(gpus, float(declared_mb))
     smi = shutil.which("nvidia-smi")
     if smi is None:
-        raise HpoError("--per-gpu auto needs each GPU's memory: nvidia-smi is not on PATH; give it with --gpu-memory-mb")
+        raise HpoError(
+            "--per-gpu auto needs each GPU's memory: nvidia-smi is not on PATH; give it with --gpu-memory-mb"
+        )
     query = [smi, "--query-gpu=index,memory.total", "--format=csv,noheader,nounits"]
-    rows = [line.split(",") for line in subprocess.run(query, capture_output=True, text=True, check=True).stdout.splitlines()]
+    rows = [
+        line.split(",")
+        for line in subprocess.run(
+            query, capture_output=True, text=True, check=True
+        ).stdout.splitlines()
+    ]
     total = {index.strip(): float(mb) for index, mb in rows}
     missing = [g for g in gpus if g not in total]
     if missing:
-        raise HpoError(f"--gpus {','.join(gpus)}: nvidia-smi lists no device {', '.join(missing)} (it has {', '.join(total) or 'none'})")
+        raise HpoError(
+            f"--gpus {','.join(gpus)}: nvidia-smi lists no device {', '.join(missing)} (it has {', '.join(total) or 'none'})"
+        )
     return {g: total[g] for g in gpus}
 
 
@@ -74,8 +97,22 @@ def start_workers(
 ) -> list[subprocess.Popen]:
     """Start one `hpo study --join` process per environment in `envs`, on the same spec and
     variant (`mlflow`: the caller's --mlflow, passed on)."""
-    cmd = [sys.executable, "-m", "hpo", "study", str(spec_path), "--join", "--data-dir", str(data_dir)]
-    cmd += ["--heartbeat", str(heartbeat), *(["--n-trials", str(n_trials)] if n_trials else []), *(["--variant", variant] if variant else [])]
+    cmd = [
+        sys.executable,
+        "-m",
+        "hpo",
+        "study",
+        str(spec_path),
+        "--join",
+        "--data-dir",
+        str(data_dir),
+    ]
+    cmd += [
+        "--heartbeat",
+        str(heartbeat),
+        *(["--n-trials", str(n_trials)] if n_trials else []),
+        *(["--variant", variant] if variant else []),
+    ]
     cmd += ["--mlflow", mlflow] if mlflow else []
     cmd += ["--budget-min", str(budget_min)] if budget_min else []
     base = {**os.environ, **({"HPO_STORAGE": storage} if storage else {})}

@@ -56,7 +56,13 @@ def resolve_mlflow_uri(value: str | None, storage_url: str) -> str | None:
     return value
 
 
-def open_tracker(study: optuna.Study, spec: StudySpec, uri: str | None, artifact_dir: Path | None, storage_url: str) -> TrialEvents:
+def open_tracker(
+    study: optuna.Study,
+    spec: StudySpec,
+    uri: str | None,
+    artifact_dir: Path | None,
+    storage_url: str,
+) -> TrialEvents:
     """The study's tracker: MLflow at `uri` (its parent run created once, under the study
     lock, by whichever process comes first), or none."""
     if uri is None:

@@ -43,7 +43,11 @@ log = logging.getLogger(__name__)
 MAX_PARAM = 6000  # MLflow's limit on a parameter's value
 MAX_TAG = 8000
 _KEY = re.compile(r"[^\w.\- /:]")
-FINAL_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "FINISHED", TrialState.FAIL: "FAILED"}
+FINAL_STATUS = {
+    TrialState.COMPLETE: "FINISHED",
+    TrialState.PRUNED: "FINISHED",
+    TrialState.FAIL: "FAILED",
+}
 
 
 def _never_raises(method: Callable) -> Callable:
@@ -53,7 +57,7 @@ def _never_raises(method: Callable) -> Callable:
     def safe(self, *args, **kwargs):
         try:
             return method(self, *args, **kwargs)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.warning("MLflow: %s failed; the study goes on", method.__name__, exc_info=True)
             return None
 
@@ -63,12 +67,26 @@ def _never_raises(method: Callable) -> Callable:
 class MlflowTracker(TrialEvents):
     def __init__(self, client: MlflowClient, uri: str, experiment_id: str, parent_run_id: str, spec: StudySpec,
                  artifact_dir: Path | None) -> None:  # fmt: skip
-        self.client, self.uri, self.experiment_id, self.parent = client, uri, experiment_id, parent_run_id
+        self.client, self.uri, self.experiment_id, self.parent = (
+            client,
+            uri,
+            experiment_id,
+            parent_run_id,
+        )
         self.spec, self.artifact_dir = spec, artifact_dir
-        self.runs: dict[int, str] = {}  # trial number → child run id, for the trials this process runs
+        self.runs: dict[
+            int, str
+        ] = {}  # trial number → child run id, for the trials this process runs
 
     @classmethod
-    def open(cls, study: optuna.Study, spec: StudySpec, uri: str, artifact_dir: Path | None, storage_url: str) -> MlflowTracker:
+    def open(
+        cls,
+        study: optuna.Study,
+        spec: StudySpec,
+        uri: str,
+        artifact_dir: Path | None,
+        storage_url: str,
+    ) -> MlflowTracker:
         _quiet_mlflow_logs()
         lock = study_lock(study)
         lock.acquire()  # one parent run however many workers start at once (and one schema migration)
@@ -84,11 +102,19 @@ class MlflowTracker(TrialEvents):
     def trial_started(self, trial: optuna.Trial, config: TrainConfig) -> None:
         tags = {MLFLOW_PARENT_RUN_ID: self.parent, "optuna.study": self.spec.name, "optuna.trial": str(trial.number),
                 "hpo.role": "trial", "hpo.worker": f"{socket.gethostname()}:{os.getpid()}"}  # fmt: skip
-        run = self.client.create_run(self.experiment_id, tags=tags, run_name=f"trial-{trial.number}")
+        run = self.client.create_run(
+            self.experiment_id, tags=tags, run_name=f"trial-{trial.number}"
+        )
         self.runs[trial.number] = run.info.run_id
         trial.set_user_attr(stored.MLFLOW_RUN_ID, run.info.run_id)
-        params = {**config.hyper.model_dump(exclude_defaults=True), "seed": config.hyper.seed, **trial.params}
-        self.client.log_batch(run.info.run_id, params=[Param(k, _text(v, MAX_PARAM)) for k, v in params.items()])
+        params = {
+            **config.hyper.model_dump(exclude_defaults=True),
+            "seed": config.hyper.seed,
+            **trial.params,
+        }
+        self.client.log_batch(
+            run.info.run_id, params=[Param(k, _text(v, MAX_PARAM)) for k, v in params.items()]
+        )
 
     @_never_raises
     def epoch_finished(self, trial: optuna.Trial, epoch: int, metrics: dict) -> None:
@@ -107,9 +133,19 @@ class MlflowTracker(TrialEvents):
         if trial.user_attrs.get(stored.FAIL_REASON):
             tags["fail_reason"] = _text(trial.user_attrs[stored.FAIL_REASON], MAX_TAG)
         now = _now()
-        metrics = [Metric("objective", float(trial.value), now, trial.number)] if trial.value is not None else []
-        self.client.log_batch(run_id, metrics=metrics, tags=[RunTag(k, v) for k, v in tags.items()])
-        folder = trial_dir(self.artifact_dir, study.study_name, trial.number) if self.artifact_dir else None
+        metrics = (
+            [Metric("objective", float(trial.value), now, trial.number)]
+            if trial.value is not None
+            else []
+        )
+        self.client.log_batch(
+            run_id, metrics=metrics, tags=[RunTag(k, v) for k, v in tags.items()]
+        )
+        folder = (
+            trial_dir(self.artifact_dir, study.study_name, trial.number)
+            if self.artifact_dir
+            else None
+        )
         if folder is not None and any(folder.iterdir()):
             self.client.log_artifacts(run_id, str(folder))
         self.client.set_terminated(run_id, FINAL_STATUS.get(trial.state, "FAILED"))
@@ -119,12 +155,16 @@ class MlflowTracker(TrialEvents):
     def trial_interrupted(self, trial_number: int) -> None:
         run_id = self.runs.pop(trial_number, None)
         if run_id is not None:
-            self.client.set_tag(run_id, "fail_reason", "interrupted: the worker was stopped (Ctrl-C or SIGTERM)")
+            self.client.set_tag(
+                run_id, "fail_reason", "interrupted: the worker was stopped (Ctrl-C or SIGTERM)"
+            )
             self.client.set_terminated(run_id, "KILLED")
 
     @_never_raises
     def study_stopped(self, study: optuna.Study, n_trials: int) -> None:
-        finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+        finished = len(
+            study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        )
         if finished >= n_trials:
             self.client.set_terminated(self.parent, "FINISHED")
 
@@ -134,17 +174,27 @@ class MlflowTracker(TrialEvents):
         now = _now()
         metrics = [Metric("trials_finished", float(len(done)), now, step)]
         if any(t.state == TrialState.COMPLETE for t in done):
-            metrics.append(Metric(f"best_{self.spec.objective.metric}", float(study.best_value), now, step))
+            metrics.append(
+                Metric(f"best_{self.spec.objective.metric}", float(study.best_value), now, step)
+            )
         self.client.log_batch(self.parent, metrics=metrics)
 
 
 def epoch_metrics(metrics: dict, epoch: int) -> list[Metric]:
     """Every finite scalar of one epoch, and each label's F1 and AP, stepped by the epoch."""
     now = _now()
-    flat = {k: v for k, v in metrics.items() if k != "epoch" and not isinstance(v, (dict, list, bool))}
+    flat = {
+        k: v for k, v in metrics.items() if k != "epoch" and not isinstance(v, (dict, list, bool))
+    }
     for label, values in (metrics.get("per_label") or {}).items():
-        flat.update({f"{label}.{k}": values.get(k) for k in ("f1", "ap") if isinstance(values, dict)})
-    return [Metric(metric_key(k), float(v), now, epoch) for k, v in flat.items() if isinstance(v, (int, float)) and math.isfinite(v)]
+        flat.update(
+            {f"{label}.{k}": values.get(k) for k in ("f1", "ap") if isinstance(values, dict)}
+        )
+    return [
+        Metric(metric_key(k), float(v), now, epoch)
+        for k, v in flat.items()
+        if isinstance(v, (int, float)) and math.isfinite(v)
+    ]
 
 
 def metric_key(name: str) -> str:
@@ -165,8 +215,18 @@ def log_retrained(study: optuna.Study, metrics: stored.BestMetrics, out_dir: Pat
         figures.update({f"test.tuned.{k}": v for k, v in (metrics.test.tuned or {}).items()})
         scalars = [Metric(metric_key(k), float(v), now, 0) for k, v in figures.items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]  # fmt: skip
-        scalars.append(Metric("retrained.val_objective", float(metrics.objective.retrained_val_value or math.nan), now, 0))
-        tags = [RunTag("retrained_trial", str(metrics.trial)), RunTag("retrained_epochs", str(metrics.epochs))]
+        scalars.append(
+            Metric(
+                "retrained.val_objective",
+                float(metrics.objective.retrained_val_value or math.nan),
+                now,
+                0,
+            )
+        )
+        tags = [
+            RunTag("retrained_trial", str(metrics.trial)),
+            RunTag("retrained_epochs", str(metrics.epochs)),
+        ]
         client.log_batch(run_id, metrics=[m for m in scalars if math.isfinite(m.value)], tags=tags)
         for path in sorted(Path(out_dir).iterdir()):
             if path.is_file() and path.suffix in (".json", ".md", ".html", ".csv"):
@@ -196,10 +256,19 @@ def _artifact_location(uri: str, storage_url: str) -> str | None:
     return (base / "mlflow-artifacts").resolve().as_uri()
 
 
-def _parent_run(client: MlflowClient, study: optuna.Study, spec: StudySpec, uri: str, experiment_id: str, storage_url: str) -> str:
+def _parent_run(
+    client: MlflowClient,
+    study: optuna.Study,
+    spec: StudySpec,
+    uri: str,
+    experiment_id: str,
+    storage_url: str,
+) -> str:
     """The study's parent run at `uri`: the one the study recorded (set running again), else a
     new one, recorded in the study. Call under the study lock."""
-    runs = dict(study.user_attrs.get(stored.MLFLOW_RUNS) or {})  # read from storage: another worker's record counts
+    runs = dict(
+        study.user_attrs.get(stored.MLFLOW_RUNS) or {}
+    )  # read from storage: another worker's record counts
     if (run_id := runs.get(uri)) and _exists(client, run_id):
         client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
         client.set_tag(run_id, "n_trials", str(spec.n_trials))
@@ -207,7 +276,10 @@ def _parent_run(client: MlflowClient, study: optuna.Study, spec: StudySpec, uri:
     tags = {"optuna.study": spec.name, "optuna.storage": redact(storage_url), "hpo.role": "study", "n_trials": str(spec.n_trials),
             "objective": f"{spec.objective.metric} ({spec.objective.resolved_direction})"}  # fmt: skip
     run = client.create_run(experiment_id, tags=tags, run_name=spec.name)
-    client.log_batch(run.info.run_id, params=[Param(k, _text(v, MAX_PARAM)) for k, v in study_params(study, spec).items()])
+    client.log_batch(
+        run.info.run_id,
+        params=[Param(k, _text(v, MAX_PARAM)) for k, v in study_params(study, spec).items()],
+    )
     _log_study_files(client, run.info.run_id, study, spec, storage_url)
     study.set_user_attr(stored.MLFLOW_RUNS, {**runs, uri: run.info.run_id})
     return run.info.run_id
@@ -226,23 +298,36 @@ def study_params(study: optuna.Study, spec: StudySpec) -> dict[str, Any]:
         "pruner": spec.pruner.type,
     }
     params.update({f"fixed.{k}": v for k, v in spec.training.items()})
-    params.update({f"search.{k}": json.dumps(p.model_dump(exclude_none=True, exclude={"type"})) for k, p in spec.search_space.items()})
+    params.update(
+        {
+            f"search.{k}": json.dumps(p.model_dump(exclude_none=True, exclude={"type"}))
+            for k, p in spec.search_space.items()
+        }
+    )
     attrs = study.user_attrs
     params.update({f"data.{k}": v for k, v in attrs.items() if k.startswith(stored.ROWS_PREFIX)})
     return params
 
 
-def _log_study_files(client: MlflowClient, run_id: str, study: optuna.Study, spec: StudySpec, storage_url: str) -> None:
+def _log_study_files(
+    client: MlflowClient, run_id: str, study: optuna.Study, spec: StudySpec, storage_url: str
+) -> None:
     """The spec, the data profile and the split's audit file, under `study/` on the parent."""
     from storage import default_artifact_dir
 
     attrs = study.user_attrs
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        (folder / "spec.yaml").write_text(attrs.get(stored.SPEC_YAML) or spec.model_dump_json(indent=2))
+        (folder / "spec.yaml").write_text(
+            attrs.get(stored.SPEC_YAML) or spec.model_dump_json(indent=2)
+        )
         if attrs.get(stored.DATA_PROFILE):
-            (folder / "data_profile.json").write_text(json.dumps(attrs[stored.DATA_PROFILE], indent=1))
-        split = run_dir(spec.name, root=default_artifact_dir(storage_url).parent) / stored.SPLIT_FILE
+            (folder / "data_profile.json").write_text(
+                json.dumps(attrs[stored.DATA_PROFILE], indent=1)
+            )
+        split = (
+            run_dir(spec.name, root=default_artifact_dir(storage_url).parent) / stored.SPLIT_FILE
+        )
         if split.is_file():
             (folder / stored.SPLIT_FILE).write_bytes(split.read_bytes())
         client.log_artifacts(run_id, str(folder), artifact_path="study")

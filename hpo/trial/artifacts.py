@@ -33,7 +33,12 @@ from trainers.config import TrainConfig
 from trainers.metrics import OBJECTIVE_METRICS
 
 log = logging.getLogger(__name__)
-MIMETYPES = {".log": "text/plain", ".svg": "image/svg+xml", ".csv": "text/csv", ".json": "application/json"}
+MIMETYPES = {
+    ".log": "text/plain",
+    ".svg": "image/svg+xml",
+    ".csv": "text/csv",
+    ".json": "application/json",
+}
 
 
 def trial_dir(artifact_dir: Path, study_name: str, number: int) -> Path:
@@ -45,27 +50,43 @@ def trial_dir(artifact_dir: Path, study_name: str, number: int) -> Path:
 class TrialRecorder:
     """Opens the trial's log before training; `finish` writes and uploads its files after."""
 
-    def __init__(self, trial: optuna.Trial, spec: StudySpec, config: TrainConfig, artifact_dir: Path) -> None:
-        self.trial, self.spec, self.config, self.artifact_dir = trial, spec, config, Path(artifact_dir)
+    def __init__(
+        self, trial: optuna.Trial, spec: StudySpec, config: TrainConfig, artifact_dir: Path
+    ) -> None:
+        self.trial, self.spec, self.config, self.artifact_dir = (
+            trial,
+            spec,
+            config,
+            Path(artifact_dir),
+        )
         self.folder = trial_dir(self.artifact_dir, trial.study.study_name, trial.number)
         self.log_path = self.folder / "train.log"
         header = {"study": trial.study.study_name, "trial": trial.number, "params": trial.params}
-        self.log_path.write_text(f"{json.dumps(header, default=str)}\nconfig {json.dumps(json.loads(config.to_json()))}\n")
+        self.log_path.write_text(
+            f"{json.dumps(header, default=str)}\nconfig {json.dumps(json.loads(config.to_json()))}\n"
+        )
 
     def finish(self, outcome: TrialOutcome | None) -> None:
         """Never raises: a plot that cannot be drawn must not fail a trial that trained."""
         try:
             self._finish(outcome)
-        except Exception:  # noqa: BLE001
-            log.warning("trial %d: could not record its artifacts", self.trial.number, exc_info=True)
+        except Exception:
+            log.warning(
+                "trial %d: could not record its artifacts", self.trial.number, exc_info=True
+            )
 
     def _finish(self, outcome: TrialOutcome | None) -> None:
         history = stored.epoch_history(self.trial.user_attrs)
         best_epoch = outcome.best_epoch if outcome else None
-        files = [write_json(self.folder / "metrics.json", history), write_epochs_csv(self.folder / "epochs.csv", history)]
+        files = [
+            write_json(self.folder / "metrics.json", history),
+            write_epochs_csv(self.folder / "epochs.csv", history),
+        ]
         probs = outcome.extras.get("val_probs") if outcome else None
         if probs is not None:
-            files += best_epoch_plots(self.folder, self.config, np.asarray(probs), best_epoch, self.spec.objective.metric)
+            files += best_epoch_plots(
+                self.folder, self.config, np.asarray(probs), best_epoch, self.spec.objective.metric
+            )
         files.append(self.log_path)
         best = next((m for m in history if m.get("epoch") == best_epoch), None)
         for key, value in headline(best or {}).items():
@@ -78,7 +99,11 @@ class TrialRecorder:
 def headline(metrics: dict) -> dict[str, float]:
     """The metrics a study can optimise, plus the training loss: finite scalars only."""
     keys = [*OBJECTIVE_METRICS, "train_loss"]
-    return {k: float(metrics[k]) for k in keys if isinstance(metrics.get(k), (int, float)) and math.isfinite(metrics[k])}
+    return {
+        k: float(metrics[k])
+        for k in keys
+        if isinstance(metrics.get(k), (int, float)) and math.isfinite(metrics[k])
+    }
 
 
 def write_json(path: Path, history: list[dict]) -> Path:
@@ -100,7 +125,12 @@ def write_epochs_csv(path: Path, history: list[dict]) -> Path:
 def _flat_row(metrics: dict) -> dict:
     row = {"epoch": metrics.get("epoch")}
     row.update({k: _round(v) for k, v in metrics.items() if not isinstance(v, dict)})
-    row.update({f"f1[{name}]": _round(m.get("f1")) for name, m in (metrics.get("per_label") or {}).items()})
+    row.update(
+        {
+            f"f1[{name}]": _round(m.get("f1"))
+            for name, m in (metrics.get("per_label") or {}).items()
+        }
+    )
     return row
 
 
@@ -108,13 +138,23 @@ def _round(v):
     return round(v, 5) if isinstance(v, float) else v
 
 
-def epochs_markdown(history: list[dict], metric: str, best_epoch: int | None, outcome: TrialOutcome | None) -> str:
-    status = {"finished": "complete", "stopped": "pruned"}.get(outcome.status, outcome.status) if outcome else "interrupted"
+def epochs_markdown(
+    history: list[dict], metric: str, best_epoch: int | None, outcome: TrialOutcome | None
+) -> str:
+    status = (
+        {"finished": "complete", "stopped": "pruned"}.get(outcome.status, outcome.status)
+        if outcome
+        else "interrupted"
+    )
     lines = [f"**{status}**" + (f", best epoch {best_epoch} by {metric}" if best_epoch else "")]
     if outcome and outcome.error:
         lines.append(f"\n`{outcome.error.splitlines()[0]}`")
     if history:
-        columns = [c for c in dict.fromkeys([metric, *OBJECTIVE_METRICS, "train_loss", "epoch_time_s"]) if c in history[0]]
+        columns = [
+            c
+            for c in dict.fromkeys([metric, *OBJECTIVE_METRICS, "train_loss", "epoch_time_s"])
+            if c in history[0]
+        ]
         lines += ["", "| epoch | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
         for m in history:
             mark = " ★" if m.get("epoch") == best_epoch else ""
@@ -123,9 +163,16 @@ def epochs_markdown(history: list[dict], metric: str, best_epoch: int | None, ou
     return "\n".join(lines)
 
 
-def upload(study_or_trial: optuna.Trial | optuna.Study, paths: Iterable[Path], artifact_dir: Path) -> list[str]:
+def upload(
+    study_or_trial: optuna.Trial | optuna.Study, paths: Iterable[Path], artifact_dir: Path
+) -> list[str]:
     store = artifact_store(artifact_dir)
     return [
-        upload_artifact(artifact_store=store, file_path=str(p), study_or_trial=study_or_trial, mimetype=MIMETYPES.get(p.suffix))
+        upload_artifact(
+            artifact_store=store,
+            file_path=str(p),
+            study_or_trial=study_or_trial,
+            mimetype=MIMETYPES.get(p.suffix),
+        )
         for p in paths
     ]

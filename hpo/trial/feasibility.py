@@ -29,7 +29,9 @@ def is_own_oom(trial: optuna.Trial, reason: str | None) -> bool:
     """Out of memory with the device to itself (CPU, a GPU per trial, or a re-run alone)."""
     from hpo.study.placement import Gpu  # here: hpo.study imports this module
 
-    return is_oom(reason) and (Gpu.from_env() is None or bool(trial.user_attrs.get(stored.RUN_ALONE)))
+    return is_oom(reason) and (
+        Gpu.from_env() is None or bool(trial.user_attrs.get(stored.RUN_ALONE))
+    )
 
 
 def mark_feasible(trial: optuna.Trial) -> None:
@@ -50,4 +52,8 @@ def is_infeasible(trial: FrozenTrial) -> bool:
 
 def counts_as_finished(trial: FrozenTrial) -> bool:
     """COMPLETE or PRUNED after training: an infeasible trial trained nothing worth counting."""
-    return trial.state.is_finished() and trial.state != optuna.trial.TrialState.FAIL and not is_infeasible(trial)
+    return (
+        trial.state.is_finished()
+        and trial.state != optuna.trial.TrialState.FAIL
+        and not is_infeasible(trial)
+    )

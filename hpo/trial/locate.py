@@ -35,21 +35,33 @@ def find_trainer(name: str) -> TrainerSource:
     module, _, function = name.partition(":")
     spec = find_module(module, name)
     if spec.origin is None and spec.submodule_search_locations is not None:
-        raise HpoError(f"trainer {name!r}: {module} is a folder without __init__.py, not a module; give an importable module:function")
+        raise HpoError(
+            f"trainer {name!r}: {module} is a folder without __init__.py, not a module; give an importable module:function"
+        )
     origin = Path(spec.origin) if spec.origin and spec.has_location else None
     if origin is None or origin.suffix != ".py":
-        return TrainerSource(origin, f"trainer {name!r}: {origin or module} is not Python source; it is checked when the study imports it")
+        return TrainerSource(
+            origin,
+            f"trainer {name!r}: {origin or module} is not Python source; it is checked when the study imports it",
+        )
     try:
         tree = ast.parse(origin.read_bytes(), filename=str(origin))
     except SyntaxError as e:
-        raise HpoError(f"trainer {name!r}: {origin}, line {e.lineno}: {e.msg}; fix the module") from None
+        raise HpoError(
+            f"trainer {name!r}: {origin}, line {e.lineno}: {e.msg}; fix the module"
+        ) from None
     except (OSError, ValueError) as e:
         raise HpoError(f"trainer {name!r}: {origin} cannot be read ({e})") from None
     found = defines(tree.body, function)
     if found is None:
-        return TrainerSource(origin, f"trainer {name!r}: {origin} builds its names at import time; {function!r} is checked when the study imports it")
+        return TrainerSource(
+            origin,
+            f"trainer {name!r}: {origin} builds its names at import time; {function!r} is checked when the study imports it",
+        )
     if not found:
-        raise HpoError(f"trainer {name!r}: {origin} defines no top-level {function!r}; give an existing module:function")
+        raise HpoError(
+            f"trainer {name!r}: {origin} defines no top-level {function!r}; give an existing module:function"
+        )
     return TrainerSource(origin)
 
 
@@ -63,12 +75,20 @@ def find_module(module: str, name: str) -> importlib.machinery.ModuleSpec:
             break
         locations = spec.submodule_search_locations
         if locations is None:
-            raise HpoError(f"trainer {name!r}: {'.'.join(parts[:i])} is a module, not a package, so it has no {parts[i]!r}")
+            raise HpoError(
+                f"trainer {name!r}: {'.'.join(parts[:i])} is a module, not a package, so it has no {parts[i]!r}"
+            )
         full = ".".join(parts[: i + 1])
         loaded = sys.modules.get(full)
-        spec = loaded.__spec__ if loaded is not None and loaded.__spec__ else importlib.machinery.PathFinder.find_spec(full, list(locations))
+        spec = (
+            loaded.__spec__
+            if loaded is not None and loaded.__spec__
+            else importlib.machinery.PathFinder.find_spec(full, list(locations))
+        )
     if spec is None:
-        raise HpoError(f"trainer {name!r}: no module {module!r} on the import path or under {os.getcwd()}; give an importable module:function")
+        raise HpoError(
+            f"trainer {name!r}: no module {module!r} on the import path or under {os.getcwd()}; give an importable module:function"
+        )
     return spec
 
 

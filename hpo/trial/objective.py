@@ -27,8 +27,12 @@ class Objective:
     spec: StudySpec
     data_dir: Path
     seed_base: int = 0
-    artifact_dir: Path | None = None  # each trial's log, metrics and plots go here; None: none kept
-    tracker: TrialEvents = NO_TRACKING  # an experiment tracker (hpo.tracking) hears each trial start and epoch
+    artifact_dir: Path | None = (
+        None  # each trial's log, metrics and plots go here; None: none kept
+    )
+    tracker: TrialEvents = (
+        NO_TRACKING  # an experiment tracker (hpo.tracking) hears each trial start and epoch
+    )
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
         params = suggest(trial, self.spec.search_space)
@@ -47,15 +51,25 @@ class Objective:
             if not self.spec.multi_objective:
                 trial.report(value, epoch)
             prune = not self.spec.multi_objective and trial.should_prune()
-            extra = "".join(f"  {k}={metrics[k]:.4g}" for k in ("train_loss", "epoch_time_s") if isinstance(metrics.get(k), float))
-            print(f"  trial {trial.number:3d}  epoch {epoch}  {metric}={value:.4f}{extra}{'  -> pruned' if prune else ''}", flush=True)
+            extra = "".join(
+                f"  {k}={metrics[k]:.4g}"
+                for k in ("train_loss", "epoch_time_s")
+                if isinstance(metrics.get(k), float)
+            )
+            print(
+                f"  trial {trial.number:3d}  epoch {epoch}  {metric}={value:.4f}{extra}{'  -> pruned' if prune else ''}",
+                flush=True,
+            )
             return prune
 
         def on_epoch(epoch: int, metrics: dict) -> bool:
             nonlocal epochs_seen
             epochs_seen = epoch
             # A database restart mid-trial: the training waits for the reconnect, it is not lost.
-            prune = with_retries(lambda: record(epoch, metrics), what=f"trial {trial.number}: recording epoch {epoch}")
+            prune = with_retries(
+                lambda: record(epoch, metrics),
+                what=f"trial {trial.number}: recording epoch {epoch}",
+            )
             self.tracker.epoch_finished(trial, epoch, metrics)
             return prune
 
@@ -63,11 +77,21 @@ class Objective:
             with_retries(lambda: trial.set_user_attr(stored.PEAK_MEMORY_MB, round(resources["peak_device_memory_mb"], 1)),
                          what=f"trial {trial.number}: recording its memory")  # fmt: skip
 
-        recorder = TrialRecorder(trial, self.spec, config, self.artifact_dir) if self.artifact_dir else None
+        recorder = (
+            TrialRecorder(trial, self.spec, config, self.artifact_dir)
+            if self.artifact_dir
+            else None
+        )
         outcome = None
         try:
             log_path = recorder.log_path if recorder else None
-            outcome = run_trial_process(config, on_epoch, log_path=log_path, trainer=self.spec.trainer, on_resources=on_resources)
+            outcome = run_trial_process(
+                config,
+                on_epoch,
+                log_path=log_path,
+                trainer=self.spec.trainer,
+                on_resources=on_resources,
+            )
         finally:
             if recorder:
                 recorder.finish(outcome)
@@ -83,7 +107,11 @@ class Objective:
         if self.spec.multi_objective:
             return self._deployed_values(trial, outcome.extras.get("deployed") or {})
         value = outcome.best_value
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        if (
+            not isinstance(value, (int, float))
+            or isinstance(value, bool)
+            or not math.isfinite(value)
+        ):
             reason = f"the trial's {metric} is {value!r} in every epoch: nothing to compare"
             trial.set_user_attr(stored.FAIL_REASON, reason)
             raise TrialFailed(reason)
@@ -98,4 +126,3 @@ class Objective:
             trial.set_user_attr(stored.FAIL_REASON, reason)
             raise TrialFailed(reason)
         return [float(deployed[o.metric]) for o in self.spec.all_objectives]
-

@@ -48,7 +48,9 @@ def load_trainer(name: str) -> Callable:
     try:
         return getattr(importlib.import_module(module), function)
     except (ImportError, AttributeError) as e:
-        raise HpoError(f"trainer {name!r} cannot be loaded ({e}); give an importable module:function") from e
+        raise HpoError(
+            f"trainer {name!r} cannot be loaded ({e}); give an importable module:function"
+        ) from e
 
 
 @dataclass
@@ -82,7 +84,14 @@ def run_trial_process(
     device memory (trainers.reporting.Resources as a dict) when the trainer reports it."""
     ctx = context(trainer)
     parent, child = ctx.Pipe()
-    args = (config.to_json(), child, os.getpid(), env or {}, str(log_path) if log_path else None, trainer)
+    args = (
+        config.to_json(),
+        child,
+        os.getpid(),
+        env or {},
+        str(log_path) if log_path else None,
+        trainer,
+    )
     process = ctx.Process(target=_child_main, args=args, daemon=True)
     process.start()
     child.close()
@@ -149,7 +158,14 @@ class _PipeReporter:
         self.conn.send(("resources", dataclasses.asdict(resources)))
 
 
-def _child_main(config_json: str, conn, runner_pid: int, env: dict[str, str], log_path: str | None, trainer: str) -> None:
+def _child_main(
+    config_json: str,
+    conn,
+    runner_pid: int,
+    env: dict[str, str],
+    log_path: str | None,
+    trainer: str,
+) -> None:
     # Ctrl-C reaches the whole process group: the runner alone decides how its trial ends.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.update(env)
@@ -162,13 +178,27 @@ def _child_main(config_json: str, conn, runner_pid: int, env: dict[str, str], lo
         config = TrainConfig.model_validate_json(config_json)
         result = load_trainer(trainer)(config, _PipeReporter(conn))
         status = "stopped" if result.stopped_early else "finished"
-        extras = {"val_probs": getattr(result, "val_probs", None),  # the best epoch's, for the trial's plots
-                  "deployed": getattr(result, "extras", {}).get("deployed")}  # multi-objective studies' measurements
-        conn.send(("done", {"status": status, "best_epoch": result.best_epoch, "best_value": result.best_value, "extras": extras}))
+        extras = {
+            "val_probs": getattr(
+                result, "val_probs", None
+            ),  # the best epoch's, for the trial's plots
+            "deployed": getattr(result, "extras", {}).get("deployed"),
+        }  # multi-objective studies' measurements
+        conn.send(
+            (
+                "done",
+                {
+                    "status": status,
+                    "best_epoch": result.best_epoch,
+                    "best_value": result.best_value,
+                    "extras": extras,
+                },
+            )
+        )
     except TrainerError as e:
         traceback.print_exc()
         conn.send(("error", f"{type(e).__name__}: {e}"))
-    except Exception as e:  # noqa: BLE001 - any crash becomes the trial's recorded reason
+    except Exception as e:
         traceback.print_exc()
         reason = "out of memory" if "out of memory" in str(e).lower() else type(e).__name__
         tail = traceback.format_exc(limit=-3)
@@ -186,7 +216,9 @@ def _redirect_output(path: str) -> None:
     os.dup2(fd, 2)
     os.close(fd)
     sys.stdout.reconfigure(line_buffering=True)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
+    )
 
 
 def _exit_when_orphaned(runner_pid: int) -> None:

@@ -21,7 +21,9 @@ from testing.workers import start_study_workers as create_and_start
 
 def _finished(study: optuna.Study, seconds: float) -> None:
     dist = {"x": optuna.distributions.FloatDistribution(0, 1)}
-    trial = create_trial(state=TrialState.COMPLETE, value=0.5, params={"x": 0.5}, distributions=dist)
+    trial = create_trial(
+        state=TrialState.COMPLETE, value=0.5, params={"x": 0.5}, distributions=dist
+    )
     trial.datetime_start = trial.datetime_complete - timedelta(seconds=seconds)
     study.add_trial(trial)
 
@@ -34,13 +36,19 @@ def test_the_clock_starts_once_and_a_trial_is_expected_to_take_the_mean(tmp_path
     _finished(study, 40.0)
     trials = study.get_trials()
     assert expected_duration_s(trials) == 30.0
-    assert check_budget(study, 1.0, trials, now=1030.0).fits  # 30 s used + 30 s expected = the budget
+    assert check_budget(
+        study, 1.0, trials, now=1030.0
+    ).fits  # 30 s used + 30 s expected = the budget
     late = check_budget(study, 1.0, trials, now=1031.0)
     assert not late.fits and study.user_attrs[stored.BUDGET_STARTED_AT] == 1000.0
-    assert "time budget 1.0 min reached" in late.message("s") and "no new trials" in late.message("s")
+    assert "time budget 1.0 min reached" in late.message("s") and "no new trials" in late.message(
+        "s"
+    )
 
 
-def test_workers_stop_at_the_budget_and_no_trial_is_left_running(tmp_path: Path, monkeypatch, capfd) -> None:
+def test_workers_stop_at_the_budget_and_no_trial_is_left_running(
+    tmp_path: Path, monkeypatch, capfd
+) -> None:
     monkeypatch.setenv("SLEEP_EPOCH_S", "0.5")
     path = sleep_spec(tmp_path, n_trials=200, budget={"minutes": 0.3}, training={"epochs": 2})
     study, procs = create_and_start(path, f"sqlite:///{tmp_path}/optuna.db", n_workers=2)
@@ -50,7 +58,9 @@ def test_workers_stop_at_the_budget_and_no_trial_is_left_running(tmp_path: Path,
 
     trials = study.get_trials()
     assert {t.state for t in trials} == {TrialState.COMPLETE}  # every started trial finished
-    assert 4 <= len(trials) < 60  # ~1 s trials (the first ones slower), 2 workers, 18 s: far from 200
+    assert (
+        4 <= len(trials) < 60
+    )  # ~1 s trials (the first ones slower), 2 workers, 18 s: far from 200
     started = study.user_attrs[stored.BUDGET_STARTED_AT]
     ends = [t.datetime_complete.timestamp() - started for t in trials]
     longest = max(t.duration.total_seconds() for t in trials)

@@ -45,7 +45,12 @@ def study_db(tmp_path_factory, real_data: RealData) -> StudyDb:
     root = tmp_path_factory.mktemp("dash")
     data = real_data.slice(root / "data", "ucc", {"train": 96, "val": 48, "test": 16})
     url = f"sqlite:///{root}/optuna.db"
-    study = run_tiny_study(tiny_ucc_spec(root / "tiny.yaml", n_trials=2), url, data, artifact_dir=default_artifact_dir(url))
+    study = run_tiny_study(
+        tiny_ucc_spec(root / "tiny.yaml", n_trials=2),
+        url,
+        data,
+        artifact_dir=default_artifact_dir(url),
+    )
     report = root / "report.html"
     report.write_text("<html><body>tiny report</body></html>")
     attach_to_best_trial(study, [report], default_artifact_dir(url))
@@ -54,7 +59,9 @@ def study_db(tmp_path_factory, real_data: RealData) -> StudyDb:
 
 @pytest.fixture(scope="module")
 def dashboard(study_db: StudyDb):
-    server = make_dashboard_server(study_db.url, "127.0.0.1", 0, default_artifact_dir(study_db.url))
+    server = make_dashboard_server(
+        study_db.url, "127.0.0.1", 0, default_artifact_dir(study_db.url)
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield dashboard_url(server).removesuffix("/dashboard")
@@ -70,7 +77,9 @@ def get(url: str) -> bytes:
 def study_detail(base: str) -> dict:
     studies = json.loads(get(f"{base}/api/studies"))["study_summaries"]
     (summary,) = studies
-    return json.loads(get(f"{base}/api/studies/{summary['study_id']}")) | {"study_id": summary["study_id"]}
+    return json.loads(get(f"{base}/api/studies/{summary['study_id']}")) | {
+        "study_id": summary["study_id"]
+    }
 
 
 def test_api_serves_the_study_its_trials_and_their_intermediate_values(study_db, dashboard):
@@ -104,7 +113,7 @@ def test_each_trial_serves_its_metrics_plots_and_log(study_db, dashboard):
         csv_header = get(f"{base}/{files['epochs.csv']['artifact_id']}").decode().splitlines()[0]
         assert csv_header.startswith("epoch,") and "f1[healthy]" in csv_header
         log = get(f"{base}/{files['train.log']['artifact_id']}").decode()
-        assert '"trial": %d' % served["number"] in log and "epoch 2: " in log
+        assert '"trial": %d' % served["number"] in log and "epoch 2: " in log  # noqa: UP031
         attrs = {a["key"]: a["value"] for a in served["user_attrs"]}
         assert float(attrs["val_tuned_macro_f1"]) == served["values"][0]  # the best epoch's, flat
         assert "| epoch |" in served["note"]["body"]
@@ -124,21 +133,28 @@ def test_report_attached_to_the_best_trial_opens_from_its_note(study_db, dashboa
     ids = attach_to_best_trial(study_db.study, [report], default_artifact_dir(study_db.url))
     assert ids == [artifact["artifact_id"]]  # same link, new content, no second copy
     again = study_detail(dashboard)
-    assert len(again["artifacts"]) == 1 and again["best_trials"][0]["note"]["body"].count(link) == 1
+    assert (
+        len(again["artifacts"]) == 1 and again["best_trials"][0]["note"]["body"].count(link) == 1
+    )
     assert get(dashboard + link) == b"<html><body>second report</body></html>"
 
 
 def test_a_failed_trial_still_leaves_its_log_with_the_traceback(study_db, tmp_path):
     from hpo.study import open_study, run_study
 
-    fault = {"trainer": "testing.fault_trainers:raise_when_lr_above_1", "search_space": {"learning_rate": {"type": "categorical", "choices": [5.0]}}}
+    fault = {
+        "trainer": "testing.fault_trainers:raise_when_lr_above_1",
+        "search_space": {"learning_rate": {"type": "categorical", "choices": [5.0]}},
+    }
     spec = load_spec(str(tiny_ucc_spec(tmp_path / "fail.yaml", n_trials=1, **fault)))
     study = open_study(spec, f"sqlite:///{tmp_path}/failing.db", heartbeat_interval=None)
     with pytest.raises(HpoError, match="InjectedFault: injected fault at learning rate 5"):
         run_study(spec, study, study_db.data, max_failures=1, artifact_dir=tmp_path / "artifacts")
     (trial,) = study.trials
     assert trial.state == optuna.trial.TrialState.FAIL
-    names = {a.filename for a in optuna.artifacts.get_all_artifact_meta(trial, storage=study._storage)}
+    names = {
+        a.filename for a in optuna.artifacts.get_all_artifact_meta(trial, storage=study._storage)
+    }
     assert names == {"metrics.json", "epochs.csv", "train.log"}  # no epoch, so no plots
     log = (tmp_path / "tiny-ucc" / "trials" / "0" / "train.log").read_text()
     assert json.loads(log.splitlines()[0])["params"]["learning_rate"] == 5.0
@@ -153,7 +169,9 @@ def test_a_missing_database_or_a_busy_port_is_one_line(tmp_path, study_db, capsy
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         with pytest.raises(HpoError, match="cannot listen on 127.0.0.1"):
-            make_dashboard_server(study_db.url, "127.0.0.1", busy.getsockname()[1], tmp_path / "artifacts")
+            make_dashboard_server(
+                study_db.url, "127.0.0.1", busy.getsockname()[1], tmp_path / "artifacts"
+            )
 
 
 def _chromium():
@@ -162,7 +180,10 @@ def _chromium():
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        missing = missing or "playwright not installed (pip install playwright; no browser download needed)"
+        missing = (
+            missing
+            or "playwright not installed (pip install playwright; no browser download needed)"
+        )
     if missing:
         if os.environ.get("CI"):
             pytest.fail(f"browser test under CI: {missing}")
@@ -179,7 +200,12 @@ def test_browser_shows_the_study_a_trial_curve_and_its_artifacts(study_db, dashb
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+            ],
         )
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -192,18 +218,30 @@ def test_browser_shows_the_study_a_trial_curve_and_its_artifacts(study_db, dashb
             page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
             page.screenshot(path=tmp_path / "study.png", full_page=True)
 
-            page.goto(f"{dashboard}/dashboard/studies/{detail['study_id']}/trials?numbers={trial['number']}")
-            page.get_by_text(f"Trial {trial['number']} (trial_id={trial['trial_id']})").wait_for(timeout=30_000)
-            page.get_by_text(f"{first['step']} {first['value']!r}", exact=True).wait_for(timeout=30_000)
+            page.goto(
+                f"{dashboard}/dashboard/studies/{detail['study_id']}/trials?numbers={trial['number']}"
+            )
+            page.get_by_text(f"Trial {trial['number']} (trial_id={trial['trial_id']})").wait_for(
+                timeout=30_000
+            )
+            page.get_by_text(f"{first['step']} {first['value']!r}", exact=True).wait_for(
+                timeout=30_000
+            )
             image = page.locator("img[alt='confusion.svg']")
             image.scroll_into_view_if_needed(timeout=30_000)
-            page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle(), timeout=30_000)
+            page.wait_for_function(
+                "img => img.complete && img.naturalWidth > 0",
+                arg=image.element_handle(),
+                timeout=30_000,
+            )
             for name in TRIAL_FILES:
                 assert page.get_by_text(name, exact=True).count() >= 1, name
             page.screenshot(path=tmp_path / "trial.png")
             log_href = page.locator("a[download='train.log']").get_attribute("href")
             assert "epoch 2: " in page.request.get(dashboard + log_href).text()
-            report_href = page.get_by_role("link", name=f"trial-{trial['number']}-report.html").get_attribute("href")
+            report_href = page.get_by_role(
+                "link", name=f"trial-{trial['number']}-report.html"
+            ).get_attribute("href")
             assert "report" in page.request.get(dashboard + report_href).text()
         finally:
             browser.close()

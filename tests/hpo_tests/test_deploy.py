@@ -52,7 +52,11 @@ def compressed(tmp_path_factory, tiny_study):
 
 
 def built(best_dir) -> list[str]:
-    return [v for v in SETTINGS.variants if (variant_dir(best_dir, v) / VariantRecord.FILENAME).is_file()]
+    return [
+        v
+        for v in SETTINGS.variants
+        if (variant_dir(best_dir, v) / VariantRecord.FILENAME).is_file()
+    ]
 
 
 def test_every_variant_predicts_with_the_columns_of_the_fp32_model(compressed, tmp_path):
@@ -62,8 +66,16 @@ def test_every_variant_predicts_with_the_columns_of_the_fp32_model(compressed, t
     predict(str(best_dir), texts, None, None, str(tmp_path / "fp32.csv"))
     reference = pd.read_csv(tmp_path / "fp32.csv")
     for variant in SETTINGS.variants:
-        predict(str(best_dir), texts, None, None, str(tmp_path / f"{variant}.csv"), variant=variant)
-        predict(str(variant_dir(best_dir, variant)), texts, None, None, str(tmp_path / f"{variant}-dir.csv"))
+        predict(
+            str(best_dir), texts, None, None, str(tmp_path / f"{variant}.csv"), variant=variant
+        )
+        predict(
+            str(variant_dir(best_dir, variant)),
+            texts,
+            None,
+            None,
+            str(tmp_path / f"{variant}-dir.csv"),
+        )
         frame = pd.read_csv(tmp_path / f"{variant}.csv")
         assert list(frame.columns) == list(reference.columns) and len(frame) == 3
         pd.testing.assert_frame_equal(frame, pd.read_csv(tmp_path / f"{variant}-dir.csv"))
@@ -79,7 +91,10 @@ def test_thresholds_are_retuned_on_validation_for_each_variant(compressed):
         expected = best_f1_thresholds(splits.val_labels, predictor.probabilities(splits.val_texts))
         np.testing.assert_allclose(predictor.thresholds, expected, atol=1e-4)
         figures = VariantFigures.read(variant_dir(best_dir, variant))
-        assert set(figures.val) == {"macro_roc_auc", "tuned_macro_f1"} and figures.texts_per_s_batch64 > 0
+        assert (
+            set(figures.val) == {"macro_roc_auc", "tuned_macro_f1"}
+            and figures.texts_per_s_batch64 > 0
+        )
 
 
 def test_pruning_removes_parameters_and_bytes(compressed):
@@ -91,10 +106,18 @@ def test_pruning_removes_parameters_and_bytes(compressed):
     n_fp32 = sum(p.numel() for p in fp32.parameters())
     assert record.parameters == sum(p.numel() for p in model.parameters()) < n_fp32
     assert record.details["parameters_removed"] == n_fp32 - record.parameters
-    assert size_on_disk_mb(pruned) < 0.5 * size_on_disk_mb(best_dir)  # the tiny model is mostly vocabulary
+    assert size_on_disk_mb(pruned) < 0.5 * size_on_disk_mb(
+        best_dir
+    )  # the tiny model is mostly vocabulary
     layer = model.bert.encoder.layer[0]
-    assert layer.attention.self.query.out_features == 16 and layer.intermediate.dense.out_features == 32
-    assert record.details["removed"]["heads"] == "2 of 4" and record.details["removed"]["neurons"] == "64 of 128"
+    assert (
+        layer.attention.self.query.out_features == 16
+        and layer.intermediate.dense.out_features == 32
+    )
+    assert (
+        record.details["removed"]["heads"] == "2 of 4"
+        and record.details["removed"]["neurons"] == "64 of 128"
+    )
 
 
 def test_the_student_is_shallower_and_trained_on_train_only(compressed):
@@ -113,7 +136,9 @@ def test_onnx_runs_the_same_model_and_tokenises_as_transformers(compressed):
     texts = pd.read_csv(shared.data_dir / "ucc" / "val.csv")["comment"].tolist()
     onnx, fp32 = load_predictor(best_dir, "onnx"), load_predictor(best_dir)
     np.testing.assert_allclose(onnx.probabilities(texts), fp32.probabilities(texts), atol=1e-4)
-    reference = AutoTokenizer.from_pretrained(best_dir)(texts, truncation=True, max_length=fp32.labels.max_length)["input_ids"]
+    reference = AutoTokenizer.from_pretrained(best_dir)(
+        texts, truncation=True, max_length=fp32.labels.max_length
+    )["input_ids"]
     assert [e.ids for e in onnx.tokenizer.encode_batch(texts)] == reference
     assert "torch" not in type(onnx.session).__module__
 
@@ -128,7 +153,10 @@ def test_variant_directories_hold_data_only(compressed):
 def test_the_report_tables_every_variant_and_names_a_tradeoff(compressed):
     _, _, best_dir, report = compressed
     md = (report.parent / "report.md").read_text()
-    assert "Best trade-off: **" in md and "validation macro_roc_auc is at least fp32's minus 0.005" in md
+    assert (
+        "Best trade-off: **" in md
+        and "validation macro_roc_auc is at least fp32's minus 0.005" in md
+    )
     table = pd.read_csv(report.parent / "variants.csv")
     assert table["variant"].tolist() == ["fp32", *SETTINGS.variants]
     assert {"size_mb", "parameters", "texts_per_s_batch1", "texts_per_s_batch64", "latency_p50_ms", "latency_p95_ms",
@@ -151,7 +179,11 @@ def test_compress_mistakes_are_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     spec = tiny_ucc_spec(tmp_path / "tiny.yaml")
     assert main(["compress", str(spec)]) == 2
-    assert capsys.readouterr().err.strip().splitlines() == [f"error: {'runs/tiny-ucc/best'}: no retrained model (metrics.json missing); run `hpo retrain tiny-ucc` first"]
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: {'runs/tiny-ucc/best'}: no retrained model (metrics.json missing); run `hpo retrain tiny-ucc` first"
+    ]
     assert main(["compress", str(spec), "--alpha", "2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: hpo compress: distill.alpha: Input should be less than or equal to 1")
+    assert len(err) == 1 and err[0].startswith(
+        "error: hpo compress: distill.alpha: Input should be less than or equal to 1"
+    )

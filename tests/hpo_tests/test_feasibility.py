@@ -45,14 +45,19 @@ def test_out_of_memory_trials_are_infeasible_and_tpe_steers_away(tmp_path: Path)
 
     oom = [t for t in study.trials if t.params["batch_size"] == 64]
     assert all(t.state == TrialState.PRUNED and is_infeasible(t) for t in oom)
-    assert all(t.user_attrs[stored.FAIL_REASON].startswith("out of memory: CUDA out of memory") for t in oom)
+    assert all(
+        t.user_attrs[stored.FAIL_REASON].startswith("out of memory: CUDA out of memory")
+        for t in oom
+    )
     feasible = [t for t in study.trials if t.params["batch_size"] != 64]
     assert all(t.constraints == {stored.OOM_CONSTRAINT: 0.0} for t in feasible)
     assert n_finished(study) == 16 == len(feasible)  # the study trained its 16 trials in full
     assert _proposed_64(study) <= 3  # it ranks infeasible trials below every feasible one
 
 
-def test_as_plain_failures_tpe_would_propose_the_batch_size_again_and_again(tmp_path: Path) -> None:
+def test_as_plain_failures_tpe_would_propose_the_batch_size_again_and_again(
+    tmp_path: Path,
+) -> None:
     """Why: TPE never sees FAIL trials, and to it an unseen category looks as promising as ever."""
     with pytest.raises(HpoError, match="10 trials failed in a row"):
         _study(tmp_path / "fail", "crash_at_batch_64", max_failures=10)

@@ -15,7 +15,24 @@ from hpo.init.source import InitError, read_source
 from hpo.spec import load_spec
 from testing.data import real_data
 
-WORDS = "the quick brown fox jumps over a lazy dog while seven wizards quietly box jolly mice".split()
+WORDS = [
+    "the",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "a",
+    "lazy",
+    "dog",
+    "while",
+    "seven",
+    "wizards",
+    "quietly",
+    "box",
+    "jolly",
+    "mice",
+]
 
 
 def _sentence(i: int, n: int) -> str:
@@ -59,7 +76,10 @@ def _error(frame: pd.DataFrame, **kw) -> str:
 def test_multi_label_from_zero_one_columns(tmp_path):
     found = detect(read_source(_csv(tmp_path, _multi_label_frame())).frame)
     assert found.task == "multi_label" and found.text_column == "body"
-    assert found.label_columns == ["spam", "rude"]  # the agreement shares and the ids are not labels
+    assert found.label_columns == [
+        "spam",
+        "rude",
+    ]  # the agreement shares and the ids are not labels
     assert found.agreement_suffix == ":agree"
     assert "written 0.0/1.0" in found.why["task"] and "longest texts" in found.why["text_column"]
 
@@ -88,10 +108,16 @@ def test_a_zero_one_column_with_a_stray_value_names_it_and_the_flag():
 
 
 def test_given_labels_other_than_zero_one_are_refused_in_one_line():
-    message = _error(_multi_class_frame(), labels=["Label", "annotators"])  # two columns: multi-label, so 0/1 each
+    message = _error(
+        _multi_class_frame(), labels=["Label", "annotators"]
+    )  # two columns: multi-label, so 0/1 each
     assert "'Label'" in message and "other than 0/1" in message
     message = _error(_multi_class_frame(), task="multi_label", labels=["Label"])
-    assert "'Label'" in message and "other than 0/1" in message and "--task multi_class --labels Label" in message
+    assert (
+        "'Label'" in message
+        and "other than 0/1" in message
+        and "--task multi_class --labels Label" in message
+    )
 
 
 def test_two_class_columns_name_both_and_the_flag():
@@ -115,20 +141,41 @@ def test_a_folder_of_splits_keeps_its_files(tmp_path, monkeypatch):
         _csv(folder, frame.iloc[i * 30 : (i + 1) * 30], f"{split}.csv")
     assert main(["init", str(folder), "--data-dir", str(tmp_path / "data")]) == 0
     raw = yaml.safe_load((tmp_path / "studies" / "mine.yaml").read_text())
-    assert raw["data"]["dir"] == "mine" and raw["data"]["train"] == "train.csv" and "split" not in raw["data"]
+    assert (
+        raw["data"]["dir"] == "mine"
+        and raw["data"]["train"] == "train.csv"
+        and "split" not in raw["data"]
+    )
 
 
 def test_init_writes_a_commented_spec_that_passes_check(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     path = _csv(tmp_path, _multi_label_frame(80))
-    assert main(["init", str(path), "--name", "mine", "--data-dir", str(tmp_path / "elsewhere")]) == 0
+    assert (
+        main(["init", str(path), "--name", "mine", "--data-dir", str(tmp_path / "elsewhere")]) == 0
+    )
     out = capsys.readouterr().out
     assert "studies/mine.yaml: ok  (n_train=56, n_val=12, n_test=12)" in out
     text = (tmp_path / "studies" / "mine.yaml").read_text()
     spec = load_spec(str(tmp_path / "studies" / "mine.yaml"))
-    assert spec.data.split is not None and spec.data.file == "data.csv" and spec.data.dir == str(tmp_path)
-    assert spec.model.name_or_path == "packaged:all-MiniLM-L6-v2" and spec.objective.metric == "tuned_macro_f1"
-    for field in ("task:", "text_column:", "label_columns:", "max_length:", "split:", "objective:", "n_trials:"):
+    assert (
+        spec.data.split is not None
+        and spec.data.file == "data.csv"
+        and spec.data.dir == str(tmp_path)
+    )
+    assert (
+        spec.model.name_or_path == "packaged:all-MiniLM-L6-v2"
+        and spec.objective.metric == "tuned_macro_f1"
+    )
+    for field in (
+        "task:",
+        "text_column:",
+        "label_columns:",
+        "max_length:",
+        "split:",
+        "objective:",
+        "n_trials:",
+    ):
         line = next(line for line in text.splitlines() if line.strip().startswith(field))
         assert "  # " in line, f"{field} has no comment saying what it was based on"
     assert main(["init", str(path), "--name", "mine"]) == 2  # exists: refused
@@ -141,16 +188,35 @@ def test_a_guess_it_cannot_make_exits_2_with_one_line(tmp_path, monkeypatch, cap
     frame["summary"] = [_sentence(i, 11) for i in range(len(frame))]
     assert main(["init", str(_csv(tmp_path, frame))]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: text column:") and "--text-column" in err and len(err.splitlines()) == 1
+    assert (
+        err.startswith("error: text column:")
+        and "--text-column" in err
+        and len(err.splitlines()) == 1
+    )
     assert not (tmp_path / "studies").exists()
 
 
-@pytest.mark.parametrize(("name", "task", "n_labels"), [("ucc", "multi_label", 8), ("covid-tweets", "multi_class", 5)])
+@pytest.mark.parametrize(
+    ("name", "task", "n_labels"), [("ucc", "multi_label", 8), ("covid-tweets", "multi_class", 5)]
+)
 def test_the_shared_data_sets_as_one_csv(tmp_path, monkeypatch, capsys, name, task, n_labels):
     """Each real data set, its splits concatenated into one file (COVID keeps its BOM)."""
     monkeypatch.chdir(tmp_path)
-    frames = [pd.read_csv(real_data().root / name / f"{s}.csv", dtype=str, keep_default_na=False, encoding="utf-8-sig") for s in ("train", "val", "test")]
-    path = _csv(tmp_path, pd.concat(frames), f"{name}-all.csv", encoding="utf-8-sig" if name == "covid-tweets" else "utf-8")
+    frames = [
+        pd.read_csv(
+            real_data().root / name / f"{s}.csv",
+            dtype=str,
+            keep_default_na=False,
+            encoding="utf-8-sig",
+        )
+        for s in ("train", "val", "test")
+    ]
+    path = _csv(
+        tmp_path,
+        pd.concat(frames),
+        f"{name}-all.csv",
+        encoding="utf-8-sig" if name == "covid-tweets" else "utf-8",
+    )
     assert main(["init", str(path)]) == 0
     assert f"studies/{name}-all.yaml: ok" in capsys.readouterr().out
     spec = load_spec(f"{name}-all")

@@ -17,7 +17,10 @@ from hpo.study import DataFacts, describe_study, open_study, print_best, run_stu
 from testing.data import slice_dataset
 from testing.specs import tiny_ucc_spec
 
-OBJECTIVES = [{"metric": "tuned_macro_f1", "direction": "maximize"}, {"metric": "texts_per_second", "direction": "maximize"}]
+OBJECTIVES = [
+    {"metric": "tuned_macro_f1", "direction": "maximize"},
+    {"metric": "texts_per_second", "direction": "maximize"},
+]
 SPACE = {"layers_kept": {"type": "categorical", "choices": [1, 2]}, "max_length": {"type": "categorical", "choices": [32, 64]},
          "int8": {"type": "categorical", "choices": [False, True]}}  # fmt: skip
 
@@ -38,16 +41,32 @@ def test_two_objectives_refuse_a_pruner_in_one_line(tmp_path):
     with pytest.raises(SpecError) as caught:
         load_spec(str(path))
     message = str(caught.value)
-    assert "\n" not in message and "pruner 'median' cannot prune a study with 2 objectives" in message and "pruner: {type: none}" in message
+    assert (
+        "\n" not in message
+        and "pruner 'median' cannot prune a study with 2 objectives" in message
+        and "pruner: {type: none}" in message
+    )
 
 
 def test_two_objectives_default_to_no_pruner_and_a_validation_metric_first(tmp_path):
     spec = load_spec(str(pareto_spec(tmp_path / "s.yaml")))
-    assert spec.pruner.type == "none" and spec.objective.metric == "tuned_macro_f1" and spec.directions == ["maximize", "maximize"]
+    assert (
+        spec.pruner.type == "none"
+        and spec.objective.metric == "tuned_macro_f1"
+        and spec.directions == ["maximize", "maximize"]
+    )
     config = spec.train_config(tmp_path, {"layers_kept": 1, "max_length": 32, "int8": True})
-    assert config.model.max_length == 32 and config.hyper.layers_kept == 1 and config.hyper.int8 and config.measure_deployed
+    assert (
+        config.model.max_length == 32
+        and config.hyper.layers_kept == 1
+        and config.hyper.int8
+        and config.measure_deployed
+    )
     swapped = pareto_spec(tmp_path / "t.yaml", objectives=OBJECTIVES[::-1])
-    with pytest.raises(SpecError, match="objectives.0.metric 'texts_per_second' is not one of .* a validation metric"):
+    with pytest.raises(
+        SpecError,
+        match="objectives.0.metric 'texts_per_second' is not one of .* a validation metric",
+    ):
         load_spec(str(swapped))
     both = pareto_spec(tmp_path / "u.yaml", objective={"metric": "macro_f1"})
     with pytest.raises(SpecError, match="give objective .* or objectives .*, not both"):
@@ -73,13 +92,31 @@ def test_trials_are_measured_as_deployed_and_never_report_epochs(pareto_study):
     assert [t.state.name for t in trials] == ["COMPLETE"] * 3 and len(study.directions) == 2
     for t in trials:
         deployed = t.user_attrs[stored.DEPLOYED]
-        assert t.values == [pytest.approx(deployed["tuned_macro_f1"]), pytest.approx(deployed["texts_per_second"])]
-        assert deployed["model_size_mb"] > 0 and t.intermediate_values == {} and stored.epoch_key(1) in t.user_attrs
-    assert study.metric_names == ["tuned_macro_f1", "texts_per_second"]  # the dashboard's axis names
+        assert t.values == [
+            pytest.approx(deployed["tuned_macro_f1"]),
+            pytest.approx(deployed["texts_per_second"]),
+        ]
+        assert (
+            deployed["model_size_mb"] > 0
+            and t.intermediate_values == {}
+            and stored.epoch_key(1) in t.user_attrs
+        )
+    assert study.metric_names == [
+        "tuned_macro_f1",
+        "texts_per_second",
+    ]  # the dashboard's axis names
     int8 = [t for t in trials if t.params["int8"]]
-    fp32 = [t for t in trials if not t.params["int8"] and t.params["layers_kept"] == (int8[0].params["layers_kept"] if int8 else 0)]
+    fp32 = [
+        t
+        for t in trials
+        if not t.params["int8"]
+        and t.params["layers_kept"] == (int8[0].params["layers_kept"] if int8 else 0)
+    ]
     if int8 and fp32:
-        assert int8[0].user_attrs[stored.DEPLOYED]["model_size_mb"] < fp32[0].user_attrs[stored.DEPLOYED]["model_size_mb"]
+        assert (
+            int8[0].user_attrs[stored.DEPLOYED]["model_size_mb"]
+            < fp32[0].user_attrs[stored.DEPLOYED]["model_size_mb"]
+        )
 
 
 def test_the_report_has_a_pareto_table_and_plot(pareto_study):
@@ -87,8 +124,18 @@ def test_the_report_has_a_pareto_table_and_plot(pareto_study):
     html = report_study(spec.name, url, data, runs_root=root / "runs")
     pareto = pd.read_csv(html.parent / "pareto.csv")
     assert set(pareto["trial"]) == {t.number for t in study.best_trials}
-    assert {"tuned_macro_f1", "texts_per_second", "layers_kept", "max_length", "int8", "model_size_mb"} <= set(pareto.columns)
-    assert "Pareto front" in (html.parent / "report.md").read_text() and "Pareto front (tuned_macro_f1 vs texts_per_second)" in html.read_text()
+    assert {
+        "tuned_macro_f1",
+        "texts_per_second",
+        "layers_kept",
+        "max_length",
+        "int8",
+        "model_size_mb",
+    } <= set(pareto.columns)
+    assert (
+        "Pareto front" in (html.parent / "report.md").read_text()
+        and "Pareto front (tuned_macro_f1 vs texts_per_second)" in html.read_text()
+    )
     trials = pd.read_csv(html.parent / "trials.csv")
     assert trials["pareto"].sum() == len(study.best_trials) and "texts_per_second" in trials
 
@@ -101,4 +148,7 @@ def test_retraining_picks_a_pareto_trial_by_its_rule_or_the_one_asked_for(pareto
     assert chosen_trial(loaded, 0).number == 0
     print_best(loaded)
     out = capsys.readouterr().out
-    assert f"Pareto front of tuned_macro_f1 (maximize), texts_per_second (maximize): {len(loaded.best_trials)} trial(s)" in out
+    assert (
+        f"Pareto front of tuned_macro_f1 (maximize), texts_per_second (maximize): {len(loaded.best_trials)} trial(s)"
+        in out
+    )

@@ -54,13 +54,17 @@ def test_a_packed_trial_out_of_memory_is_queued_again_to_run_alone(monkeypatch):
     monkeypatch.setenv(placement.CAPACITY_ENV, "10000")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
     study = optuna.create_study()
-    requeue_alone_after_oom(study, _failed(study, "out of memory: CUDA out of memory. Tried to allocate 2.00 GiB"))
+    requeue_alone_after_oom(
+        study, _failed(study, "out of memory: CUDA out of memory. Tried to allocate 2.00 GiB")
+    )
     waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
     assert len(waiting) == 1 and waiting[0].user_attrs[stored.RUN_ALONE] is True
     assert placement.next_queued_alone(study.get_trials(deepcopy=False))
     # Alone, running out of memory is the trial's own: it is not queued a second time; nor is
     # another failure.
-    requeue_alone_after_oom(study, _failed(study, "out of memory: again", **{stored.RUN_ALONE: True}))
+    requeue_alone_after_oom(
+        study, _failed(study, "out of memory: again", **{stored.RUN_ALONE: True})
+    )
     requeue_alone_after_oom(study, _failed(study, "NonFiniteLossError: loss became nan"))
     assert len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,))) == 1
 
@@ -81,7 +85,10 @@ def test_per_gpu_settings_are_checked():
             workers_per_gpu(bad)
     assert gpu_memory(["0", "1"], 80_000) == {"0": 80_000.0, "1": 80_000.0}
     envs = worker_envs(4, ["0", "1"], gpu_memory_mb={"0": 1000.0, "1": 2000.0})
-    assert [(e["CUDA_VISIBLE_DEVICES"], e[placement.CAPACITY_ENV]) for e in envs] == [("0", "1000.0"), ("1", "2000.0")] * 2
+    assert [(e["CUDA_VISIBLE_DEVICES"], e[placement.CAPACITY_ENV]) for e in envs] == [
+        ("0", "1000.0"),
+        ("1", "2000.0"),
+    ] * 2
 
 
 def placement_max() -> int:
@@ -91,7 +98,10 @@ def placement_max() -> int:
 
 
 def _max_overlap(trials: list[optuna.trial.FrozenTrial]) -> int:
-    events = sorted([(t.datetime_start, 1) for t in trials] + [(t.datetime_complete, -1) for t in trials], key=lambda e: (e[0], e[1]))
+    events = sorted(
+        [(t.datetime_start, 1) for t in trials] + [(t.datetime_complete, -1) for t in trials],
+        key=lambda e: (e[0], e[1]),
+    )
     level = peak = 0
     for _, step in events:
         level += step
@@ -106,16 +116,23 @@ def test_workers_on_a_declared_gpu_run_only_as_many_trials_as_fit(tmp_path: Path
     monkeypatch.setenv("SLEEP_PEAK_MB", "1000")
     spec = sleep_spec(tmp_path, n_trials=6)
     envs = worker_envs(4, ["0"], gpu_memory_mb={"0": 4000.0})
-    study, procs = start_study_workers(spec, f"sqlite:///{tmp_path}/optuna.db", n_workers=4, envs=envs)
+    study, procs = start_study_workers(
+        spec, f"sqlite:///{tmp_path}/optuna.db", n_workers=4, envs=envs
+    )
     try:
         assert wait_workers(procs) == 0
     finally:
         stop_all(procs)
     trials = study.get_trials(deepcopy=False)
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 6
-    assert all(t.user_attrs[stored.PEAK_MEMORY_MB] == 1000 and t.user_attrs[stored.GPU] == "0" for t in trials)
+    assert all(
+        t.user_attrs[stored.PEAK_MEMORY_MB] == 1000 and t.user_attrs[stored.GPU] == "0"
+        for t in trials
+    )
     assert _max_overlap(trials) == 2
     devices = summarize(study, load_spec(str(spec))).table("devices").set_index("trial")
     assert set(devices["gpu"]) == {"0"} and (devices["peak_device_memory_mb"] == 1000).all()
     shared = {n: set(map(int, w.split())) for n, w in devices["shared_with"].items() if w}
-    assert shared and all(n in shared[m] for n, others in shared.items() for m in others)  # symmetric
+    assert shared and all(
+        n in shared[m] for n, others in shared.items() for m in others
+    )  # symmetric

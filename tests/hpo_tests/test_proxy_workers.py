@@ -24,12 +24,18 @@ from tests.proxy_support import running_proxy
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def proxy_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    database = f"sqlite:///{tmp_path}/optuna.db" if request.param == "sqlite" else request.getfixturevalue("postgres").url
+    database = (
+        f"sqlite:///{tmp_path}/optuna.db"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres").url
+    )
     with running_proxy(database) as url:
         yield url
 
 
-def test_workers_through_the_proxy_finish_exactly_n_trials(proxy_url: str, tmp_path: Path, monkeypatch) -> None:
+def test_workers_through_the_proxy_finish_exactly_n_trials(
+    proxy_url: str, tmp_path: Path, monkeypatch
+) -> None:
     monkeypatch.setenv("SLEEP_EPOCH_S", "0.1")
     study, procs = create_and_start(sleep_spec(tmp_path, n_trials=10), proxy_url, n_workers=3)
     try:
@@ -42,7 +48,9 @@ def test_workers_through_the_proxy_finish_exactly_n_trials(proxy_url: str, tmp_p
     assert all("hpo:beat" in t.system_attrs for t in trials)  # heartbeats went through the proxy
 
 
-def test_the_dashboard_serves_a_proxy_study_with_its_artifacts(tmp_path: Path, monkeypatch) -> None:
+def test_the_dashboard_serves_a_proxy_study_with_its_artifacts(
+    tmp_path: Path, monkeypatch
+) -> None:
     monkeypatch.setenv("SLEEP_EPOCH_S", "0.05")
     with running_proxy(f"sqlite:///{tmp_path}/optuna.db") as url:
         study, procs = create_and_start(sleep_spec(tmp_path, n_trials=2), url, n_workers=1)
@@ -55,7 +63,11 @@ def test_the_dashboard_serves_a_proxy_study_with_its_artifacts(tmp_path: Path, m
             (served, _) = detail["trials"]
             files = {a["filename"]: a["artifact_id"] for a in served["artifacts"]}
             assert {"metrics.json", "epochs.csv", "train.log"} <= set(files)
-            history = json.loads(_get(f"{base}/artifacts/{study._study_id}/{served['trial_id']}/{files['metrics.json']}"))
+            history = json.loads(
+                _get(
+                    f"{base}/artifacts/{study._study_id}/{served['trial_id']}/{files['metrics.json']}"
+                )
+            )
             assert [m["epoch"] for m in history] == [1, 2, 3]
             assert "| epoch |" in served["note"]["body"]
         finally:
@@ -63,12 +75,16 @@ def test_the_dashboard_serves_a_proxy_study_with_its_artifacts(tmp_path: Path, m
             server.server_close()
 
 
-def test_a_worker_killed_through_the_proxy_has_its_trial_failed_and_retried(tmp_path: Path, monkeypatch) -> None:
+def test_a_worker_killed_through_the_proxy_has_its_trial_failed_and_retried(
+    tmp_path: Path, monkeypatch
+) -> None:
     monkeypatch.setenv("SLEEP_EPOCH_S", "0.4")
     with running_proxy(f"sqlite:///{tmp_path}/optuna.db") as url:
         study, procs = create_and_start(sleep_spec(tmp_path, n_trials=5), url, n_workers=2)
         try:
-            trial, victim = wait_until(lambda: mid_trial(study, procs), what="a trial in its second epoch")
+            trial, victim = wait_until(
+                lambda: mid_trial(study, procs), what="a trial in its second epoch"
+            )
             victim.send_signal(signal.SIGKILL)
             assert [p.wait() for p in procs if p is not victim] == [0]
         finally:

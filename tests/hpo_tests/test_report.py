@@ -47,10 +47,23 @@ def study_copy(tmp_path_factory, tiny_study: TinyStudy) -> StudyCopy:
     study, spec = open_existing_study(TINY_NAME, tiny_study.copy_to(root))
     epoch = dict(stored.epoch_history(study.trials[0].user_attrs)[0])
     epoch["tuned_macro_f1"] = epoch["monitor_value"] = 0.01
-    study.add_trial(made_trial({"batch_size": 16, "learning_rate": 1e-3}, TINY_GRID, state=TrialState.PRUNED,
-                               user_attrs={"epoch_001": epoch, "best_epoch": 1}, intermediate={1: 0.01}))
-    study.add_trial(made_trial({"batch_size": 32, "learning_rate": 3e-3}, TINY_GRID, state=TrialState.FAIL,
-                               user_attrs={"fail_reason": "NonFiniteLossError: loss became nan\ntraceback..."}))
+    study.add_trial(
+        made_trial(
+            {"batch_size": 16, "learning_rate": 1e-3},
+            TINY_GRID,
+            state=TrialState.PRUNED,
+            user_attrs={"epoch_001": epoch, "best_epoch": 1},
+            intermediate={1: 0.01},
+        )
+    )
+    study.add_trial(
+        made_trial(
+            {"batch_size": 32, "learning_rate": 3e-3},
+            TINY_GRID,
+            state=TrialState.FAIL,
+            user_attrs={"fail_reason": "NonFiniteLossError: loss became nan\ntraceback..."},
+        )
+    )
     return StudyCopy(study, spec, tiny_study, root)
 
 
@@ -65,18 +78,31 @@ def test_trials_table_holds_each_trials_own_numbers(study_copy):
         assert row["objective"] == t.value == best["tuned_macro_f1"]
         assert row["train_loss_first"] == epochs[0]["train_loss"]
         assert row["train_loss_last"] == epochs[-1]["train_loss"]
-        assert row["train_loss_change"] == pytest.approx((epochs[-1]["train_loss"] - epochs[0]["train_loss"]) / epochs[0]["train_loss"])
-        assert (row["val_micro_f1"], row["val_macro_f1"], row["val_subset_accuracy"]) == (best["micro_f1"], best["macro_f1"], best["subset_accuracy"])
+        assert row["train_loss_change"] == pytest.approx(
+            (epochs[-1]["train_loss"] - epochs[0]["train_loss"]) / epochs[0]["train_loss"]
+        )
+        assert (row["val_micro_f1"], row["val_macro_f1"], row["val_subset_accuracy"]) == (
+            best["micro_f1"],
+            best["macro_f1"],
+            best["subset_accuracy"],
+        )
         assert row["epochs_run"] == 2 and row["state"] == "COMPLETE"
 
 
 def test_batch_size_tables_pivot_and_best(study_copy):
     study, spec = study_copy.study, study_copy.spec
     trials = trials_table(study, spec)
-    complete = {(t.params["batch_size"], t.params["learning_rate"]): t.value for t in study.get_trials(states=(TrialState.COMPLETE,))}
+    complete = {
+        (t.params["batch_size"], t.params["learning_rate"]): t.value
+        for t in study.get_trials(states=(TrialState.COMPLETE,))
+    }
     tables = batch_size_tables(trials, spec.task)
     assert sorted(tables) == [16, 32]
-    assert list(tables[16]["learning_rate"]) == [1e-3, 1e-3, 3e-3]  # the complete and the pruned trial at 1e-3
+    assert list(tables[16]["learning_rate"]) == [
+        1e-3,
+        1e-3,
+        3e-3,
+    ]  # the complete and the pruned trial at 1e-3
     assert set(tables[32]["state"]) == {"COMPLETE", "FAIL"}
     pivot = objective_pivot(trials, "batch_size", "learning_rate", maximize=True)
     for (bs, lr), value in complete.items():
@@ -125,10 +151,14 @@ def test_report_command_writes_files_without_importing_torch(study_copy, tmp_pat
         f"code = main(['report', {TINY_NAME!r}, '--storage', {f'sqlite:///{root}/optuna.db'!r}, '--data-dir', {str(data_dir)!r}]); "
         "assert 'torch' not in sys.modules, 'hpo report imported torch'; sys.exit(code)"
     )
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     out = tmp_path / "runs" / TINY_NAME / "report"
-    assert {"report.md", "report.html", "trials.csv", "batch_size_16.csv", "baseline_val.csv"} <= {p.name for p in out.iterdir()}
+    assert {"report.md", "report.html", "trials.csv", "batch_size_16.csv", "baseline_val.csv"} <= {
+        p.name for p in out.iterdir()
+    }
     assert "All-majority baseline" in (out / "report.md").read_text()
 
 
@@ -163,7 +193,13 @@ def test_other_spaces_pivot_on_the_two_most_important_settings():
     study = optuna.create_study(direction="maximize")
     for i in range(12):
         dropout = 0.04 * i
-        study.add_trial(_made_trial(1 - dropout + 0.001 * (i % 3), {"dropout": dropout, "warmup_ratio": 0.01 * (i % 3), "weight_decay": 0.05}, ranges))
+        study.add_trial(
+            _made_trial(
+                1 - dropout + 0.001 * (i % 3),
+                {"dropout": dropout, "warmup_ratio": 0.01 * (i % 3), "weight_decay": 0.05},
+                ranges,
+            )
+        )
     summary = summarize(study, spec)
     assert summary.pivot_axes[0] == "dropout"  # the objective follows dropout
     assert summary.table("param_importances")["parameter"].iloc[0] == "dropout"
@@ -176,11 +212,18 @@ def test_loss_types_are_compared_when_trials_differ_in_loss():
     spec = _spec(loss={"type": "categorical", "choices": ["bce", "focal"]})
     space = {"loss": ["bce", "focal"]}
     study = optuna.create_study(direction="maximize")
-    for value, loss, ap in ((0.3, "bce", 0.1), (0.5, "bce", 0.2), (0.4, "focal", 0.7), (0.2, "focal", 0.8)):
+    for value, loss, ap in (
+        (0.3, "bce", 0.1),
+        (0.5, "bce", 0.2),
+        (0.4, "focal", 0.7),
+        (0.2, "focal", 0.8),
+    ):
         study.add_trial(_made_trial(value, {"loss": loss}, space, ap))
     study.add_trial(_made_trial(0.9, {"loss": "focal"}, space, 0.9, state=TrialState.PRUNED))
     table = loss_table(trials_table(study, spec), study, spec).set_index("loss")
-    assert table.loc["bce", "best_objective"] == 0.5 and table.loc["bce", "median_objective"] == pytest.approx(0.4)
+    assert table.loc["bce", "best_objective"] == 0.5 and table.loc[
+        "bce", "median_objective"
+    ] == pytest.approx(0.4)
     assert table.loc["focal", "trials"] == 3 and table.loc["focal", "complete"] == 2
     assert table.loc["focal", "best_objective"] == 0.4 and table.loc["focal", "ap_hostile"] == 0.7
 
@@ -192,7 +235,11 @@ def test_sparse_studies_still_report(states, tmp_path):
     study = optuna.create_study(direction="maximize")
     for state in states:
         if state == TrialState.FAIL:
-            study.add_trial(made_trial({"dropout": 0.1}, space, state=state, user_attrs={"fail_reason": "boom"}))
+            study.add_trial(
+                made_trial(
+                    {"dropout": 0.1}, space, state=state, user_attrs={"fail_reason": "boom"}
+                )
+            )
         else:
             study.add_trial(_made_trial(0.4, {"dropout": 0.1}, space))
     summary = summarize(study, spec)
@@ -206,8 +253,16 @@ def test_multi_class_best_model_tables_hold_the_test_scores():
     names = ["neg", "neu", "pos"]
     y = rng.integers(0, 3, 90)
     probs = rng.dirichlet(np.ones(3), 90) + np.eye(3)[y] * 0.4
-    test = {"default": multi_class_scores(y, probs, tuple(names)), "intervals": bootstrap_intervals("multi_class", y, probs, None, 50)}
-    objective = {"metric": "macro_f1", "trial_value": 0.5, "retrained_val_value": 0.5, "baseline_val_value": 0.1}
+    test = {
+        "default": multi_class_scores(y, probs, tuple(names)),
+        "intervals": bootstrap_intervals("multi_class", y, probs, None, 50),
+    }
+    objective = {
+        "metric": "macro_f1",
+        "trial_value": 0.5,
+        "retrained_val_value": 0.5,
+        "baseline_val_value": 0.1,
+    }
     metrics = BestMetrics.model_validate(stored.json_safe({
         "study": "made", "trial": 3, "params": {}, "epochs": 2, "task": "multi_class", "labels": names, "thresholds": None,
         "objective": objective, "val": {}, "baseline_val": {}, "test": test, "n_test": 90, "texts_per_s": 400.0,
@@ -216,8 +271,13 @@ def test_multi_class_best_model_tables_hold_the_test_scores():
     tables = {t.key: t.frame for t in best_model_tables(metrics)}
     headline = tables["test_metrics"].set_index("metric")
     assert headline.loc["accuracy", "test"] == accuracy_score(y, probs.argmax(axis=1))
-    assert headline.loc["accuracy", "95% CI"].startswith("[") and headline.loc["macro_ap", "95% CI"] == ""
-    np.testing.assert_array_equal(tables["test_confusion"].to_numpy(), confusion_matrix(y, probs.argmax(axis=1)))
+    assert (
+        headline.loc["accuracy", "95% CI"].startswith("[")
+        and headline.loc["macro_ap", "95% CI"] == ""
+    )
+    np.testing.assert_array_equal(
+        tables["test_confusion"].to_numpy(), confusion_matrix(y, probs.argmax(axis=1))
+    )
     assert tables["model_facts"].set_index("fact").loc["seconds_per_1000_texts", "value"] == 2.5
 
 
@@ -228,7 +288,9 @@ def test_conditional_settings_stay_with_the_settings_and_blank_where_unused():
     space = {"loss": ["bce", "focal"], "focal_gamma": (0.5, 3.0), "learning_rate": (1e-5, 1e-3)}
     study = optuna.create_study(direction="maximize")
     study.add_trial(_made_trial(0.3, {"loss": "bce", "learning_rate": 1e-4}, space))
-    study.add_trial(_made_trial(0.4, {"loss": "focal", "focal_gamma": 2.5, "learning_rate": 2e-4}, space))
+    study.add_trial(
+        _made_trial(0.4, {"loss": "focal", "focal_gamma": 2.5, "learning_rate": 2e-4}, space)
+    )
     study.add_trial(_made_trial(0.5, {"loss": "bce", "learning_rate": 3e-4}, space))
     table = trials_table(study, spec)
     assert list(table.columns[:5]) == ["trial", "state", "loss", "focal_gamma", "learning_rate"]
@@ -238,27 +300,52 @@ def test_conditional_settings_stay_with_the_settings_and_blank_where_unused():
 
 
 def test_collapse_warnings_name_unpredicted_labels_and_an_unbeaten_baseline():
-    assert collapse_warnings({"a": 0, "b": 5, "c": 0}, 0.40, 0.10, True, "at 0.5 on test") == ["never predicted at 0.5 on test: a, c"]
-    assert collapse_warnings({"a": 1}, 0.1005, 0.10, True, "w") == ["objective 0.1005 is no better than the all-majority baseline's 0.1000"]
+    assert collapse_warnings({"a": 0, "b": 5, "c": 0}, 0.40, 0.10, True, "at 0.5 on test") == [
+        "never predicted at 0.5 on test: a, c"
+    ]
+    assert collapse_warnings({"a": 1}, 0.1005, 0.10, True, "w") == [
+        "objective 0.1005 is no better than the all-majority baseline's 0.1000"
+    ]
     assert collapse_warnings({"a": 1}, 0.102, 0.10, True, "w") == []
-    assert collapse_warnings({"a": 1}, 0.6995, 0.70, False, "w") == ["objective 0.6995 is no better than the all-majority baseline's 0.7000"]
+    assert collapse_warnings({"a": 1}, 0.6995, 0.70, False, "w") == [
+        "objective 0.6995 is no better than the all-majority baseline's 0.7000"
+    ]
     assert collapse_warnings({"a": 1}, 0.60, 0.70, False, "w") == []
-    assert collapse_warnings({"a": 1}, math.nan, 0.10, True, "w") == collapse_warnings({"a": 1}, 0.05, None, True, "w") == []
+    assert (
+        collapse_warnings({"a": 1}, math.nan, 0.10, True, "w")
+        == collapse_warnings({"a": 1}, 0.05, None, True, "w")
+        == []
+    )
 
 
 def test_study_report_warns_when_the_best_trial_collapsed_to_the_majority(tmp_path):
-    spec, space = _spec(dropout={"type": "float", "low": 0.0, "high": 0.5}), {"dropout": (0.0, 0.5)}
+    spec, space = (
+        _spec(dropout={"type": "float", "low": 0.0, "high": 0.5}),
+        {"dropout": (0.0, 0.5)},
+    )
     study = optuna.create_study(direction="maximize")
-    study.add_trial(_made_trial(0.30, {"dropout": 0.1}, space, predicted=0))  # the best: predicts nothing at 0.5
+    study.add_trial(
+        _made_trial(0.30, {"dropout": 0.1}, space, predicted=0)
+    )  # the best: predicts nothing at 0.5
     study.add_trial(_made_trial(0.20, {"dropout": 0.2}, space))
     summary = summarize(study, spec, baseline={"tuned_macro_f1": 0.30, "macro_f1": 0.0})
-    assert summary.warnings == [f"best trial 0: never predicted at 0.5 on validation: {', '.join(UCC_LABELS)}",
-                                "best trial 0: objective 0.3000 is no better than the all-majority baseline's 0.3000"]
+    assert summary.warnings == [
+        f"best trial 0: never predicted at 0.5 on validation: {', '.join(UCC_LABELS)}",
+        "best trial 0: objective 0.3000 is no better than the all-majority baseline's 0.3000",
+    ]
     write_study_report(study, summary, tmp_path)
     markdown, page = (tmp_path / "report.md").read_text(), (tmp_path / "report.html").read_text()
     for warning in summary.warnings:
-        assert f"> **Warning:** {warning}" in markdown and f'<p class="warn">Warning: {html.escape(warning)}</p>' in page
-    assert pd.read_csv(tmp_path / "baseline_val.csv").set_index("metric").loc["tuned_macro_f1", "all-majority baseline"] == 0.30
+        assert (
+            f"> **Warning:** {warning}" in markdown
+            and f'<p class="warn">Warning: {html.escape(warning)}</p>' in page
+        )
+    assert (
+        pd.read_csv(tmp_path / "baseline_val.csv")
+        .set_index("metric")
+        .loc["tuned_macro_f1", "all-majority baseline"]
+        == 0.30
+    )
 
     healthy = optuna.create_study(direction="maximize")
     healthy.add_trial(_made_trial(0.30, {"dropout": 0.1}, space))

@@ -22,13 +22,24 @@ def _trials() -> pd.DataFrame:
 
 def test_best_mean_std_and_their_differences():
     table = features_table(_trials(), maximize=True).set_index("features")
-    on, off, diff = table.loc["with features"], table.loc["without features"], table.loc[DIFFERENCE]
-    assert (on["complete_trials"], on["pruned_trials"], off["complete_trials"], off["pruned_trials"]) == (3, 0, 2, 1)
+    on, off, diff = (
+        table.loc["with features"],
+        table.loc["without features"],
+        table.loc[DIFFERENCE],
+    )
+    assert (
+        on["complete_trials"],
+        on["pruned_trials"],
+        off["complete_trials"],
+        off["pruned_trials"],
+    ) == (3, 0, 2, 1)
     assert on["best"] == pytest.approx(0.60) and off["best"] == pytest.approx(0.52)
     assert on["mean"] == pytest.approx(0.55) and off["mean"] == pytest.approx(0.50)
     assert on["std"] == pytest.approx(0.05) and off["std"] == pytest.approx(math.sqrt(0.0008))
     assert diff["best"] == pytest.approx(0.08) and diff["mean"] == pytest.approx(0.05)
-    assert diff["std"] == pytest.approx(math.sqrt(0.05**2 / 3 + 0.0008 / 2))  # Welch's standard error
+    assert diff["std"] == pytest.approx(
+        math.sqrt(0.05**2 / 3 + 0.0008 / 2)
+    )  # Welch's standard error
 
 
 def test_minimising_takes_the_lowest_as_best():
@@ -44,6 +55,8 @@ def test_no_table_unless_the_trials_differ_in_features():
 
 def test_best_per_features_and_pooling():
     pivot = features_by_setting(_trials(), "pooling", maximize=True)
-    assert pivot.loc[True, "mean"] == pytest.approx(0.60) and pivot.loc[False, "mean"] == pytest.approx(0.48)
+    assert pivot.loc[True, "mean"] == pytest.approx(0.60) and pivot.loc[
+        False, "mean"
+    ] == pytest.approx(0.48)
     assert pivot.loc[False, "cls"] == pytest.approx(0.52)
     assert features_by_setting(_trials().assign(pooling="cls"), "pooling", True) is None

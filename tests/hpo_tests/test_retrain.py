@@ -31,7 +31,11 @@ from trainers.data import load_split
 from trainers.evaluate import multi_label_scores, predict_probabilities
 from trainers.thresholds import best_f1_thresholds
 
-TEXTS = ["You are an idiot and everyone knows it", "Thanks, that is a helpful point.", "Well, maybe."]
+TEXTS = [
+    "You are an idiot and everyone knows it",
+    "Thanks, that is a helpful point.",
+    "Well, maybe.",
+]
 
 
 @dataclass(frozen=True)
@@ -58,9 +62,21 @@ def retrained(tmp_path_factory, tiny_study: TinyStudy) -> Retrained:
 def test_best_directory_holds_model_labels_thresholds_and_metrics(retrained):
     study, best_dir, metrics = retrained.study, retrained.best_dir, retrained.metrics
     names = {p.name for p in best_dir.iterdir()}
-    assert {"model.safetensors", "config.json", "tokenizer.json", "labels.json", "thresholds.json", "metrics.json", "report.html", "report.md"} <= names
+    assert {
+        "model.safetensors",
+        "config.json",
+        "tokenizer.json",
+        "labels.json",
+        "thresholds.json",
+        "metrics.json",
+        "report.html",
+        "report.md",
+    } <= names
     assert BestMetrics.read(best_dir) == metrics
-    assert metrics.trial == study.best_trial.number and metrics.epochs == study.best_trial.user_attrs["best_epoch"]
+    assert (
+        metrics.trial == study.best_trial.number
+        and metrics.epochs == study.best_trial.user_attrs["best_epoch"]
+    )
     # Same configuration, seed and schedule, stopped at the best epoch: the model the trial scored.
     assert metrics.objective.retrained_val_value == pytest.approx(study.best_trial.value, abs=1e-6)
     for key in ("default.macro_f1", "tuned.macro_f1", "macro_roc_auc"):
@@ -69,14 +85,18 @@ def test_best_directory_holds_model_labels_thresholds_and_metrics(retrained):
     assert metrics.model_size_mb > 0 and metrics.texts_per_s > 0
     assert "Thresholds were chosen on validation only" in (best_dir / "report.md").read_text()
     before_after = pd.read_csv(best_dir / "test_before_after.csv").set_index("metric")
-    assert before_after.loc["macro_f1", "tuned thresholds"] == pytest.approx(metrics.test.tuned["macro_f1"])
+    assert before_after.loc["macro_f1", "tuned thresholds"] == pytest.approx(
+        metrics.test.tuned["macro_f1"]
+    )
 
 
 def test_labels_the_retrained_model_never_predicts_are_warned_about(retrained):
     """A tiny model on 64 rows leaves rare labels unpredicted at 0.5: the report must say so."""
     per_label = retrained.metrics.test.default["per_label"]
     never = [name for name, scores in per_label.items() if scores["predicted_positive"] == 0]
-    assert never, "the tiny model predicts every label at 0.5 on test: this test needs another model"
+    assert never, (
+        "the tiny model predicts every label at 0.5 on test: this test needs another model"
+    )
     warning = f"retrained model: never predicted at 0.5 on test: {', '.join(never)}"
     assert warning in retrained.metrics.collapse
     assert f"> **Warning:** {warning}" in (retrained.best_dir / "report.md").read_text()
@@ -91,17 +111,24 @@ def test_reloaded_model_reproduces_the_scores_and_thresholds_come_from_val(retra
     for scored, thresholds in ((metrics.test.default, 0.5), (metrics.test.tuned, best.thresholds)):
         scores = multi_label_scores(test.labels, probs, best.labels.names, thresholds)
         assert scores["macro_f1"] == pytest.approx(scored["macro_f1"])
-        assert scores["per_label"]["healthy"]["confusion"] == scored["per_label"]["healthy"]["confusion"]
+        assert (
+            scores["per_label"]["healthy"]["confusion"]
+            == scored["per_label"]["healthy"]["confusion"]
+        )
     val = load_split(data.val_path, data, spec.task)
     val_probs, _ = predict_probabilities(best, val.texts)
-    np.testing.assert_allclose(best.thresholds, best_f1_thresholds(val.labels, val_probs), atol=1e-5)
+    np.testing.assert_allclose(
+        best.thresholds, best_f1_thresholds(val.labels, val_probs), atol=1e-5
+    )
 
 
 def test_a_different_test_file_changes_no_threshold(retrained, tmp_path, real_data: RealData):
     other = tmp_path / "data"
     (other / "ucc").mkdir(parents=True)
     for split in ("train", "val"):
-        (other / "ucc" / f"{split}.csv").write_bytes((retrained.shared.data_dir / "ucc" / f"{split}.csv").read_bytes())
+        (other / "ucc" / f"{split}.csv").write_bytes(
+            (retrained.shared.data_dir / "ucc" / f"{split}.csv").read_bytes()
+        )
     real_test = pd.read_csv(real_data.root / "ucc" / "test.csv", dtype=str, keep_default_na=False)
     real_test.iloc[500:548].to_csv(other / "ucc" / "test.csv", index=False)
     again = retrain_best(retrained.study, retrained.spec, other, tmp_path / "best", n_resamples=10)
@@ -110,9 +137,13 @@ def test_a_different_test_file_changes_no_threshold(retrained, tmp_path, real_da
 
 
 def test_study_report_includes_the_retrained_models_test_figures(retrained):
-    html = report_study(TINY_NAME, retrained.url, retrained.shared.data_dir, runs_root=retrained.root / "runs")
+    html = report_study(
+        TINY_NAME, retrained.url, retrained.shared.data_dir, runs_root=retrained.root / "runs"
+    )
     table = pd.read_csv(html.parent / "best_test_before_after.csv").set_index("metric")
-    assert table.loc["macro_f1", "at 0.5"] == pytest.approx(retrained.metrics.test.default["macro_f1"])
+    assert table.loc["macro_f1", "at 0.5"] == pytest.approx(
+        retrained.metrics.test.default["macro_f1"]
+    )
     assert "Retrained best model" in (html.parent / "report.md").read_text()
 
 
@@ -140,7 +171,9 @@ class _References(HTMLParser):
 def test_reports_open_offline(retrained):
     """report.html loads nothing from the network: no tag points outside the file, and
     plotly.js (some 3-4 MB) is inlined in the page itself."""
-    study_report = report_study(TINY_NAME, retrained.url, retrained.shared.data_dir, runs_root=retrained.root / "runs")
+    study_report = report_study(
+        TINY_NAME, retrained.url, retrained.shared.data_dir, runs_root=retrained.root / "runs"
+    )
     for page in (study_report, retrained.best_dir / "report.html"):
         references = _References()
         references.feed(page.read_text())
@@ -151,14 +184,20 @@ def test_reports_open_offline(retrained):
 def test_predict_labels_a_csv_and_texts(retrained, tmp_path, capsys):
     best_dir = retrained.best_dir
     pd.DataFrame({"id": [1, 2, 3], "comment": TEXTS}).to_csv(tmp_path / "in.csv", index=False)
-    assert predict(str(best_dir), None, str(tmp_path / "in.csv"), None, str(tmp_path / "out.csv")) == 3
+    assert (
+        predict(str(best_dir), None, str(tmp_path / "in.csv"), None, str(tmp_path / "out.csv"))
+        == 3
+    )
     out = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
     best = load_best(best_dir)
     probs, _ = predict_probabilities(best, TEXTS)
     names = best.labels.names
     assert list(out["text"]) == TEXTS
     np.testing.assert_allclose(out[[f"p_{n}" for n in names]].to_numpy(), probs, atol=1e-6)
-    expected = ["; ".join(n for n, on in zip(names, row >= best.thresholds) if on) for row in probs]
+    expected = [
+        "; ".join(n for n, on in zip(names, row >= best.thresholds, strict=False) if on)
+        for row in probs
+    ]
     assert list(out["labels"]) == expected
     predict(str(best_dir), TEXTS[:2], None, None, None)
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -170,7 +209,9 @@ def test_predict_labels_a_csv_and_texts(retrained, tmp_path, capsys):
 def _predict_command(best_dir: Path, texts: list[str], text_column: str, out: Path) -> None:
     """`hpo predict DIR --file in.csv --out OUT` in a process of its own."""
     pd.DataFrame({text_column: texts}).to_csv(out.with_name("in.csv"), index=False)
-    done = run_hpo("predict", str(best_dir), "--file", str(out.with_name("in.csv")), "--out", str(out))
+    done = run_hpo(
+        "predict", str(best_dir), "--file", str(out.with_name("in.csv")), "--out", str(out)
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == f"labelled {len(texts)} text(s): {out}"
 
@@ -180,31 +221,61 @@ def test_predict_command_writes_json_lines(retrained, tmp_path):
     probs, _ = predict_probabilities(best, TEXTS)
     names = best.labels.names
     _predict_command(retrained.best_dir, TEXTS, "comment", tmp_path / "out.jsonl")
-    records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    records = [
+        json.loads(line)
+        for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     assert [r["text"] for r in records] == TEXTS
-    assert [r["labels"] for r in records] == [[n for n, on in zip(names, row >= best.thresholds, strict=True) if on] for row in probs]
-    np.testing.assert_allclose([[r["probabilities"][n] for n in names] for r in records], probs, atol=1e-5)
+    assert [r["labels"] for r in records] == [
+        [n for n, on in zip(names, row >= best.thresholds, strict=True) if on] for row in probs
+    ]
+    np.testing.assert_allclose(
+        [[r["probabilities"][n] for n in names] for r in records], probs, atol=1e-5
+    )
 
 
-def test_retrain_and_predict_commands_on_a_multi_class_model_with_hand_made_features(tmp_path, real_data: RealData):
+def test_retrain_and_predict_commands_on_a_multi_class_model_with_hand_made_features(
+    tmp_path, real_data: RealData
+):
     """COVID tweets' 5 classes, the transformer fused with lexicon, readability and TF-IDF
     features: no thresholds, the most probable class, the fitted features saved beside the model."""
     data = real_data.slice(tmp_path / "data", "covid-tweets", {"train": 96, "val": 48, "test": 48})
     url = f"sqlite:///{tmp_path}/optuna.db"
-    (trial,) = run_tiny_study(tiny_covid_spec(tmp_path / "spec.yaml", training={"features": True}), url, data).trials
+    (trial,) = run_tiny_study(
+        tiny_covid_spec(tmp_path / "spec.yaml", training={"features": True}), url, data
+    ).trials
 
-    done = run_hpo("retrain", "tiny-covid", "--storage", url, "--data-dir", str(data), "--resamples", "20", cwd=tmp_path)
+    done = run_hpo(
+        "retrain",
+        "tiny-covid",
+        "--storage",
+        url,
+        "--data-dir",
+        str(data),
+        "--resamples",
+        "20",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     best_dir = tmp_path / "runs" / "tiny-covid" / "best"
     metrics = BestMetrics.read(best_dir)
     assert metrics is not None and metrics.trial == trial.number and metrics.task == "multi_class"
     assert metrics.objective.retrained_val_value == pytest.approx(trial.value, abs=1e-6)
-    assert metrics.thresholds is None and metrics.test.tuned is None and not (best_dir / "thresholds.json").exists()
-    assert f"best model: runs/tiny-covid/best  test accuracy {metrics.test.default['accuracy']:.4f}" in done.stdout
+    assert (
+        metrics.thresholds is None
+        and metrics.test.tuned is None
+        and not (best_dir / "thresholds.json").exists()
+    )
+    assert (
+        f"best model: runs/tiny-covid/best  test accuracy {metrics.test.default['accuracy']:.4f}"
+        in done.stdout
+    )
     best = load_best(best_dir)
     assert (best_dir / FEATURES_FILE).is_file() and best.extractor is not None
 
-    test = pd.read_csv(data / "covid-tweets" / "test.csv", encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    test = pd.read_csv(
+        data / "covid-tweets" / "test.csv", encoding="utf-8-sig", dtype=str, keep_default_na=False
+    )
     texts = test["OriginalTweet"].head(5).tolist()
     _predict_command(best_dir, texts, "OriginalTweet", tmp_path / "out.csv")
     table = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
@@ -222,7 +293,9 @@ def test_score_trials_retrains_each_trial_and_keeps_its_test_scores_apart(retrai
     with pytest.raises(HpoError, match="test_scores: false"):
         score_trials(retrained.study, retrained.spec, retrained.shared.data_dir)
     study, _ = open_existing_study(TINY_NAME, retrained.shared.copy_to(tmp_path))
-    study.set_user_attr(stored.SPEC_RESOLVED, {**study.user_attrs[stored.SPEC_RESOLVED], "test_scores": True})
+    study.set_user_attr(
+        stored.SPEC_RESOLVED, {**study.user_attrs[stored.SPEC_RESOLVED], "test_scores": True}
+    )
     best = study.best_trial.number
     for t in study.get_trials(states=(TrialState.COMPLETE,)):
         if t.number != best:  # scored already: only the best trial is retrained here

@@ -30,7 +30,9 @@ def test_the_lucky_trial_loses_on_its_mean_and_a_bad_one_is_stopped(tmp_path: Pa
     best, lucky, bad = candidates
     assert best.mean == pytest.approx(0.5) and best.standard_error == pytest.approx(0.0)
     true = score(3e-3, 1)
-    assert lucky.scores == pytest.approx([true + 0.3, true, true, true, true]) and lucky.mean == pytest.approx(true + 0.06)
+    assert lucky.scores == pytest.approx(
+        [true + 0.3, true, true, true, true]
+    ) and lucky.mean == pytest.approx(true + 0.06)
     assert lucky.standard_error > 0
     # Worse than the best on every seed: one-sided p = 2^-4 < 0.1 after its 4th seed.
     assert bad.pruned and len(bad.scores) == 4 and not best.pruned and not lucky.pruned

@@ -37,8 +37,14 @@ def test_classic_grid_is_the_3x3_table(monkeypatch):
     assert spec.sampler.type == "grid" and spec.grid_size == 9 == spec.n_trials
     assert spec.search_space["batch_size"].choices == [16, 32, 64]
     assert spec.search_space["learning_rate"].choices == [1e-5, 3e-5, 5e-5]
-    assert spec.training["max_grad_norm"] == 1.0 and spec.training["epochs"] == 3 and spec.model.max_length == 128
-    assert spec.objective.metric == "tuned_macro_f1"  # not F1 at 0.5: it rewards the all-"healthy" model
+    assert (
+        spec.training["max_grad_norm"] == 1.0
+        and spec.training["epochs"] == 3
+        and spec.model.max_length == 128
+    )
+    assert (
+        spec.objective.metric == "tuned_macro_f1"
+    )  # not F1 at 0.5: it rewards the all-"healthy" model
 
 
 def _write(tmp_path: Path, **overrides) -> Path:
@@ -70,7 +76,9 @@ def test_wrong_type_names_field_and_value(tmp_path):
 
 
 def test_bad_search_space_value(tmp_path):
-    path = _write(tmp_path, search_space={"batch_size": {"type": "categorical", "choices": [16, -1]}})
+    path = _write(
+        tmp_path, search_space={"batch_size": {"type": "categorical", "choices": [16, -1]}}
+    )
     assert "search_space.batch_size" in _error(path)
 
 
@@ -116,7 +124,11 @@ def test_cli_label_column_not_binary(tmp_path, real_data: RealData):
 def test_cli_missing_data_dir(tmp_path):
     path = _write(tmp_path)
     result = run_hpo("check", str(path), "--data-dir", str(tmp_path / "nowhere"))
-    assert result.returncode == 2 and "no such folder" in result.stderr and "--data-dir" in result.stderr
+    assert (
+        result.returncode == 2
+        and "no such folder" in result.stderr
+        and "--data-dir" in result.stderr
+    )
 
 
 def test_cli_missing_model_is_one_clear_line(tmp_path, real_data: RealData):
@@ -128,9 +140,16 @@ def test_cli_missing_model_is_one_clear_line(tmp_path, real_data: RealData):
 
 
 def test_train_config_takes_the_fixed_settings_then_the_trials_parameters_and_seed(tmp_path):
-    spec = StudySpec.model_validate(yaml.safe_load(_write(tmp_path, training={"epochs": 2, "warmup_ratio": 0.1}).read_text()))
+    spec = StudySpec.model_validate(
+        yaml.safe_load(_write(tmp_path, training={"epochs": 2, "warmup_ratio": 0.1}).read_text())
+    )
     config = spec.train_config("data", {"learning_rate": 1e-3, "warmup_ratio": 0.2}, seed=7)
-    assert (config.hyper.learning_rate, config.hyper.warmup_ratio, config.hyper.seed, config.hyper.epochs) == (1e-3, 0.2, 7, 2)
+    assert (
+        config.hyper.learning_rate,
+        config.hyper.warmup_ratio,
+        config.hyper.seed,
+        config.hyper.epochs,
+    ) == (1e-3, 0.2, 7, 2)
     assert config.monitor == "tuned_macro_f1" and config.monitor_mode == "max"
 
 
@@ -150,17 +169,30 @@ def _loose(annotation: Any, path: str) -> set[str]:
     if annotation is Any or annotation in (dict, list):
         return {path}
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return {p for name, f in annotation.model_fields.items() for p in _loose(f.annotation, f"{path}.{name}".lstrip("."))}
+        return {
+            p
+            for name, f in annotation.model_fields.items()
+            for p in _loose(f.annotation, f"{path}.{name}".lstrip("."))
+        }
     if origin is Annotated:
         return _loose(args[0], path)
     if origin in (dict, list, tuple):
-        return {p for arg in (args[1:] if origin is dict else args) if arg is not Ellipsis for p in _loose(arg, f"{path}[*]")}
-    return {p for arg in args for p in _loose(arg, path)}  # a Union or Literal (whose values are no types)
+        return {
+            p
+            for arg in (args[1:] if origin is dict else args)
+            if arg is not Ellipsis
+            for p in _loose(arg, f"{path}[*]")
+        }
+    return {
+        p for arg in args for p in _loose(arg, path)
+    }  # a Union or Literal (whose values are no types)
 
 
 def test_every_spec_field_is_typed_but_the_deliberately_open_ones():
     assert _loose(StudySpec, "") == LOOSE_BY_DESIGN
-    assert _loose(dict[str, Any], "x") == {"x[*]"} and _loose(Union[int, list], "y") == {"y"}  # the walk finds them
+    assert _loose(dict[str, Any], "x") == {"x[*]"} and _loose(Union[int, list], "y") == {  # noqa: UP007
+        "y"
+    }  # the walk finds them
 
 
 def test_variant_overlays_the_classic_grid(monkeypatch):
@@ -179,9 +211,13 @@ def test_broken_variant_is_reported_at_load(tmp_path):
 
 
 def test_soft_labels_need_the_agreement_columns(tmp_path):
-    path = _write(tmp_path, search_space={"soft_label_weight": {"type": "float", "low": 0.0, "high": 1.0}})
+    path = _write(
+        tmp_path, search_space={"soft_label_weight": {"type": "float", "low": 0.0, "high": 1.0}}
+    )
     assert "soft_label_weight needs data.agreement_suffix" in _error(path)
-    ok = _write(tmp_path, data={"agreement_suffix": ":confidence"}, training={"soft_label_weight": 0.5})
+    ok = _write(
+        tmp_path, data={"agreement_suffix": ":confidence"}, training={"soft_label_weight": 0.5}
+    )
     assert load_spec(str(ok)).data_config("d").agreement_suffix == ":confidence"
 
 
@@ -212,9 +248,15 @@ def test_conditional_parameter_is_suggested_only_when_it_applies(tmp_path):
 @pytest.mark.parametrize(
     "when, expected",
     [
-        ({"losss": "focal"}, "'losss' must be a categorical parameter listed before 'focal_gamma'"),
+        (
+            {"losss": "focal"},
+            "'losss' must be a categorical parameter listed before 'focal_gamma'",
+        ),
         ({"learning_rate": 1e-4}, "'learning_rate' must be a categorical parameter"),
-        ({"loss": ["focal", "asl"]}, "search_space.focal_gamma.when.loss: ['asl'] not among its choices"),
+        (
+            {"loss": ["focal", "asl"]},
+            "search_space.focal_gamma.when.loss: ['asl'] not among its choices",
+        ),
     ],
 )
 def test_bad_condition_is_named(tmp_path, when, expected):
@@ -224,5 +266,8 @@ def test_bad_condition_is_named(tmp_path, when, expected):
 
 
 def test_grid_refuses_conditions(tmp_path):
-    space = {"loss": LOSS_SPACE["loss"], "focal_gamma": {"type": "categorical", "choices": [1.0, 2.0], "when": {"loss": "focal"}}}
+    space = {
+        "loss": LOSS_SPACE["loss"],
+        "focal_gamma": {"type": "categorical", "choices": [1.0, 2.0], "when": {"loss": "focal"}},
+    }
     assert "have `when`" in _error(_write(tmp_path, search_space=space, sampler={"type": "grid"}))

@@ -32,14 +32,22 @@ def _run(tmp_path: Path, enqueue: tuple[dict, ...] = (), **overrides) -> optuna.
 
 @pytest.mark.parametrize(
     ("kind", "cls"),
-    [("gp", optuna.samplers.GPSampler), ("cmaes", optuna.samplers.CmaEsSampler), ("qmc", optuna.samplers.QMCSampler)],
+    [
+        ("gp", optuna.samplers.GPSampler),
+        ("cmaes", optuna.samplers.CmaEsSampler),
+        ("qmc", optuna.samplers.QMCSampler),
+    ],
 )
 def test_each_sampler_runs_a_real_study(tmp_path: Path, kind: str, cls: type) -> None:
-    study = _run(tmp_path, n_trials=6, training={"epochs": 1}, sampler={"type": kind, "n_startup_trials": 3})
+    study = _run(
+        tmp_path, n_trials=6, training={"epochs": 1}, sampler={"type": kind, "n_startup_trials": 3}
+    )
     assert isinstance(study.sampler, cls)
     trials = study.get_trials(states=(TrialState.COMPLETE,))
     assert len(trials) == 6
-    assert len({t.params["learning_rate"] for t in trials}) == 6  # the modelled trials are new points
+    assert (
+        len({t.params["learning_rate"] for t in trials}) == 6
+    )  # the modelled trials are new points
 
 
 def test_qmc_points_spread_over_the_range(tmp_path: Path) -> None:
@@ -66,7 +74,9 @@ def test_threshold_prunes_below_lower(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("kind", "pruned"), [("median", True), ("patient", False)])
-def test_patient_pruner_spares_a_trial_that_still_improves(tmp_path: Path, kind: str, pruned: bool) -> None:
+def test_patient_pruner_spares_a_trial_that_still_improves(
+    tmp_path: Path, kind: str, pruned: bool
+) -> None:
     good = [{"learning_rate": lr, "warmup_ratio": 0.0} for lr in (1e-3, 2e-3)]
     study = _run(tmp_path, enqueue=(*good, {"learning_rate": 1e-5, "warmup_ratio": 0.0}), n_trials=3,
                  training={"epochs": 3}, pruner={"type": kind, "n_startup_trials": 2, "patience": 1})  # fmt: skip

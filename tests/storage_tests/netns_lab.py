@@ -45,13 +45,17 @@ class Lab:
 
     def close(self) -> None:
         for namespace in self.namespaces:
-            subprocess.run(["ip", "netns", "delete", namespace], capture_output=True)  # its veth ends go with it
+            subprocess.run(
+                ["ip", "netns", "delete", namespace], capture_output=True
+            )  # its veth ends go with it
 
 
 def ip(*args: str) -> None:
     done = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
     if done.returncode:
-        raise NetnsUnavailable(f"`ip {' '.join(args)}` failed: {done.stderr.strip() or done.returncode}")
+        raise NetnsUnavailable(
+            f"`ip {' '.join(args)}` failed: {done.stderr.strip() or done.returncode}"
+        )
 
 
 def build_lab(n_workers: int) -> Lab:
@@ -72,10 +76,25 @@ def build_lab(n_workers: int) -> Lab:
 
 
 def _link(lab: Lab, k: int, tag: int) -> Link:
-    link = Link(f"hpo-w{k}-{tag}", f"hw{k}w{tag}", f"{SUBNET}.{4 * k + 1}", f"{SUBNET}.{4 * k + 2}")
+    link = Link(
+        f"hpo-w{k}-{tag}", f"hw{k}w{tag}", f"{SUBNET}.{4 * k + 1}", f"{SUBNET}.{4 * k + 2}"
+    )
     server_end = f"hw{k}s{tag}"
     lab.add_namespace(link.namespace)
-    ip("link", "add", server_end, "netns", lab.server, "type", "veth", "peer", "name", link.veth, "netns", link.namespace)
+    ip(
+        "link",
+        "add",
+        server_end,
+        "netns",
+        lab.server,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        link.veth,
+        "netns",
+        link.namespace,
+    )
     lab.run(lab.server, "ip", "addr", "add", f"{link.server_ip}/30", "dev", server_end)
     lab.run(lab.server, "ip", "link", "set", server_end, "up")
     lab.run(link.namespace, "ip", "addr", "add", f"{link.worker_ip}/30", "dev", link.veth)

@@ -57,23 +57,44 @@ def database(lab: Lab) -> Iterator[PostgresServer]:
         teardown(server)
 
 
-def test_a_cut_link_mid_study_still_ends_with_exactly_n_trials(lab: Lab, database: PostgresServer, tmp_path: Path) -> None:
+def test_a_cut_link_mid_study_still_ends_with_exactly_n_trials(
+    lab: Lab, database: PostgresServer, tmp_path: Path
+) -> None:
     spec_path = sleep_spec(tmp_path, n_trials=N_TRIALS)
     study = open_study(load_spec(str(spec_path)), database.socket_url, heartbeat_interval=1)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "SLEEP_EPOCH_S": "0.5", "HPO_ARTIFACT_DIR": str(tmp_path / "artifacts")}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "SLEEP_EPOCH_S": "0.5",
+        "HPO_ARTIFACT_DIR": str(tmp_path / "artifacts"),
+    }
     procs: list[subprocess.Popen] = []
     try:
         procs.append(_start_proxy(lab, database, env))
-        workers = {link.namespace: [_start_worker(lab, link.namespace, link.server_ip, spec_path, env) for _ in range(2)]
-                   for link in lab.links}
+        workers = {
+            link.namespace: [
+                _start_worker(lab, link.namespace, link.server_ip, spec_path, env)
+                for _ in range(2)
+            ]
+            for link in lab.links
+        }
         procs += [p for ws in workers.values() for p in ws]
         cut, kept = lab.links
         cut_pids = {p.pid for p in workers[cut.namespace]}
 
-        _wait(lambda: _mid_trial(study, cut_pids), "a trial of the cut namespace in its second epoch")
+        _wait(
+            lambda: _mid_trial(study, cut_pids), "a trial of the cut namespace in its second epoch"
+        )
         lab.cut(cut)
-        stranded = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if worker_pid(t) in cut_pids]
-        _wait(lambda: all(_state(study, n) == TrialState.FAIL for n in stranded), "the other workers to fail the stranded trials")
+        stranded = [
+            t.number
+            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if worker_pid(t) in cut_pids
+        ]
+        _wait(
+            lambda: all(_state(study, n) == TrialState.FAIL for n in stranded),
+            "the other workers to fail the stranded trials",
+        )
         lab.restore(cut)
         codes = [p.wait(timeout=90) for p in procs[1:]]
     finally:
@@ -97,22 +118,61 @@ def test_a_cut_link_mid_study_still_ends_with_exactly_n_trials(lab: Lab, databas
 def _start_proxy(lab: Lab, database: PostgresServer, env: dict[str, str]) -> subprocess.Popen:
     """The proxy beside PostgreSQL, on every address of the server's namespace; the URL (and its
     password) travels in the environment."""
-    cmd = ["ip", "netns", "exec", lab.server, sys.executable, "-m", "hpo", "storage-proxy", "--host", "0.0.0.0", "--port", str(PROXY_PORT)]
-    proc = subprocess.Popen(cmd, env={**env, "HPO_STORAGE": database.url}, cwd=REPO, stdout=subprocess.PIPE, text=True)
+    cmd = [
+        "ip",
+        "netns",
+        "exec",
+        lab.server,
+        sys.executable,
+        "-m",
+        "hpo",
+        "storage-proxy",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(PROXY_PORT),
+    ]
+    proc = subprocess.Popen(
+        cmd, env={**env, "HPO_STORAGE": database.url}, cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
     ready, _, _ = select.select([proc.stdout], [], [], 60)
     assert ready and "storage proxy for" in proc.stdout.readline(), "the proxy did not start"
     return proc
 
 
-def _start_worker(lab: Lab, namespace: str, proxy_ip: str, spec_path: Path, env: dict[str, str]) -> subprocess.Popen:
-    cmd = ["ip", "netns", "exec", namespace, sys.executable, "-m", "hpo", "study", str(spec_path), "--join",
-           "--data-dir", str(spec_path.parent), "--heartbeat", "1"]
-    return subprocess.Popen(cmd, env={**env, "HPO_STORAGE": f"grpc://{proxy_ip}:{PROXY_PORT}"}, cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _start_worker(
+    lab: Lab, namespace: str, proxy_ip: str, spec_path: Path, env: dict[str, str]
+) -> subprocess.Popen:
+    cmd = [
+        "ip",
+        "netns",
+        "exec",
+        namespace,
+        sys.executable,
+        "-m",
+        "hpo",
+        "study",
+        str(spec_path),
+        "--join",
+        "--data-dir",
+        str(spec_path.parent),
+        "--heartbeat",
+        "1",
+    ]
+    return subprocess.Popen(
+        cmd,
+        env={**env, "HPO_STORAGE": f"grpc://{proxy_ip}:{PROXY_PORT}"},
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def _mid_trial(study: optuna.Study, pids: set[int]) -> bool:
-    return any(worker_pid(t) in pids and "epoch_001" in t.user_attrs for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+    return any(
+        worker_pid(t) in pids and "epoch_001" in t.user_attrs
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    )
 
 
 def _state(study: optuna.Study, number: int) -> TrialState:

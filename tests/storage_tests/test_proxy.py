@@ -52,7 +52,10 @@ def test_an_unreachable_proxy_is_one_line() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens here once closed
-    with pytest.raises(StorageError, match=rf"no storage proxy answers at grpc://127.0.0.1:{port} within 1 s; start one"):
+    with pytest.raises(
+        StorageError,
+        match=rf"no storage proxy answers at grpc://127.0.0.1:{port} within 1 s; start one",
+    ):
         open_proxy("127.0.0.1", port, connect_timeout_s=1)
 
 
@@ -98,10 +101,17 @@ def test_a_worker_that_lost_its_lease_cannot_create_a_trial(proxy_url: str) -> N
     assert len(other.get_all_trials(study._study_id)) == 2
 
 
-@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning", "ignore:Heartbeat of storage")
+@pytest.mark.filterwarnings(
+    "ignore::optuna.exceptions.ExperimentalWarning", "ignore:Heartbeat of storage"
+)
 def test_a_trial_whose_beats_stop_is_failed_and_retried_by_another_worker(proxy_url: str) -> None:
-    runner, watcher = client(proxy_url, heartbeat_interval=1), client(proxy_url, heartbeat_interval=1, grace_period=2)
-    watcher._watch = StaleWatch(clock := FakeClock())  # the watching worker's own clock, nobody else's
+    runner, watcher = (
+        client(proxy_url, heartbeat_interval=1),
+        client(proxy_url, heartbeat_interval=1, grace_period=2),
+    )
+    watcher._watch = StaleWatch(
+        clock := FakeClock()
+    )  # the watching worker's own clock, nobody else's
     study = optuna.create_study(storage=runner, study_name="beats")
     trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
     runner.record_heartbeat(trial._trial_id)
@@ -140,15 +150,27 @@ def test_artifacts_and_notes_pass_through_the_proxy(proxy_url: str, tmp_path: Pa
     from optuna_dashboard import save_note
     from optuna_dashboard._note import get_note_from_system_attrs
 
-    study = optuna.create_study(storage=client(proxy_url, heartbeat_interval=None), study_name="files")
+    study = optuna.create_study(
+        storage=client(proxy_url, heartbeat_interval=None), study_name="files"
+    )
     trial = study.ask()
     source = tmp_path / "metrics.json"
     source.write_text('{"f1": 0.9}')
-    upload_artifact(artifact_store=artifact_store(tmp_path / "artifacts"), file_path=str(source), study_or_trial=trial)
+    upload_artifact(
+        artifact_store=artifact_store(tmp_path / "artifacts"),
+        file_path=str(source),
+        study_or_trial=trial,
+    )
     save_note(trial, "**a note**")
     study.tell(trial, 0.5)
-    direct = optuna.load_study(study_name="files", storage=open_storage(f"sqlite:///{tmp_path}/optuna.db", heartbeat_interval=None))
+    direct = optuna.load_study(
+        study_name="files",
+        storage=open_storage(f"sqlite:///{tmp_path}/optuna.db", heartbeat_interval=None),
+    )
     (meta,) = get_all_artifact_meta(direct.trials[0], storage=direct._storage)
-    assert meta.filename == "metrics.json" and (tmp_path / "artifacts" / meta.artifact_id).read_text() == '{"f1": 0.9}'
+    assert (
+        meta.filename == "metrics.json"
+        and (tmp_path / "artifacts" / meta.artifact_id).read_text() == '{"f1": 0.9}'
+    )
     attrs = direct._storage.get_study_system_attrs(direct._study_id)
     assert get_note_from_system_attrs(attrs, direct.trials[0]._trial_id)["body"] == "**a note**"

@@ -44,6 +44,8 @@ def test_artifact_store_round_trip(tmp_path: Path) -> None:
     trial = optuna.create_study(storage=storage).ask()
     source = tmp_path / "metrics.json"
     source.write_text('{"f1": 0.9}')
-    artifact_id = upload_artifact(artifact_store=store, file_path=str(source), study_or_trial=trial)
+    artifact_id = upload_artifact(
+        artifact_store=store, file_path=str(source), study_or_trial=trial
+    )
     download_artifact(artifact_store=store, artifact_id=artifact_id, file_path=str(tmp_path / "o"))
     assert (tmp_path / "o").read_text() == '{"f1": 0.9}'

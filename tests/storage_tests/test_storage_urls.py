@@ -37,7 +37,9 @@ def test_postgres_schemes_use_psycopg3(scheme: str) -> None:
 
 
 def test_explicit_driver_is_kept() -> None:
-    assert resolve_storage_url("postgresql+psycopg2://u:p@h/d").startswith("postgresql+psycopg2://")
+    assert resolve_storage_url("postgresql+psycopg2://u:p@h/d").startswith(
+        "postgresql+psycopg2://"
+    )
 
 
 @pytest.mark.parametrize("ref", ["${PGPASSWORD}", "$PGPASSWORD"])

@@ -15,7 +15,14 @@ def test_widths_round_up_to_a_multiple_or_to_the_next_bucket():
 
 def test_bucketed_batches_of_any_length_share_few_shapes():
     rng = np.random.default_rng(0)
-    widths = {collate([np.ones(n, dtype=np.int32) for n in rng.integers(1, 129, 8)], 0, 8, LENGTH_BUCKETS)[0].shape[1] for _ in range(200)}
-    assert widths <= set(LENGTH_BUCKETS) and len(widths) <= 3  # batches of 8 random lengths: their longest is ≥ 64 almost always
+    widths = {
+        collate(
+            [np.ones(n, dtype=np.int32) for n in rng.integers(1, 129, 8)], 0, 8, LENGTH_BUCKETS
+        )[0].shape[1]
+        for _ in range(200)
+    }
+    assert (
+        widths <= set(LENGTH_BUCKETS) and len(widths) <= 3
+    )  # batches of 8 random lengths: their longest is ≥ 64 almost always
     ids, mask = collate([np.array([5, 6, 7], dtype=np.int32)], 0, 8, LENGTH_BUCKETS)
     assert ids.shape == (1, 16) and ids[0, :3].tolist() == [5, 6, 7] and int(mask.sum()) == 3

@@ -37,8 +37,14 @@ CFG = ModelConfig(from_config=tiny_architecture(), max_length=32)
 def _model(task: str, names: tuple[str, ...], hyper: Hyperparams, n_features: int = 0):
     tokenizer = load_tokenizer(CFG)
     rng = np.random.default_rng(0)
-    labels = (rng.random((20, len(names))) < 0.3).astype(np.float32) if task == "multi_label" else rng.integers(0, len(names), 20)
-    return build_model(CFG, task, names, labels, hyper, n_features, tokenizer.pad_token_id).eval(), tokenizer
+    labels = (
+        (rng.random((20, len(names))) < 0.3).astype(np.float32)
+        if task == "multi_label"
+        else rng.integers(0, len(names), 20)
+    )
+    return build_model(
+        CFG, task, names, labels, hyper, n_features, tokenizer.pad_token_id
+    ).eval(), tokenizer
 
 
 def test_plain_classifier_round_trip(tmp_path):
@@ -54,8 +60,12 @@ def test_plain_classifier_round_trip(tmp_path):
     before, _ = predict_probabilities(BestModel(model, tokenizer, labels, thresholds, None), TEXTS)
     after, _ = predict_probabilities(loaded, TEXTS)
     np.testing.assert_allclose(after, before, atol=1e-6)
-    assert after.shape == (len(TEXTS), len(names)) and not np.allclose(after, after[0])  # texts differ, so do their scores
-    assert weights_size_mb(tmp_path) == pytest.approx((tmp_path / "model.safetensors").stat().st_size / 2**20)
+    assert after.shape == (len(TEXTS), len(names)) and not np.allclose(
+        after, after[0]
+    )  # texts differ, so do their scores
+    assert weights_size_mb(tmp_path) == pytest.approx(
+        (tmp_path / "model.safetensors").stat().st_size / 2**20
+    )
 
 
 def test_fusion_model_with_features_round_trip(tmp_path):
@@ -67,7 +77,9 @@ def test_fusion_model_with_features_round_trip(tmp_path):
     save_best(tmp_path, model, tokenizer, labels, extractor=extractor)
     loaded = load_best(tmp_path)
     assert isinstance(loaded.model, FusionClassifier) and loaded.thresholds is None
-    assert loaded.extractor is not None and loaded.extractor.feature_names == extractor.feature_names
+    assert (
+        loaded.extractor is not None and loaded.extractor.feature_names == extractor.feature_names
+    )
     before, _ = predict_probabilities(BestModel(model, tokenizer, labels, None, extractor), TEXTS)
     after, _ = predict_probabilities(loaded, TEXTS)
     np.testing.assert_allclose(after, before, atol=1e-6)
@@ -81,4 +93,6 @@ def test_wrong_directories_and_thresholds_are_one_line_errors(tmp_path):
     names = ("a", "b")
     model, tokenizer = _model("multi_label", names, Hyperparams())
     with pytest.raises(TrainerError, match="3 thresholds for 2 labels"):
-        save_best(tmp_path, model, tokenizer, LabelInfo("multi_label", names), np.array([0.1, 0.2, 0.3]))
+        save_best(
+            tmp_path, model, tokenizer, LabelInfo("multi_label", names), np.array([0.1, 0.2, 0.3])
+        )

@@ -16,8 +16,13 @@ def _config(tmp_path) -> TrainConfig:
     root = slice_dataset(tmp_path, "ucc", {"train": 120, "val": 80, "test": 10}) / "ucc"
     return TrainConfig(
         task="multi_label",
-        data=DataConfig(train_path=root / "train.csv", val_path=root / "val.csv", test_path=root / "test.csv",
-                        text_column="comment", label_columns=tuple(UCC_LABELS)),  # fmt: skip
+        data=DataConfig(
+            train_path=root / "train.csv",
+            val_path=root / "val.csv",
+            test_path=root / "test.csv",
+            text_column="comment",
+            label_columns=tuple(UCC_LABELS),
+        ),  # fmt: skip
         model=ModelConfig(from_config=tiny_architecture(), max_length=32),
         hyper=Hyperparams(epochs=1, batch_size=32, learning_rate=1e-3),
         monitor="macro_roc_auc",
@@ -30,7 +35,9 @@ def test_every_row_gets_one_out_of_fold_prediction(tmp_path) -> None:
     frame = read_csv(config.data.train_path)
     y, probs = out_of_fold(config, frame, folds=2)
     assert probs.shape == (120, 8) and y.shape == (120, 8)
-    assert sorted(map(tuple, y)) == sorted(map(tuple, frame[UCC_LABELS].astype(float).astype(int).to_numpy()))
+    assert sorted(map(tuple, y)) == sorted(
+        map(tuple, frame[UCC_LABELS].astype(float).astype(int).to_numpy())
+    )
     assert np.all((probs >= 0) & (probs <= 1))
     thresholds = crossfit_thresholds(config, folds=2)  # over train + val: 200 rows
     assert thresholds.shape == (8,) and np.all((thresholds > 0) & (thresholds <= 1))

@@ -13,13 +13,24 @@ from trainers.errors import DataError
 
 def _ucc_config(data: RealData, **kw) -> DataConfig:
     base = data.root / "ucc"
-    return DataConfig(train_path=base / "train.csv", val_path=base / "val.csv", text_column="comment", label_columns=UCC_LABELS, **kw)
+    return DataConfig(
+        train_path=base / "train.csv",
+        val_path=base / "val.csv",
+        text_column="comment",
+        label_columns=UCC_LABELS,
+        **kw,
+    )
 
 
 def _covid_config(data: RealData) -> DataConfig:
     base = data.root / "covid-tweets"
-    return DataConfig(train_path=base / "train.csv", val_path=base / "val.csv", text_column="OriginalTweet",
-                      label_column="Sentiment", class_names=COVID_CLASSES)
+    return DataConfig(
+        train_path=base / "train.csv",
+        val_path=base / "val.csv",
+        text_column="OriginalTweet",
+        label_column="Sentiment",
+        class_names=COVID_CLASSES,
+    )
 
 
 def test_ucc_loads_all_labels_as_floats(real_data):
@@ -44,8 +55,16 @@ def test_covid_has_a_bom_and_the_header_survives(real_data):
 
 def test_latin1_file_is_read_without_mangling(tmp_path):
     path = tmp_path / "latin.csv"
-    path.write_bytes("text,label\nCaf\xe9 cr\xe8me,Positive\nna\xefve,Negative\n".encode("latin-1"))
-    config = DataConfig(train_path=path, val_path=path, text_column="text", label_column="label", class_names=("Negative", "Positive"))
+    path.write_bytes(
+        "text,label\nCaf\xe9 cr\xe8me,Positive\nna\xefve,Negative\n".encode("latin-1")
+    )
+    config = DataConfig(
+        train_path=path,
+        val_path=path,
+        text_column="text",
+        label_column="label",
+        class_names=("Negative", "Positive"),
+    )
     split = load_split(path, config, "multi_class")
     assert split.texts == ["Café crème", "naïve"] and list(split.labels) == [1, 0]
 
@@ -53,7 +72,9 @@ def test_latin1_file_is_read_without_mangling(tmp_path):
 def test_labels_written_as_floats_and_empty_texts_dropped(tmp_path, caplog):
     path = tmp_path / "d.csv"
     path.write_text("text,a,b\nhello,0.0,1.0\n   ,1,0\nworld,1,0\n")
-    config = DataConfig(train_path=path, val_path=path, text_column="text", label_columns=("a", "b"))
+    config = DataConfig(
+        train_path=path, val_path=path, text_column="text", label_columns=("a", "b")
+    )
     split = load_split(path, config, "multi_label")
     assert split.texts == ["hello", "world"] and split.n_dropped_empty == 1
     assert split.labels.tolist() == [[0.0, 1.0], [1.0, 0.0]]
@@ -71,6 +92,8 @@ def test_non_binary_label_is_named(tmp_path):
 def test_unknown_class_is_named(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text("text,s\nhello,Happy\n")
-    config = DataConfig(train_path=path, val_path=path, text_column="text", label_column="s", class_names=("Sad",))
+    config = DataConfig(
+        train_path=path, val_path=path, text_column="text", label_column="s", class_names=("Sad",)
+    )
     with pytest.raises(DataError, match="'Happy'"):
         load_split(path, config, "multi_class")

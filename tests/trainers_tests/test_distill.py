@@ -22,7 +22,9 @@ def cross_entropy(logits, targets):
     return F.cross_entropy(logits.float(), targets)
 
 
-def loss_and_grad(loss: DistillationLoss, logits: torch.Tensor, targets: np.ndarray) -> tuple[float, torch.Tensor]:
+def loss_and_grad(
+    loss: DistillationLoss, logits: torch.Tensor, targets: np.ndarray
+) -> tuple[float, torch.Tensor]:
     student = logits.clone().requires_grad_(True)
     value = loss(student, torch.as_tensor(targets))
     value.backward()
@@ -33,7 +35,11 @@ def loss_and_grad(loss: DistillationLoss, logits: torch.Tensor, targets: np.ndar
 def test_the_teacher_changes_the_loss_and_its_gradients(task):
     rng = np.random.default_rng(0)
     student = torch.as_tensor(rng.standard_normal((6, 4)), dtype=torch.float32)
-    labels = rng.integers(0, 2, (6, 4)).astype(np.float32) if task == "multi_label" else rng.integers(0, 4, 6)
+    labels = (
+        rng.integers(0, 2, (6, 4)).astype(np.float32)
+        if task == "multi_label"
+        else rng.integers(0, 4, 6)
+    )
     hard = bce if task == "multi_label" else cross_entropy
     teacher_a, teacher_b = rng.standard_normal((6, 4)), rng.standard_normal((6, 4))
     loss = DistillationLoss(task, hard, 4, temperature=2.0, alpha=0.5)
@@ -43,8 +49,12 @@ def test_the_teacher_changes_the_loss_and_its_gradients(task):
     # The labels alone (alpha 0) ignore the teacher and equal the task loss.
     labels_only = DistillationLoss(task, hard, 4, temperature=2.0, alpha=0.0)
     target = torch.as_tensor(labels)
-    assert loss_and_grad(labels_only, student, pack_targets(labels, teacher_a))[0] == pytest.approx(float(hard(student, target)))
-    assert loss_and_grad(labels_only, student, pack_targets(labels, teacher_b))[0] == pytest.approx(float(hard(student, target)))
+    assert loss_and_grad(labels_only, student, pack_targets(labels, teacher_a))[
+        0
+    ] == pytest.approx(float(hard(student, target)))
+    assert loss_and_grad(labels_only, student, pack_targets(labels, teacher_b))[
+        0
+    ] == pytest.approx(float(hard(student, target)))
 
 
 def test_matching_the_teacher_minimises_the_soft_term():
@@ -82,8 +92,18 @@ def test_a_student_trained_on_another_teacher_learns_other_weights(tmp_path):
     )  # fmt: skip
     tokenizer = load_tokenizer(config.model)
     torch.manual_seed(0)
-    start = build_model(config.model, config.task, config.data.label_names, np.zeros((2, 8)), config.hyper, 0, tokenizer.pad_token_id)
-    settings = DistillSettings(temperature=2.0, alpha=1.0, epochs=1, learning_rate=1e-3, batch_size=8)
+    start = build_model(
+        config.model,
+        config.task,
+        config.data.label_names,
+        np.zeros((2, 8)),
+        config.hyper,
+        0,
+        tokenizer.pad_token_id,
+    )
+    settings = DistillSettings(
+        temperature=2.0, alpha=1.0, epochs=1, learning_rate=1e-3, batch_size=8
+    )
     trained = []
     for seed in (1, 2):
         teacher = np.random.default_rng(seed).standard_normal((32, 8)).astype(np.float32) * 3

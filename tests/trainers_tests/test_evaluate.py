@@ -38,11 +38,17 @@ def test_multi_label_bootstrap_equals_sklearn_on_each_resample():
     for b in range(5):
         y, p = _resampled(counts[b], Y, PROBS)
         kept = [j for j in range(L) if 0 < y[:, j].sum() < len(y)]
-        assert scores["macro_roc_auc"][b] == pytest.approx(np.mean([roc_auc_score(y[:, j], p[:, j]) for j in kept]))
+        assert scores["macro_roc_auc"][b] == pytest.approx(
+            np.mean([roc_auc_score(y[:, j], p[:, j]) for j in kept])
+        )
         for tag, t in (("default", 0.5), ("tuned", THRESHOLDS)):
             pred = p >= t
-            assert scores[f"{tag}.micro_f1"][b] == pytest.approx(f1_score(y, pred, average="micro", zero_division=0))
-            assert scores[f"{tag}.macro_f1"][b] == pytest.approx(f1_score(y, pred, average="macro", zero_division=0))
+            assert scores[f"{tag}.micro_f1"][b] == pytest.approx(
+                f1_score(y, pred, average="micro", zero_division=0)
+            )
+            assert scores[f"{tag}.macro_f1"][b] == pytest.approx(
+                f1_score(y, pred, average="macro", zero_division=0)
+            )
             assert scores[f"{tag}.subset_accuracy"][b] == pytest.approx(accuracy_score(y, pred))
 
 
@@ -53,9 +59,15 @@ def test_multi_class_bootstrap_equals_sklearn_on_each_resample():
         y, p = _resampled(counts[b], Y_CLASS, P_CLASS)
         pred = p.argmax(axis=1)
         assert scores["accuracy"][b] == pytest.approx(accuracy_score(y, pred))
-        assert scores["macro_f1"][b] == pytest.approx(f1_score(y, pred, average="macro", labels=range(4), zero_division=0))
-        assert scores["weighted_f1"][b] == pytest.approx(f1_score(y, pred, average="weighted", labels=range(4), zero_division=0))
-        assert scores["macro_roc_auc"][b] == pytest.approx(roc_auc_score(y, p, multi_class="ovr", average="macro"))
+        assert scores["macro_f1"][b] == pytest.approx(
+            f1_score(y, pred, average="macro", labels=range(4), zero_division=0)
+        )
+        assert scores["weighted_f1"][b] == pytest.approx(
+            f1_score(y, pred, average="weighted", labels=range(4), zero_division=0)
+        )
+        assert scores["macro_roc_auc"][b] == pytest.approx(
+            roc_auc_score(y, p, multi_class="ovr", average="macro")
+        )
 
 
 def test_intervals_are_seeded_and_bracket_the_spread():
@@ -71,9 +83,16 @@ def test_thresholded_scores_are_sklearns():
     scores = multi_label_scores(Y, PROBS, tuple("abcde"), THRESHOLDS)
     pred = PROBS >= THRESHOLDS
     assert "tuned_macro_f1" not in scores  # never tune on the split being scored
-    assert scores["macro_precision"] == pytest.approx(precision_score(Y, pred, average="macro", zero_division=0))
-    assert scores["micro_recall"] == pytest.approx(recall_score(Y, pred, average="micro", zero_division=0))
-    tn, fp, fn, tp = (int(((Y[:, 2] == a) & (pred[:, 2] == b)).sum()) for a, b in ((0, 0), (0, 1), (1, 0), (1, 1)))
+    assert scores["macro_precision"] == pytest.approx(
+        precision_score(Y, pred, average="macro", zero_division=0)
+    )
+    assert scores["micro_recall"] == pytest.approx(
+        recall_score(Y, pred, average="micro", zero_division=0)
+    )
+    tn, fp, fn, tp = (
+        int(((Y[:, 2] == a) & (pred[:, 2] == b)).sum())
+        for a, b in ((0, 0), (0, 1), (1, 0), (1, 1))
+    )
     assert scores["per_label"]["c"]["confusion"] == [[tn, fp], [fn, tp]]
     classes = multi_class_scores(Y_CLASS, P_CLASS, tuple("wxyz"))
     assert np.trace(classes["confusion"]) == (P_CLASS.argmax(axis=1) == Y_CLASS).sum()

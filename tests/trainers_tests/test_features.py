@@ -38,14 +38,17 @@ TRAIN = [
 ]
 VAL = [  # much longer and shoutier than TRAIN: a refit would move the statistics
     "WHY WHY WHY!!! NOBODY LISTENS!!! " * 5,
-    "Extraordinary, unprecedented, catastrophic circumstances necessitate comprehensive responses. " * 3,
+    "Extraordinary, unprecedented, catastrophic circumstances necessitate comprehensive responses. "
+    * 3,
 ]
 DEGENERATE = ["", "https://t.co/AbC123", "😷🙏😷", "!!! 123 ???", "@someone", "   \n\t "]
 
 
 def _hand(extractor: TextFeatureExtractor) -> slice:
     """The hand-made columns come first, TF-IDF after."""
-    assert extractor.feature_names[: len(RAW_FEATURE_NAMES)] == [f"hand__{n}" for n in RAW_FEATURE_NAMES]
+    assert extractor.feature_names[: len(RAW_FEATURE_NAMES)] == [
+        f"hand__{n}" for n in RAW_FEATURE_NAMES
+    ]
     return slice(0, len(RAW_FEATURE_NAMES))
 
 
@@ -70,7 +73,9 @@ def test_counts_style_and_lexicons_of_a_positive_tweet() -> None:
     assert f["n_sentences"] == 2
     assert (f["n_exclamations"], f["n_questions"]) == (2, 0)
     assert f["digit_ratio"] == 0.0  # the URL's digits don't count
-    assert f["all_caps_ratio"] == pytest.approx(1 / 11)  # LOVE of I LOVE this it s not bad at all So happy
+    assert f["all_caps_ratio"] == pytest.approx(
+        1 / 11
+    )  # LOVE of I LOVE this it s not bad at all So happy
     assert (f["n_negators"], f["n_intensifiers"]) == (1, 1)  # not; so
     # AFINN-en-165: love +3, bad -3, happy +3.
     assert (f["afinn_sum"], f["afinn_mean"]) == (3.0, 1.0)
@@ -97,7 +102,13 @@ def test_counts_style_and_lexicons_of_a_negative_tweet() -> None:
     assert f["afinn_sum"] == -7.0
     assert f["afinn_mean"] == pytest.approx(-7 / 3)
     # NRC: panic {fear, negative}; terrible {anger, disgust, fear, negative, sadness}.
-    for emotion, count in {"fear": 2, "negative": 2, "anger": 1, "disgust": 1, "sadness": 1}.items():
+    for emotion, count in {
+        "fear": 2,
+        "negative": 2,
+        "anger": 1,
+        "disgust": 1,
+        "sadness": 1,
+    }.items():
         assert f[f"nrc_{emotion}"] == pytest.approx(count / 7), emotion
     assert f["nrc_joy"] == f["nrc_positive"] == 0.0
     # en-sentiment.xml: terrible (-1.0, 1.0) in all senses; empty averages (-0.4, 0.6) and
@@ -138,12 +149,17 @@ def test_transform_uses_train_statistics_only() -> None:
     raw_train = _raw_matrix(TRAIN)
     np.testing.assert_allclose(extractor.scaler.mean_[hand], raw_train.mean(axis=0))
     mean, scale = extractor.scaler.mean_.copy(), extractor.scaler.scale_.copy()
-    vocabulary = dict(extractor.pipeline.named_steps["features"].named_transformers["tfidf"].vocabulary_)
+    vocabulary = dict(
+        extractor.pipeline.named_steps["features"].named_transformers["tfidf"].vocabulary_
+    )
 
     x_val = extractor.transform(VAL)
     np.testing.assert_array_equal(extractor.scaler.mean_, mean)
     np.testing.assert_array_equal(extractor.scaler.scale_, scale)
-    assert extractor.pipeline.named_steps["features"].named_transformers["tfidf"].vocabulary_ == vocabulary
+    assert (
+        extractor.pipeline.named_steps["features"].named_transformers["tfidf"].vocabulary_
+        == vocabulary
+    )
     expected = (_raw_matrix(VAL) - mean[hand]) / scale[hand]
     np.testing.assert_allclose(x_val[:, hand], expected, rtol=1e-5, atol=1e-5)
     assert abs(x_val[:, hand].mean()) > 1  # shifted: nobody re-centred it on VAL
@@ -151,7 +167,9 @@ def test_transform_uses_train_statistics_only() -> None:
 
 def test_fit_then_transform_equals_fit_transform() -> None:
     together = TextFeatureExtractor(tfidf_top_n=5).fit_transform(TRAIN)
-    np.testing.assert_array_equal(TextFeatureExtractor(tfidf_top_n=5).fit(TRAIN).transform(TRAIN), together)
+    np.testing.assert_array_equal(
+        TextFeatureExtractor(tfidf_top_n=5).fit(TRAIN).transform(TRAIN), together
+    )
 
 
 def test_tfidf_size_is_a_setting() -> None:
@@ -171,7 +189,9 @@ def test_save_and_load_reproduce_the_output(tmp_path: Path) -> None:
     loaded = TextFeatureExtractor.load(tmp_path / "model")
     assert loaded.tfidf_top_n == 5
     assert loaded.feature_names == extractor.feature_names
-    np.testing.assert_array_equal(loaded.transform(VAL + DEGENERATE), extractor.transform(VAL + DEGENERATE))
+    np.testing.assert_array_equal(
+        loaded.transform(VAL + DEGENERATE), extractor.transform(VAL + DEGENERATE)
+    )
 
 
 def test_fits_on_the_real_covid_tweets() -> None:

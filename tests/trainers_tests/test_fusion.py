@@ -26,22 +26,40 @@ LABELS = np.array([0, 1, 1, 2, 2, 2, 3, 3, 3, 3, 4])  # a skewed class prior
 
 def _model(features: bool, pooling: str) -> torch.nn.Module:
     torch.manual_seed(0)
-    hyper = Hyperparams(features=features, pooling=pooling, text_projection_dim=16, feature_dim=8, dropout=0.1)
-    model = build_model(ModelConfig(from_config=tiny_architecture("bert")), "multi_class", COVID_CLASSES, LABELS, hyper, N_FEATURES, pad_token_id=0)
+    hyper = Hyperparams(
+        features=features, pooling=pooling, text_projection_dim=16, feature_dim=8, dropout=0.1
+    )
+    model = build_model(
+        ModelConfig(from_config=tiny_architecture("bert")),
+        "multi_class",
+        COVID_CLASSES,
+        LABELS,
+        hyper,
+        N_FEATURES,
+        pad_token_id=0,
+    )
     return model.eval()
 
 
 def _batch(pad: int = 0) -> dict:
     """Two texts of 5 and 3 tokens, padded to 5 + `pad` columns."""
-    ids = torch.tensor([[101, 7592, 2088, 999, 102] + [0] * pad, [101, 7592, 102, 0, 0] + [0] * pad])
+    ids = torch.tensor(
+        [[101, 7592, 2088, 999, 102] + [0] * pad, [101, 7592, 102, 0, 0] + [0] * pad]
+    )
     return {"input_ids": ids, "attention_mask": (ids != 0).long()}
 
 
 @pytest.mark.parametrize("pooling", ["cls", "mean"])
 def test_forward_with_and_without_features(pooling):
-    with_features, text_only = _model(True, pooling), _model(False, pooling) if pooling == "mean" else None
+    with_features, text_only = (
+        _model(True, pooling),
+        _model(False, pooling) if pooling == "mean" else None,
+    )
     features = torch.randn(2, N_FEATURES)
-    assert isinstance(with_features, FusionClassifier) and with_features.feature_proj[0].in_features == N_FEATURES
+    assert (
+        isinstance(with_features, FusionClassifier)
+        and with_features.feature_proj[0].in_features == N_FEATURES
+    )
     assert with_features(**_batch(), features=features).logits.shape == (2, len(COVID_CLASSES))
     with pytest.raises(ValueError, match="takes 7 features"):
         with_features(**_batch())
@@ -75,7 +93,9 @@ def test_masked_mean_averages_real_tokens_only():
     mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
     pooled = pool(hidden, mask, "mean")
     torch.testing.assert_close(pooled[1], hidden[1, :2].mean(dim=0))
-    assert not torch.allclose(pooled[1], hidden[1].mean(dim=0))  # what averaging the padding in gives
+    assert not torch.allclose(
+        pooled[1], hidden[1].mean(dim=0)
+    )  # what averaging the padding in gives
     torch.testing.assert_close(pool(hidden, mask, "cls"), hidden[:, 0])
 
 
@@ -90,14 +110,29 @@ def test_extra_padding_does_not_change_the_output(pooling):
 
 
 def _covid_config(tmp_path, real_data, **hyper) -> TrainConfig:
-    root = real_data.slice(tmp_path / "data", "covid-tweets", {"train": 96, "val": 48}) / "covid-tweets"
+    root = (
+        real_data.slice(tmp_path / "data", "covid-tweets", {"train": 96, "val": 48})
+        / "covid-tweets"
+    )
     data = DataConfig(train_path=root / "train.csv", val_path=root / "val.csv", text_column="OriginalTweet",
                       label_column="Sentiment", class_names=COVID_CLASSES, cache_dir=tmp_path / "cache")  # fmt: skip
-    settings = {"epochs": 1, "batch_size": 16, "learning_rate": 1e-3, "tfidf_top_n": 40, "feature_dim": 8, "text_projection_dim": 16, **hyper}
-    return tiny_train_config(data, task="multi_class", monitor="accuracy", max_length=64, **settings)
+    settings = {
+        "epochs": 1,
+        "batch_size": 16,
+        "learning_rate": 1e-3,
+        "tfidf_top_n": 40,
+        "feature_dim": 8,
+        "text_projection_dim": 16,
+        **hyper,
+    }
+    return tiny_train_config(
+        data, task="multi_class", monitor="accuracy", max_length=64, **settings
+    )
 
 
-def test_saved_model_with_features_predicts_the_same_probabilities_after_reload(tmp_path, real_data):
+def test_saved_model_with_features_predicts_the_same_probabilities_after_reload(
+    tmp_path, real_data
+):
     config = _covid_config(tmp_path, real_data, features=True, pooling="mean")
     result = train_and_evaluate(config, keep_model=True)
     extractor = result.extras["feature_extractor"]
@@ -120,9 +155,16 @@ def test_features_off_gives_no_extractor(tmp_path, real_data):
 
 
 def test_tiny_study_searching_features_runs_through_the_trainer(tmp_path, real_data):
-    data_dir = real_data.slice(tmp_path / "data", "covid-tweets", {"train": 96, "val": 48, "test": 48})
-    spec_path = tiny_covid_spec(tmp_path / "tiny-covid.yaml", n_trials=2, sampler={"type": "grid"}, training={"pooling": "mean"},
-                                search_space={"features": {"type": "categorical", "choices": [True, False]}})
+    data_dir = real_data.slice(
+        tmp_path / "data", "covid-tweets", {"train": 96, "val": 48, "test": 48}
+    )
+    spec_path = tiny_covid_spec(
+        tmp_path / "tiny-covid.yaml",
+        n_trials=2,
+        sampler={"type": "grid"},
+        training={"pooling": "mean"},
+        search_space={"features": {"type": "categorical", "choices": [True, False]}},
+    )
     spec = load_spec(str(spec_path))
     study = run_tiny_study(spec_path, f"sqlite:///{tmp_path / 'optuna.db'}", data_dir)
 

@@ -40,8 +40,20 @@ def test_every_epoch_reports_the_documented_metrics(tmp_path):
     recorder = Recorder()
     train_and_evaluate(_config(tmp_path, epochs=1), recorder)
     _, metrics = recorder.epochs[0]
-    for key in ("train_loss", "val_loss", "micro_f1", "macro_f1", "tuned_macro_f1", "subset_accuracy", "micro_roc_auc",
-                "macro_roc_auc", "macro_ap", "epoch_time_s", "batch_loss_cv", "padding_share"):
+    for key in (
+        "train_loss",
+        "val_loss",
+        "micro_f1",
+        "macro_f1",
+        "tuned_macro_f1",
+        "subset_accuracy",
+        "micro_roc_auc",
+        "macro_roc_auc",
+        "macro_ap",
+        "epoch_time_s",
+        "batch_loss_cv",
+        "padding_share",
+    ):
         assert isinstance(metrics[key], float) and math.isfinite(metrics[key]), key
     per_label = metrics["per_label"]["a"]
     assert set(per_label) >= {"precision", "recall", "f1", "roc_auc", "ap"}
@@ -60,8 +72,12 @@ def test_keeps_the_best_epochs_weights(tmp_path):
     config = _config(tmp_path).model_copy(update={"monitor": "val_loss"})
     result = train_and_evaluate(config, Recorder(), keep_model=True)
     losses = [m["val_loss"] for m in result.history]
-    assert result.best_epoch == 1 and losses[0] == max(losses) and losses[-1] < losses[0]  # the weights moved after epoch 1
-    stop_after_1 = config.model_copy(update={"hyper": config.hyper.model_copy(update={"stop_after_epochs": 1})})
+    assert (
+        result.best_epoch == 1 and losses[0] == max(losses) and losses[-1] < losses[0]
+    )  # the weights moved after epoch 1
+    stop_after_1 = config.model_copy(
+        update={"hyper": config.hyper.model_copy(update={"stop_after_epochs": 1})}
+    )
     epoch_1 = train_and_evaluate(stop_after_1, keep_model=True).model.state_dict()
     kept = result.model.state_dict()
     assert kept.keys() == epoch_1.keys()
@@ -74,7 +90,9 @@ def test_output_bias_starts_at_the_label_prior(tmp_path):
     from trainers.model import build_classifier, output_layer
 
     labels = np.array([[1, 0], [0, 0], [0, 0], [0, 1]], dtype=np.float32)
-    model = build_classifier(ModelConfig(from_config=tiny_architecture()), "multi_label", ("a", "b"), labels)
+    model = build_classifier(
+        ModelConfig(from_config=tiny_architecture()), "multi_label", ("a", "b"), labels
+    )
     bias = output_layer(model, 2).bias.detach().numpy()
     assert np.allclose(bias, np.log(0.25 / 0.75), atol=1e-5)
 
@@ -90,4 +108,6 @@ def test_stopping_after_an_epoch_keeps_the_full_runs_schedule_and_weights(tmp_pa
     assert stopped.history[0]["learning_rate_end"] == pytest.approx(first["learning_rate_end"])
     assert stopped.history[0]["macro_roc_auc"] == pytest.approx(first["macro_roc_auc"])
     assert stopped.history[0]["val_loss"] == pytest.approx(first["val_loss"])
-    assert squeezed.history[0]["learning_rate_end"] == 0  # a one-epoch schedule decays to zero: another model
+    assert (
+        squeezed.history[0]["learning_rate_end"] == 0
+    )  # a one-epoch schedule decays to zero: another model

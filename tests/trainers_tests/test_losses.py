@@ -50,7 +50,9 @@ def test_focal_down_weights_easy_examples():
     focal = focal_loss(easy_logits, targets, gamma=2.0)
     assert focal < bce / 100  # (1 - p)^2 with p = sigmoid(4) ≈ 0.982
     hard_logits = torch.tensor([[-4.0, 4.0]])
-    assert focal_loss(hard_logits, targets, gamma=2.0) > 0.9 * F.binary_cross_entropy_with_logits(hard_logits, targets)
+    assert focal_loss(hard_logits, targets, gamma=2.0) > 0.9 * F.binary_cross_entropy_with_logits(
+        hard_logits, targets
+    )
 
 
 def test_focal_alpha_weights_positives_and_negatives():
@@ -77,7 +79,10 @@ def test_asl_clip_zeroes_easy_negatives_and_matches_the_formula():
 def test_losses_are_finite_with_saturated_logits_and_fractional_gamma():
     logits = torch.tensor([[200.0, -200.0, 200.0, -200.0]], requires_grad=True)
     targets = torch.tensor([[1.0, 0.0, 0.0, 1.0]])
-    for loss in (focal_loss(logits, targets, gamma=0.5), asymmetric_loss(logits, targets, 0.5, 0.5, 0.05)):
+    for loss in (
+        focal_loss(logits, targets, gamma=0.5),
+        asymmetric_loss(logits, targets, 0.5, 0.5, 0.05),
+    ):
         (grad,) = torch.autograd.grad(loss, logits)
         assert torch.isfinite(loss) and torch.isfinite(grad).all()
 
@@ -89,16 +94,26 @@ def test_bf16_logits_are_computed_in_float32(batch):
 
 
 def test_positive_weights_match_train_prevalence():
-    torch.testing.assert_close(positive_weights(LABELS, power=1.0, cap=50.0), torch.tensor([1.0, 3.0, 50.0]))
-    torch.testing.assert_close(positive_weights(LABELS, power=0.5, cap=50.0), torch.tensor([1.0, 3**0.5, 50.0]))
-    torch.testing.assert_close(positive_weights(LABELS, power=1.0, cap=2.0), torch.tensor([1.0, 2.0, 2.0]))
+    torch.testing.assert_close(
+        positive_weights(LABELS, power=1.0, cap=50.0), torch.tensor([1.0, 3.0, 50.0])
+    )
+    torch.testing.assert_close(
+        positive_weights(LABELS, power=0.5, cap=50.0), torch.tensor([1.0, 3**0.5, 50.0])
+    )
+    torch.testing.assert_close(
+        positive_weights(LABELS, power=1.0, cap=2.0), torch.tensor([1.0, 2.0, 2.0])
+    )
     torch.testing.assert_close(positive_weights(LABELS, power=0.0, cap=50.0), torch.ones(3))
 
 
 def test_build_loss_uses_pos_weight_from_train_labels(batch):
     logits, targets = batch
-    loss = build_loss("multi_label", Hyperparams(pos_weight_power=1.0, pos_weight_cap=10.0), LABELS)
-    expected = F.binary_cross_entropy_with_logits(logits, targets, pos_weight=torch.tensor([1.0, 3.0, 10.0]))
+    loss = build_loss(
+        "multi_label", Hyperparams(pos_weight_power=1.0, pos_weight_cap=10.0), LABELS
+    )
+    expected = F.binary_cross_entropy_with_logits(
+        logits, targets, pos_weight=torch.tensor([1.0, 3.0, 10.0])
+    )
     torch.testing.assert_close(loss(logits, targets), expected)
 
 
@@ -106,13 +121,19 @@ def test_cross_entropy_with_label_smoothing_is_torchs():
     logits = torch.randn(8, 4, generator=torch.Generator().manual_seed(1))
     targets = torch.tensor([0, 1, 2, 3, 0, 0, 1, 2])
     loss = build_loss("multi_class", Hyperparams(label_smoothing=0.1), np.array([0, 0, 1, 2, 3]))
-    torch.testing.assert_close(loss(logits, targets), F.cross_entropy(logits, targets, label_smoothing=0.1))
+    torch.testing.assert_close(
+        loss(logits, targets), F.cross_entropy(logits, targets, label_smoothing=0.1)
+    )
 
 
 def test_class_weights_from_frequencies():
     ids = np.array([0, 0, 0, 0, 0, 0, 1, 1, 2, 2, 2, 2])  # counts 6, 2, 4 of n = 12, K = 3
-    torch.testing.assert_close(class_weights(ids, power=1.0), torch.tensor([12 / 18, 12 / 6, 12 / 12]))
-    torch.testing.assert_close(class_weights(ids, power=0.5), torch.tensor([12 / 18, 12 / 6, 12 / 12]) ** 0.5)
+    torch.testing.assert_close(
+        class_weights(ids, power=1.0), torch.tensor([12 / 18, 12 / 6, 12 / 12])
+    )
+    torch.testing.assert_close(
+        class_weights(ids, power=0.5), torch.tensor([12 / 18, 12 / 6, 12 / 12]) ** 0.5
+    )
     torch.testing.assert_close(class_weights(ids, power=0.0), torch.ones(3))
     # A class missing from train counts as one example.
     expected = torch.tensor([12 / 24, 12 / 8, 12 / 16, 12 / 4])
@@ -121,17 +142,25 @@ def test_class_weights_from_frequencies():
 
 def test_build_loss_multi_class_applies_class_weights():
     ids = np.array([0, 0, 0, 1])
-    logits, targets = torch.randn(5, 2, generator=torch.Generator().manual_seed(2)), torch.tensor([0, 1, 1, 0, 1])
+    logits, targets = (
+        torch.randn(5, 2, generator=torch.Generator().manual_seed(2)),
+        torch.tensor([0, 1, 1, 0, 1]),
+    )
     loss = build_loss("multi_class", Hyperparams(class_weight_power=1.0, label_smoothing=0.2), ids)
-    expected = F.cross_entropy(logits, targets, weight=torch.tensor([4 / 6, 4 / 2]), label_smoothing=0.2)
+    expected = F.cross_entropy(
+        logits, targets, weight=torch.tensor([4 / 6, 4 / 2]), label_smoothing=0.2
+    )
     torch.testing.assert_close(loss(logits, targets), expected)
 
 
-@pytest.mark.parametrize("task, loss, labels", [
-    ("multi_label", "cross_entropy", LABELS),
-    ("multi_class", "focal", np.array([0, 1])),
-    ("multi_class", "bce", np.array([0, 1])),
-])
+@pytest.mark.parametrize(
+    "task, loss, labels",
+    [
+        ("multi_label", "cross_entropy", LABELS),
+        ("multi_class", "focal", np.array([0, 1])),
+        ("multi_class", "bce", np.array([0, 1])),
+    ],
+)
 def test_build_loss_rejects_a_loss_of_the_other_task(task, loss, labels):
     with pytest.raises(ValueError, match=f"loss '{loss}' is not a {task.replace('_', '-')} loss"):
         build_loss(task, Hyperparams(loss=loss), labels)

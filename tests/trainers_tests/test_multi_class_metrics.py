@@ -15,7 +15,15 @@ def test_weighted_precision_and_recall_match_scikit_learn():
     probs = rng.dirichlet(np.ones(5), 300) + np.eye(5)[y] * 0.3
     pred = probs.argmax(axis=1)
     m = multi_class_metrics(y, probs, ("a", "b", "c", "d", "e"))
-    assert m["weighted_precision"] == pytest.approx(precision_score(y, pred, average="weighted", zero_division=0))
-    assert m["weighted_recall"] == pytest.approx(recall_score(y, pred, average="weighted", zero_division=0))
-    assert m["weighted_recall"] == pytest.approx(m["accuracy"])  # support-weighted recall is accuracy
-    assert m["weighted_precision"] != pytest.approx(m["macro_precision"])  # the classes are imbalanced
+    assert m["weighted_precision"] == pytest.approx(
+        precision_score(y, pred, average="weighted", zero_division=0)
+    )
+    assert m["weighted_recall"] == pytest.approx(
+        recall_score(y, pred, average="weighted", zero_division=0)
+    )
+    assert m["weighted_recall"] == pytest.approx(
+        m["accuracy"]
+    )  # support-weighted recall is accuracy
+    assert m["weighted_precision"] != pytest.approx(
+        m["macro_precision"]
+    )  # the classes are imbalanced

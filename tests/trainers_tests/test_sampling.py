@@ -4,16 +4,18 @@ import pytest
 from trainers.sampling import oversampling_weights, weighted_epoch_indices
 
 # Label prevalences 4/8, 2/8, 1/8: rarities 1/4, 1/2, 1.
-LABELS = np.array([
-    [1, 0, 0],
-    [1, 0, 0],
-    [1, 1, 0],
-    [1, 0, 1],
-    [0, 1, 0],
-    [0, 0, 0],
-    [0, 0, 0],
-    [0, 0, 0],
-])
+LABELS = np.array(
+    [
+        [1, 0, 0],
+        [1, 0, 0],
+        [1, 1, 0],
+        [1, 0, 1],
+        [0, 1, 0],
+        [0, 0, 0],
+        [0, 0, 0],
+        [0, 0, 0],
+    ]
+)
 
 
 def test_strength_zero_gives_all_ones():

@@ -27,14 +27,21 @@ from trainers.shrink import (
 from trainers.skeleton import empty_model, save_architecture
 from trainers.vocab import kept_token_ids, prune_vocabulary, write_pruned_tokenizer
 
-TEXTS = ["you are all idiots", "what a lovely day", "nobody asked for your opinion, honestly", "thanks, that helps a lot"]
+TEXTS = [
+    "you are all idiots",
+    "what a lovely day",
+    "nobody asked for your opinion, honestly",
+    "thanks, that helps a lot",
+]
 
 
 def tiny_model(**overrides) -> torch.nn.Module:
     values = {**tiny_architecture("bert"), **overrides}
     config = AutoConfig.for_model(values.pop("model_type"), num_labels=3, **values)
     torch.manual_seed(0)
-    return AutoModelForSequenceClassification.from_config(config, attn_implementation="sdpa").eval()
+    return AutoModelForSequenceClassification.from_config(
+        config, attn_implementation="sdpa"
+    ).eval()
 
 
 def inputs(n: int = 3, length: int = 9) -> dict[str, torch.Tensor]:
@@ -53,7 +60,10 @@ def test_removing_a_head_equals_zeroing_its_value_rows():
     layer.attention.self.value.bias[size:] = 0
     expected = model(**batch).logits
     prune_heads(layer, [0])
-    assert layer.attention.self.query.out_features == size and layer.attention.output.dense.in_features == size
+    assert (
+        layer.attention.self.query.out_features == size
+        and layer.attention.output.dense.in_features == size
+    )
     torch.testing.assert_close(model(**batch).logits, expected, atol=1e-5, rtol=0)
 
 
@@ -77,7 +87,9 @@ def test_a_shrunk_model_reloads_from_its_architecture_and_shape(tmp_path):
     prune_heads(encoder_layers(model)[0], [1])
     prune_neurons(encoder_layers(model)[1], range(10))
     save_architecture(model, tmp_path)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "w.safetensors"))
+    save_file(
+        {k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "w.safetensors")
+    )
     shape = EncoderShape.from_json(encoder_shape(model).as_json())
     again = empty_model(tmp_path)
     apply_shape(again, shape)
@@ -91,7 +103,9 @@ def test_keep_layers_makes_a_shallower_model_the_config_describes(tmp_path):
     assert every_other_layer(4) == [1, 3] and every_other_layer(6) == [1, 3, 5]
     assert len(encoder_layers(model)) == 2 and model.config.num_hidden_layers == 2
     model.save_pretrained(tmp_path)
-    assert AutoModelForSequenceClassification.from_pretrained(tmp_path).config.num_hidden_layers == 2
+    assert (
+        AutoModelForSequenceClassification.from_pretrained(tmp_path).config.num_hidden_layers == 2
+    )
 
 
 @torch.no_grad()
@@ -103,9 +117,13 @@ def test_int8_round_trips_through_safetensors_only(tmp_path):
     loaded = load_int8(tmp_path)
     torch.testing.assert_close(loaded(**batch).logits, quantized(**batch).logits, atol=0, rtol=0)
     torch.testing.assert_close(loaded(**batch).logits, model(**batch).logits, atol=0.05, rtol=0)
-    linear_bytes = sum(m.weight.numel() * 4 for m in model.modules() if isinstance(m, torch.nn.Linear))
+    linear_bytes = sum(
+        m.weight.numel() * 4 for m in model.modules() if isinstance(m, torch.nn.Linear)
+    )
     fp32_bytes = sum(p.numel() * 4 for p in model.parameters())
-    assert (tmp_path / INT8_FILE).stat().st_size < fp32_bytes - 0.5 * linear_bytes  # int8 Linear weights, plus a scale per channel
+    assert (
+        (tmp_path / INT8_FILE).stat().st_size < fp32_bytes - 0.5 * linear_bytes
+    )  # int8 Linear weights, plus a scale per channel
 
 
 def test_importance_is_zero_for_a_head_that_contributes_nothing():
@@ -117,9 +135,14 @@ def test_importance_is_zero_for_a_head_that_contributes_nothing():
         layer.attention.self.value.weight[:16] = 0
         layer.attention.self.value.bias[:16] = 0
     batch = inputs(4)
-    ids = [row[mask.bool()].numpy() for row, mask in zip(batch["input_ids"], batch["attention_mask"], strict=True)]
+    ids = [
+        row[mask.bool()].numpy()
+        for row, mask in zip(batch["input_ids"], batch["attention_mask"], strict=True)
+    ]
     split = TokenizedSplit(ids=ids, labels=np.array([0, 1, 2, 1]), texts=["x"] * 4)
-    importance = measure_importance(model, split, torch.nn.functional.cross_entropy, pad_id=0, batch_size=2)
+    importance = measure_importance(
+        model, split, torch.nn.functional.cross_entropy, pad_id=0, batch_size=2
+    )
     assert importance.heads.shape == (2, 2) and importance.neurons.shape == (2, 64)
     assert importance.heads[1, 0] == 0 and importance.heads[1, 1] > 0
     assert importance.top_heads(1, 1) == [1]
@@ -128,7 +151,9 @@ def test_importance_is_zero_for_a_head_that_contributes_nothing():
 
 def test_a_vocabulary_cut_to_train_tokenises_train_identically(tmp_path):
     source = tmp_path / "full"
-    AutoTokenizer.from_pretrained(resolve_model_path("packaged:all-MiniLM-L6-v2")).save_pretrained(source)
+    AutoTokenizer.from_pretrained(resolve_model_path("packaged:all-MiniLM-L6-v2")).save_pretrained(
+        source
+    )
     kept = kept_token_ids(source, TEXTS[:2], max_length=32)
     target = tmp_path / "pruned"
     target.mkdir()
@@ -139,7 +164,9 @@ def test_a_vocabulary_cut_to_train_tokenises_train_identically(tmp_path):
         assert [int(kept[i]) for i in small(text)["input_ids"]] == full(text)["input_ids"]
     for text in TEXTS[2:]:  # other texts: spelt with kept pieces, never [UNK]
         assert small.unk_token_id not in small(text)["input_ids"]
-        assert small.decode(small(text)["input_ids"], skip_special_tokens=True) == full.decode(full(text)["input_ids"], skip_special_tokens=True)
+        assert small.decode(small(text)["input_ids"], skip_special_tokens=True) == full.decode(
+            full(text)["input_ids"], skip_special_tokens=True
+        )
 
     model = tiny_model()
     rows = model.get_input_embeddings().weight[torch.as_tensor(kept)].detach().clone()

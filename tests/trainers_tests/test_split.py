@@ -21,20 +21,34 @@ LABELS = ("common", "rare")
 
 def _file(tmp_path: Path, n: int = 200) -> Path:
     """`n` rows: every 10th carries the rare label, every 2nd the common one, row 7 has no text."""
-    rows = [{"text": f"text number {i}" if i != 7 else "  ", "common": int(i % 2 == 0), "rare": f"{float(i % 10 == 0)}"} for i in range(n)]
+    rows = [
+        {
+            "text": f"text number {i}" if i != 7 else "  ",
+            "common": int(i % 2 == 0),
+            "rare": f"{float(i % 10 == 0)}",
+        }
+        for i in range(n)
+    ]
     path = tmp_path / "all.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
     return path
 
 
 def _config(path: Path, **split) -> DataConfig:
-    return DataConfig.parts_of(path, SplitConfig(**split), text_column="text", label_columns=LABELS)
+    return DataConfig.parts_of(
+        path, SplitConfig(**split), text_column="text", label_columns=LABELS
+    )
 
 
 def test_strata_are_the_rarest_label_a_row_carries():
-    labels = np.array([[1, 1], [1, 0], [0, 0], [0, 1], [1, 0]], dtype=np.float32)  # column 0: 3 rows, column 1: 2
+    labels = np.array(
+        [[1, 1], [1, 0], [0, 0], [0, 1], [1, 0]], dtype=np.float32
+    )  # column 0: 3 rows, column 1: 2
     assert strata(labels, "multi_label").tolist() == [1, 0, NO_LABEL, 1, 0]
-    assert strata(np.array([[1, 1], [1, 1]]), "multi_label").tolist() == [0, 0]  # a tie goes to the earlier column
+    assert strata(np.array([[1, 1], [1, 1]]), "multi_label").tolist() == [
+        0,
+        0,
+    ]  # a tie goes to the earlier column
     assert strata(np.array([2, 0, 1]), "multi_class").tolist() == [2, 0, 1]
 
 
@@ -42,9 +56,16 @@ def test_parts_have_their_share_overall_and_in_every_stratum():
     row_strata = np.repeat([0, 1, 2], [700, 200, 100])
     parts = assign_parts(row_strata, SplitConfig(val=0.15, test=0.15, seed=3))
     counts = pd.crosstab(row_strata, parts)
-    assert counts.sum().to_dict() == {"test": 150, "train": 700, "val": 150}  # round(n * share), exactly
+    assert counts.sum().to_dict() == {
+        "test": 150,
+        "train": 700,
+        "val": 150,
+    }  # round(n * share), exactly
     for stratum, n in ((0, 700), (1, 200), (2, 100)):
-        assert abs(counts.loc[stratum, "val"] - 0.15 * n) <= 1 and abs(counts.loc[stratum, "test"] - 0.15 * n) <= 1
+        assert (
+            abs(counts.loc[stratum, "val"] - 0.15 * n) <= 1
+            and abs(counts.loc[stratum, "test"] - 0.15 * n) <= 1
+        )
 
 
 def test_the_seed_changes_the_rows_not_the_sizes():
@@ -56,10 +77,21 @@ def test_the_seed_changes_the_rows_not_the_sizes():
 
 def test_loading_a_part_reads_only_its_rows(tmp_path):
     config = _config(_file(tmp_path))
-    parts = {p.part: load_split(p, config, "multi_label") for p in (config.train_path, config.val_path, config.test_path)}
-    assert {k: len(v.texts) for k, v in parts.items()} == {"train": 139, "val": 30, "test": 30}  # 199 rows with text
-    assert not set(parts["train"].texts) & set(parts["val"].texts) and not set(parts["val"].texts) & set(parts["test"].texts)
-    assert all(p.labels[:, 1].sum() in (2, 3) for k, p in parts.items() if k != "train")  # the 20 rare rows reach val and test
+    parts = {
+        p.part: load_split(p, config, "multi_label")
+        for p in (config.train_path, config.val_path, config.test_path)
+    }
+    assert {k: len(v.texts) for k, v in parts.items()} == {
+        "train": 139,
+        "val": 30,
+        "test": 30,
+    }  # 199 rows with text
+    assert not set(parts["train"].texts) & set(parts["val"].texts) and not set(
+        parts["val"].texts
+    ) & set(parts["test"].texts)
+    assert all(
+        p.labels[:, 1].sum() in (2, 3) for k, p in parts.items() if k != "train"
+    )  # the 20 rare rows reach val and test
     assert parts["train"].n_dropped_empty == 1
 
 
@@ -68,17 +100,27 @@ def test_split_table_audits_every_row(tmp_path):
     table = split_table(config, "multi_label")
     assert len(table) == 200 and table.loc[7, "split"] == "dropped: empty text"
     val = load_split(config.val_path, config, "multi_label").texts
-    assert sorted(f"text number {r}" for r in table.loc[table["split"] == "val", "row"]) == sorted(val)
+    assert sorted(f"text number {r}" for r in table.loc[table["split"] == "val", "row"]) == sorted(
+        val
+    )
 
 
 def test_without_test_share_there_is_no_test_part(tmp_path):
     config = _config(_file(tmp_path), val=0.2, test=0.0)
-    assert config.test_path is None and len(load_split(config.val_path, config, "multi_label").texts) == 40
+    assert (
+        config.test_path is None
+        and len(load_split(config.val_path, config, "multi_label").texts) == 40
+    )
 
 
 def test_parts_need_a_split():
     with pytest.raises(ValueError, match="split parts need data.split"):
-        DataConfig(train_path=SplitPart(file=Path("a.csv"), part="train"), val_path=Path("v.csv"), text_column="t", label_columns=("a",))
+        DataConfig(
+            train_path=SplitPart(file=Path("a.csv"), part="train"),
+            val_path=Path("v.csv"),
+            text_column="t",
+            label_columns=("a",),
+        )
     with pytest.raises(ValueError, match="leave under 10 %"):
         SplitConfig(val=0.5, test=0.45)
 

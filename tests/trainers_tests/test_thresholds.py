@@ -54,4 +54,6 @@ def test_bagged_threshold_is_the_median_over_the_seeds_resamples():
     by_hand = np.median([_f1_best_by_counting(y[r, 0], p[r, 0]) for r in rows if y[r, 0].any()])
     np.random.seed(123)  # numpy's global generator plays no part
     assert best_f1_thresholds(y, p, seed=7)[0] == pytest.approx(by_hand)
-    assert len({best_f1_thresholds(y, p, seed=seed)[0] for seed in range(4)}) > 1  # other seeds, other resamples
+    assert (
+        len({best_f1_thresholds(y, p, seed=seed)[0] for seed in range(4)}) > 1
+    )  # other seeds, other resamples
