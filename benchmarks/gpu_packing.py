@@ -21,17 +21,9 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-UCC_LABELS = [
-    "antagonize",
-    "condescending",
-    "dismissive",
-    "generalisation",
-    "generalisation_unfair",
-    "healthy",
-    "hostile",
-    "sarcastic",
-]
+from testing.data import REPO, UCC_LABELS
+from testing.workers import most_at_once
+
 MINILM_SHAPE = {
     "model_type": "bert",
     "num_hidden_layers": 6,
@@ -45,7 +37,7 @@ def spec(name: str, n_trials: int, epochs: int) -> dict:
     return {
         "name": name,
         "task": "multi_label",
-        "data": {"dir": "ucc", "text_column": "comment", "label_columns": UCC_LABELS},
+        "data": {"dir": "ucc", "text_column": "comment", "label_columns": list(UCC_LABELS)},
         "model": {
             "name_or_path": "packaged:all-MiniLM-L6-v2",
             "from_config": MINILM_SHAPE,
@@ -118,18 +110,6 @@ def run_setting(
         "most_at_once": most_at_once(complete),
         "stderr": done.stderr.strip().splitlines()[-1:] if done.returncode else [],
     }
-
-
-def most_at_once(trials) -> int:
-    events = sorted(
-        [(t.datetime_start, 1) for t in trials] + [(t.datetime_complete, -1) for t in trials],
-        key=lambda e: (e[0], e[1]),
-    )
-    level = peak = 0
-    for _, step in events:
-        level += step
-        peak = max(peak, level)
-    return peak
 
 
 def main(argv: list[str] | None = None) -> int:

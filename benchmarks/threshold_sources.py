@@ -13,17 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-LABELS = (
-    "antagonize",
-    "condescending",
-    "dismissive",
-    "generalisation",
-    "generalisation_unfair",
-    "healthy",
-    "hostile",
-    "sarcastic",
-)
+from testing.data import REPO, UCC_LABELS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
                 val_path=src / "val.csv",
                 test_path=None,
                 text_column="comment",
-                label_columns=LABELS,
+                label_columns=UCC_LABELS,
             ),
             model=ModelConfig(name_or_path=PACKAGED_MINILM, max_length=64 if args.quick else 128),
             hyper=Hyperparams(

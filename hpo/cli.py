@@ -319,15 +319,7 @@ def _tracker(study, spec, cli_uri: str | None, storage_url: str):
 
 
 def cmd_study(args) -> int:
-    from hpo.study import (
-        check_same_data,
-        check_same_spec,
-        describe_study,
-        n_finished,
-        open_study,
-        print_best,
-        run_study,
-    )
+    from hpo.study import n_finished, run_study
     from storage import default_artifact_dir, redact, resolve_storage_url
 
     spec, source, data_dir = _load(args)
@@ -335,12 +327,7 @@ def cmd_study(args) -> int:
     facts = (
         None if args.join else _prepare_data(spec, data_dir, url)
     )  # `hpo workers` checked the data once
-    study = open_study(spec, url, heartbeat_interval=_heartbeat_s(args))
-    check_same_spec(study, spec, url)
-    if facts is not None:
-        check_same_data(study, spec, facts, url)
-        describe_study(study, spec, source.note_text, facts)
-        _print_warnings(facts)
+    study = _open_checked(args, spec, source, url, facts)
     tracker = _tracker(study, spec, args.mlflow, url)
     print(
         f"study {spec.name} on {redact(url)}: {n_finished(study)}/{spec.n_trials} trials finished; "
@@ -349,23 +336,36 @@ def cmd_study(args) -> int:
     )
     start = time.perf_counter()
     run_study(spec, study, data_dir, artifact_dir=default_artifact_dir(url), tracker=tracker)
+    _print_end(study, spec, start)
+    return 0
+
+
+def _open_checked(args, spec, source, url: str, facts):
+    """The study, created or loaded with the spec's sampler and pruner, refused if it ran from
+    another spec or, when this run read the data (`facts`), on other data; then described."""
+    from hpo.study import check_same_data, check_same_spec, describe_study, open_study
+
+    study = open_study(spec, url, heartbeat_interval=_heartbeat_s(args))
+    check_same_spec(study, spec, url)
+    if facts is not None:
+        check_same_data(study, spec, facts, url)
+        describe_study(study, spec, source.note_text, facts)
+        _print_warnings(facts)
+    return study
+
+
+def _print_end(study, spec, start: float) -> None:
+    from hpo.study import n_finished, print_best
+
     print(
         f"study {spec.name}: {n_finished(study)} finished trials, {time.perf_counter() - start:.0f}s this run",
         flush=True,
     )
     print_best(study)
-    return 0
 
 
 def cmd_workers(args) -> int:
-    from hpo.study import (
-        check_same_data,
-        check_same_spec,
-        describe_study,
-        n_finished,
-        open_study,
-        print_best,
-    )
+    from hpo.study import n_finished
     from hpo.study.workers import (
         gpu_memory,
         start_workers,
@@ -394,13 +394,9 @@ def cmd_workers(args) -> int:
         check_gpus(gpus)
     memory = gpu_memory(gpus, args.gpu_memory_mb) if packed and gpus else None
     facts = _prepare_data(spec, data_dir, url)
-    study = open_study(
-        spec, url, heartbeat_interval=_heartbeat_s(args)
+    study = _open_checked(
+        args, spec, source, url, facts
     )  # created once, here: workers only load it
-    check_same_spec(study, spec, url)
-    check_same_data(study, spec, facts, url)
-    describe_study(study, spec, source.note_text, facts)
-    _print_warnings(facts)
     check_room(
         url, n
     )  # PostgreSQL only: what a proxy or SQLite holds is not the workers' to count
@@ -433,11 +429,7 @@ def cmd_workers(args) -> int:
     )
     code = wait_workers(procs)
     tracker.study_stopped(study, spec.n_trials)
-    print(
-        f"study {spec.name}: {n_finished(study)} finished trials, {time.perf_counter() - start:.0f}s this run",
-        flush=True,
-    )
-    print_best(study)
+    _print_end(study, spec, start)
     return code
 
 

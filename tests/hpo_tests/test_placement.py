@@ -18,7 +18,7 @@ from hpo.study import placement
 from hpo.study.placement import CONTEXT_MB, Gpu, GpuTrial, admits, requeue_alone_after_oom
 from hpo.study.workers import gpu_memory, wait_workers, worker_envs, workers_per_gpu
 from testing.specs import sleep_spec
-from testing.workers import start_study_workers, stop_all
+from testing.workers import most_at_once, start_study_workers, stop_all
 
 GPU = Gpu(host="h", device="0", capacity_mb=10_000, margin=0.1)  # 9,000 MB usable
 
@@ -97,18 +97,6 @@ def placement_max() -> int:
     return AUTO_MAX_PER_GPU
 
 
-def _max_overlap(trials: list[optuna.trial.FrozenTrial]) -> int:
-    events = sorted(
-        [(t.datetime_start, 1) for t in trials] + [(t.datetime_complete, -1) for t in trials],
-        key=lambda e: (e[0], e[1]),
-    )
-    level = peak = 0
-    for _, step in events:
-        level += step
-        peak = max(peak, level)
-    return peak
-
-
 def test_workers_on_a_declared_gpu_run_only_as_many_trials_as_fit(tmp_path: Path, monkeypatch):
     """Four workers on one "GPU" of 4,000 MB: trials of 1,000 MB (+ a CUDA context each) fit two
     at a time with the margin, so two train together and never three."""
@@ -129,7 +117,7 @@ def test_workers_on_a_declared_gpu_run_only_as_many_trials_as_fit(tmp_path: Path
         t.user_attrs[stored.PEAK_MEMORY_MB] == 1000 and t.user_attrs[stored.GPU] == "0"
         for t in trials
     )
-    assert _max_overlap(trials) == 2
+    assert most_at_once(trials) == 2
     devices = summarize(study, load_spec(str(spec))).table("devices").set_index("trial")
     assert set(devices["gpu"]) == {"0"} and (devices["peak_device_memory_mb"] == 1000).all()
     shared = {n: set(map(int, w.split())) for n, w in devices["shared_with"].items() if w}

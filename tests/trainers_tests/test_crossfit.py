@@ -36,7 +36,7 @@ def test_every_row_gets_one_out_of_fold_prediction(tmp_path) -> None:
     y, probs = out_of_fold(config, frame, folds=2)
     assert probs.shape == (120, 8) and y.shape == (120, 8)
     assert sorted(map(tuple, y)) == sorted(
-        map(tuple, frame[UCC_LABELS].astype(float).astype(int).to_numpy())
+        map(tuple, frame[list(UCC_LABELS)].astype(float).astype(int).to_numpy())
     )
     assert np.all((probs >= 0) & (probs <= 1))
     thresholds = crossfit_thresholds(config, folds=2)  # over train + val: 200 rows
