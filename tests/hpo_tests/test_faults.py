@@ -99,19 +99,23 @@ def test_a_trial_that_keeps_killing_its_worker_is_retried_3_times_then_no_more(
     assert states(study) == {"FAIL": 4, "COMPLETE": 1}  # no retry left waiting, none running
 
 
-def _hpo_workers(spec_path: Path, url: str, tmp_path: Path, n: int = 2):
-    """`hpo workers SPEC -n N`, the storage URL in its environment as a user would give it."""
+def _hpo_workers(spec_path: Path, url: str, tmp_path: Path, epoch_s: float):
+    """`hpo workers SPEC -n 2`, the storage URL in its environment as a user would give it."""
     args = (
         str(spec_path),
         "-n",
-        str(n),
+        "2",
         "--data-dir",
         str(spec_path.parent),
         "--heartbeat",
         str(HEARTBEAT_S),
     )
     return hpo_in_background(
-        "workers", *args, log=tmp_path / "hpo-workers.log", HPO_STORAGE=url, SLEEP_EPOCH_S="0.3"
+        "workers",
+        *args,
+        log=tmp_path / "hpo-workers.log",
+        HPO_STORAGE=url,
+        SLEEP_EPOCH_S=str(epoch_s),
     )
 
 
@@ -129,7 +133,8 @@ def test_ctrl_c_on_hpo_workers_stops_every_worker_and_keeps_the_finished_trials(
     url = f"sqlite:///{tmp_path}/optuna.db"
     spec_path = sleep_spec(tmp_path, n_trials=20)
     study = open_study(load_spec(str(spec_path)), url, heartbeat_interval=HEARTBEAT_S)
-    with _hpo_workers(spec_path, url, tmp_path) as hpo:
+    # 1 s epochs: the trial seen in its second epoch is still running when the interrupt arrives.
+    with _hpo_workers(spec_path, url, tmp_path, epoch_s=1.0) as hpo:
         wait_until(
             lambda: (
                 n_finished(study) >= 1
