@@ -275,6 +275,7 @@ def _add_compress(sub) -> None:
     compress.add_argument("--alpha", type=float, help="weight of the teacher's soft term, 0-1 (spec: compress.distill.alpha)")
     compress.add_argument("--distill-epochs", type=int, help="student training epochs (spec: compress.distill.epochs)")
     compress.add_argument("--resamples", type=int, help="bootstrap resamples for the 95 %% intervals (spec: compress.resamples)")
+    compress.add_argument("--remeasure", action="store_true", help="measure the variants already built again (thresholds kept) and rewrite the report")
     compress.set_defaults(func=cmd_compress)
 
 
@@ -287,7 +288,7 @@ def cmd_compress(args) -> int:
     spec = load_spec(args.name)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
     settings = settings_with(spec.compress, variants, args.temperature, args.alpha, args.distill_epochs, args.resamples)
-    path = compress_study(spec, run_dir(spec.name) / "best", default_data_dir(args.data_dir), settings)
+    path = compress_study(spec, run_dir(spec.name) / "best", default_data_dir(args.data_dir), settings, rebuild=not args.remeasure)
     print(f"deployment report: {path} (and report.md, summary.json; variants in {path.parent})")
     return 0
 

@@ -34,7 +34,7 @@ def single_text_latencies(predict: Probabilities, texts: Sequence[str]) -> np.nd
     return np.array([_timed(lambda t=t: predict([t], 1)) for t in texts])
 
 
-def measure_speed(predict: Probabilities, texts: Sequence[str], n_single: int = 200, repeats: int = 2) -> Speed:
+def measure_speed(predict: Probabilities, texts: Sequence[str], n_single: int = 200, repeats: int = 3) -> Speed:
     """Batch-1 and batch-64 throughput and single-text p50/p95 latency; the single-text figures
     use the first `n_single` texts, the batch-64 figure all of them."""
     latencies = single_text_latencies(predict, texts[:n_single])
