@@ -678,6 +678,11 @@ def _add_compress(sub) -> None:
         type=int,
         help="bootstrap resamples for the 95 %% intervals (spec: compress.resamples)",
     )
+    compress.add_argument(
+        "--remeasure",
+        action="store_true",
+        help="measure the variants already built again (thresholds kept) and rewrite the report",
+    )
     compress.set_defaults(func=cmd_compress)
 
 
@@ -695,7 +700,11 @@ def cmd_compress(args) -> int:
         spec.compress, variants, args.temperature, args.alpha, args.distill_epochs, args.resamples
     )
     path = compress_study(
-        spec, run_dir(spec.name) / "best", default_data_dir(args.data_dir), settings
+        spec,
+        run_dir(spec.name) / "best",
+        default_data_dir(args.data_dir),
+        settings,
+        rebuild=not args.remeasure,
     )
     print(f"deployment report: {path} (and report.md, summary.json; variants in {path.parent})")
     return 0

@@ -39,7 +39,7 @@ def single_text_latencies(predict: Probabilities, texts: Sequence[str]) -> np.nd
 
 
 def measure_speed(
-    predict: Probabilities, texts: Sequence[str], n_single: int = 200, repeats: int = 2
+    predict: Probabilities, texts: Sequence[str], n_single: int = 200, repeats: int = 3
 ) -> Speed:
     """Batch-1 and batch-64 throughput and single-text p50/p95 latency; the single-text figures
     use the first `n_single` texts, the batch-64 figure all of them."""

@@ -10,16 +10,22 @@ from pathlib import Path
 
 from hpo.deploy.layout import VariantFigures, VariantRecord, deploy_root, variant_dir
 from hpo.deploy.settings import FP32, CompressSpec
+from hpo.errors import HpoError
 from hpo.spec import StudySpec
 
 log = logging.getLogger(__name__)
 
 
 def compress_study(
-    spec: StudySpec, best_dir: Path, data_dir: Path, settings: CompressSpec | None = None
+    spec: StudySpec,
+    best_dir: Path,
+    data_dir: Path,
+    settings: CompressSpec | None = None,
+    rebuild: bool = True,
 ) -> Path:
     """Build every variant in `settings.variants` (default: the spec's `compress:` section) and
-    write the deployment report; returns the report's HTML path."""
+    write the deployment report; returns the report's HTML path. `rebuild` False measures the
+    variants already built (their thresholds kept) again: speeds on another or a quieter machine."""
     from hpo.deploy.build import build_variant
     from hpo.deploy.measure import Splits, measure_variant, tune_thresholds
     from hpo.deploy.report import DeploySummary, choose, write_deploy_report
@@ -47,10 +53,14 @@ def compress_study(
     for variant in settings.variants:
         start = time.perf_counter()
         target = variant_dir(best_dir, variant)
-        print(f"{variant}: building {target}", flush=True)
-        record = build_variant(variant, source, target, settings)
+        if rebuild:
+            print(f"{variant}: building {target}", flush=True)
+            record = build_variant(variant, source, target, settings)
+        else:
+            record = _built(target, variant)
         predictor = load_predictor(target)
-        tune_thresholds(predictor, splits, target)
+        if rebuild:
+            tune_thresholds(predictor, splits, target)
         figure = measure_variant(
             variant,
             predictor,
@@ -71,6 +81,15 @@ def compress_study(
     note = (f"Variants of {best_dir} (trial {source.metrics.trial}, {spec.model.name_or_path}); "
             f"`hpo predict {best_dir} --variant NAME` or `hpo predict {deploy_root(best_dir)}/NAME` uses one.")  # fmt: skip
     return write_deploy_report(deploy_root(best_dir), spec, summary, note)
+
+
+def _built(target: Path, variant: str) -> VariantRecord:
+    record = VariantRecord.read(target)
+    if record is None:
+        raise HpoError(
+            f"{target}: variant {variant!r} is not built; run `hpo compress` without --remeasure first"
+        )
+    return record
 
 
 def _print(f: VariantFigures, seconds: float | None = None) -> None:

@@ -128,7 +128,7 @@ def _header(summary: DeploySummary, source_note: str) -> list[str]:
         if summary.task == "multi_label"
         else f"Headline metrics: {metrics}; test was scored once per variant.",
         "Speed: CPU wall-clock on the validation texts, tokenising included; batch 64 in length-sorted, dynamically padded batches "
-        "(best of 2 passes); batch 1 and the p50/p95 latency from single texts, one call each. Size: weight files on disk "
+        "(best of 3 passes); batch 1 and the p50/p95 latency from single texts, one call each. Size: weight files on disk "
         "(safetensors or ONNX) and the hand-made features' state, tokenizer excluded.",
     ]
 

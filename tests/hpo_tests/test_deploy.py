@@ -187,3 +187,20 @@ def test_compress_mistakes_are_one_line(tmp_path, capsys, monkeypatch):
     assert len(err) == 1 and err[0].startswith(
         "error: hpo compress: distill.alpha: Input should be less than or equal to 1"
     )
+
+
+def test_remeasuring_keeps_each_variants_thresholds_and_rewrites_the_report(compressed):
+    spec, shared, best_dir, report = compressed
+    before = {
+        v: (variant_dir(best_dir, v) / "thresholds.json").read_text() for v in SETTINGS.variants
+    }
+    report.unlink()
+    again = compress_study(spec, best_dir, shared.data_dir, SETTINGS, rebuild=False)
+    assert (
+        again.is_file()
+        and {
+            v: (variant_dir(best_dir, v) / "thresholds.json").read_text()
+            for v in SETTINGS.variants
+        }
+        == before
+    )
