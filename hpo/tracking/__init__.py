@@ -67,6 +67,12 @@ def open_tracker(
     lock, by whichever process comes first), or none."""
     if uri is None:
         return NO_TRACKING
-    from hpo.tracking.mlflow_runs import MlflowTracker
+    from hpo.errors import HpoError
 
+    try:
+        from hpo.tracking.mlflow_runs import MlflowTracker
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] != "mlflow":
+            raise
+        raise HpoError(f"tracking with MLflow ({uri}) needs mlflow: pip install 'hpo-text[tracking]' (or pip install mlflow)") from None
     return MlflowTracker.open(study, spec, uri, artifact_dir, storage_url)

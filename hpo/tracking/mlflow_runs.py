@@ -32,6 +32,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo import stored
+from hpo.errors import HpoError
 from hpo.spec import StudySpec
 from hpo.study.lock import study_lock
 from hpo.tracking import TrialEvents
@@ -94,6 +95,9 @@ class MlflowTracker(TrialEvents):
             client = MlflowClient(tracking_uri=uri)
             experiment_id = _experiment(client, spec.name, uri, storage_url)
             parent = _parent_run(client, study, spec, uri, experiment_id, storage_url)
+        except (MlflowException, OSError) as e:  # asked to track, and cannot: say so before any trial runs
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise HpoError(f"MLflow at {_shown(uri)}: cannot open the study's run ({type(e).__name__}: {first[:300]})") from e
         finally:
             lock.release()
         return cls(client, uri, experiment_id, parent, spec, artifact_dir)
@@ -344,6 +348,10 @@ def _quiet_mlflow_logs() -> None:
     """MLflow's and alembic's INFO lines (schema migrations, "creating tables") are not the study's."""
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _shown(uri: str) -> str:
+    return redact(uri) if "@" in uri else uri
 
 
 def _text(value: Any, limit: int) -> str:
