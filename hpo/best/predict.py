@@ -100,9 +100,12 @@ def predict(best_dir: str, texts: list[str] | None, file: str | None, text_colum
 
     check_out(out)
     inputs = read_texts(texts, file, text_column, read_card(best_dir).text_column)
+    from transformers.utils import logging as hf_logging
+
     from trainers.evaluate import predict_probabilities
     from trainers.loop import pick_device
 
+    hf_logging.disable_progress_bar()  # stderr is for problems: one line each
     best = load_best(best_dir, device=str(pick_device("auto")))
     probs, _ = predict_probabilities(best, inputs)
     records = label_records(probs, inputs, best.labels.task, best.labels.names, best.thresholds)

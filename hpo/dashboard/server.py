@@ -42,7 +42,7 @@ def make_dashboard_server(storage_url: str, host: str, port: int, artifact_dir: 
     try:
         return make_server(host, port, app, server_class=_ThreadingServer, handler_class=_QuietHandler)
     except OSError as e:
-        raise HpoError(f"cannot listen on {host}:{port}: {e.strerror or e}; choose another with --port (make dashboard PORT=...)") from e
+        raise HpoError(f"cannot listen on {host}:{port}: {e.strerror or e}; choose another --host or --port (make dashboard HOST=... PORT=...)") from e
 
 
 def _check_exists(storage_url: str) -> None:
