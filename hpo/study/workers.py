@@ -35,7 +35,9 @@ def start_workers(
     variant: str | None = None,
 ) -> list[subprocess.Popen]:
     """Start one `hpo study --join` process per environment in `envs`, on the same spec and variant."""
-    cmd = [sys.executable, "-m", "hpo", "study", str(spec_path), "--join", "--data-dir", str(data_dir)]
+    cmd = [sys.executable, "-m", "hpo", "study", str(spec_path), "--join"]
+    if Path(data_dir).is_dir():  # else the spec's data.dir is absolute: the workers' default is as good
+        cmd += ["--data-dir", str(data_dir)]
     cmd += ["--heartbeat", str(heartbeat), *(["--n-trials", str(n_trials)] if n_trials else []), *(["--variant", variant] if variant else [])]
     base = {**os.environ, **({"HPO_STORAGE": storage} if storage else {})}
     # Sessions of their own: a terminal's Ctrl-C reaches this process only, which stops each
