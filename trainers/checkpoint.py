@@ -147,6 +147,7 @@ def load_best(directory: str | Path, device: str | None = None) -> BestModel:
     with tempfile.TemporaryDirectory(prefix="hpo-model-") as tmp:
         staged = stage_verified(path, card.files, Path(tmp))
         model, tokenizer = _load_weights(staged, path)
+        _check_fits(model, card, path)
         thresholds = (
             load_thresholds(staged, card.names, path) if THRESHOLDS_FILE in card.files else None
         )
@@ -173,6 +174,24 @@ def _load_weights(staged: Path, shown: Path):
             f"{shown}: the saved model cannot be loaded ({type(e).__name__}: {reason}); retrain it"
         ) from None
     return model, tokenizer
+
+
+def _check_fits(model, card: ModelCard, shown: Path) -> None:
+    """labels.json is not hashed (it holds the hashes): its labels and length must fit the weights."""
+    from trainers.model import position_limit
+
+    shape = getattr(model, "shape", None)  # a fusion model's head
+    outputs = shape.num_labels if shape is not None else getattr(model.config, "num_labels", None)
+    if outputs != len(card.names):
+        raise TrainerError(
+            f"{shown / LABELS_FILE}: names {len(card.names)} labels, but the model predicts {outputs}; copy the model directory again or retrain"
+        )
+    config = model.backbone.config if shape is not None else model.config
+    limit = position_limit(config)
+    if limit is not None and card.max_length > limit:
+        raise TrainerError(
+            f"{shown / LABELS_FILE}: max_length {card.max_length} is above the model's {limit} positions; copy the model directory again or retrain"
+        )
 
 
 def load_thresholds(

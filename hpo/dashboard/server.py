@@ -47,7 +47,7 @@ def make_dashboard_server(
         )
     except OSError as e:
         raise HpoError(
-            f"cannot listen on {host}:{port}: {e.strerror or e}; choose another with --port (make dashboard PORT=...)"
+            f"cannot listen on {host}:{port}: {e.strerror or e}; choose another --host or --port (make dashboard HOST=... PORT=...)"
         ) from e
 
 

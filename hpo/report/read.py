@@ -46,6 +46,14 @@ def study_spec(study: optuna.Study) -> StudySpec:
         raise HpoError(
             f"study {name!r} stores no spec (it was not started by `hpo study`); results commands need the spec a study ran with"
         )
+    if (
+        "n_trials" not in recorded
+    ):  # stored before the spec kept it: what the study has is what it asked for
+        finished = study.get_trials(
+            deepcopy=False,
+            states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED),
+        )
+        recorded = {**recorded, "n_trials": max(1, len(finished))}
     try:
         spec = StudySpec.model_validate(recorded)
     except ValidationError as e:

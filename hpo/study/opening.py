@@ -5,13 +5,14 @@ and reports show."""
 from __future__ import annotations
 
 import optuna
+from sqlalchemy.exc import SQLAlchemyError
 
 from hpo import stored
 from hpo.errors import HpoError
 from hpo.spec import StudySpec
 from hpo.study.preflight import DataFacts, changed_splits
 from hpo.study.strategy import build_pruner, build_sampler
-from storage import open_storage, redact, with_retries
+from storage import StorageError, open_storage, redact, with_retries
 
 
 def open_study(
@@ -20,6 +21,15 @@ def open_study(
     """The storage keeps neither sampler nor pruner: every worker passes the spec's own, never
     Optuna's defaults."""
     storage = open_storage(storage_url, heartbeat_interval=heartbeat_interval)
+    try:
+        return _create_or_load(spec, storage, storage_url)
+    except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as e:
+        raise StorageError(
+            f"cannot open study {spec.name!r} on {redact(storage_url)}: {' '.join(str(getattr(e, 'orig', None) or e).split())[:200]}"
+        ) from None
+
+
+def _create_or_load(spec: StudySpec, storage, storage_url: str) -> optuna.Study:
     return with_retries(
         lambda: optuna.create_study(
             study_name=spec.name,
@@ -50,6 +60,14 @@ def fingerprint(spec: StudySpec) -> dict:
 
 def check_same_spec(study: optuna.Study, spec: StudySpec, storage_url: str) -> None:
     """One study, one search: resuming a study with a changed spec would mix its trials silently."""
+    direction = study.direction.name.lower()
+    if (
+        direction != spec.objective.resolved_direction
+    ):  # load_if_exists keeps the stored one without a word
+        raise HpoError(
+            f"study {spec.name!r} on {redact(storage_url)} exists and {direction}s, but the spec {spec.objective.resolved_direction}s "
+            f"{spec.objective.metric}; delete it or give the spec a new name"
+        )
     recorded = study.user_attrs.get(stored.SPEC_RESOLVED)
     if recorded is None or not study.get_trials(deepcopy=False):
         return

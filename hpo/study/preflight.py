@@ -14,17 +14,6 @@ from hpo.spec import StudySpec
 from hpo.study import datacheck
 from trainers.profile import DataProfile
 
-# Models whose position ids start after the padding index: the first pad_token_id + 1 positions
-# are never a token's.
-_OFFSET_POSITIONS = {
-    "roberta",
-    "xlm-roberta",
-    "camembert",
-    "longformer",
-    "data2vec-text",
-    "roberta-prelayernorm",
-    "xmod",
-}
 BOUND_SPLITS = ("train", "val")  # what every trial is trained and scored on
 
 
@@ -125,7 +114,7 @@ def read_data(spec: StudySpec, data_dir: Path) -> DataFacts:
 def check_model(spec: StudySpec) -> None:
     """The model's config exists (read without weights) and its positions fit model.max_length."""
     from trainers.errors import TrainerError
-    from trainers.model import load_model_config
+    from trainers.model import load_model_config, position_limit
 
     try:
         config = load_model_config(spec.model)
@@ -142,16 +131,6 @@ def check_model(spec: StudySpec) -> None:
             f"model.max_length {spec.model.max_length} is above the {limit} positions {config.model_type} "
             f"{spec.model.name_or_path!r} can read; set model.max_length to at most {limit}"
         )
-
-
-def position_limit(config) -> int | None:
-    """The longest input the model can embed, from its config; None when it has no fixed limit."""
-    limit = getattr(config, "max_position_embeddings", None)
-    if not isinstance(limit, int) or limit <= 0:
-        return None
-    if getattr(config, "model_type", None) in _OFFSET_POSITIONS:
-        limit -= (getattr(config, "pad_token_id", None) or 1) + 1
-    return limit
 
 
 def changed_splits(recorded: dict | None, facts: DataFacts) -> list[str]:

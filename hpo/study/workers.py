@@ -97,16 +97,11 @@ def start_workers(
 ) -> list[subprocess.Popen]:
     """Start one `hpo study --join` process per environment in `envs`, on the same spec and
     variant (`mlflow`: the caller's --mlflow, passed on)."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "hpo",
-        "study",
-        str(spec_path),
-        "--join",
-        "--data-dir",
-        str(data_dir),
-    ]
+    cmd = [sys.executable, "-m", "hpo", "study", str(spec_path), "--join"]
+    if Path(
+        data_dir
+    ).is_dir():  # else the spec's data.dir is absolute: the workers' default is as good
+        cmd += ["--data-dir", str(data_dir)]
     cmd += [
         "--heartbeat",
         str(heartbeat),

@@ -74,5 +74,7 @@ def open_tracker(
     except ModuleNotFoundError as e:
         if (e.name or "").split(".")[0] != "mlflow":
             raise
-        raise HpoError(f"tracking with MLflow ({uri}) needs mlflow: pip install 'hpo-text[tracking]' (or pip install mlflow)") from None
+        raise HpoError(
+            f"tracking with MLflow ({uri}) needs mlflow: pip install 'hpo-text[tracking]' (or pip install mlflow)"
+        ) from None
     return MlflowTracker.open(study, spec, uri, artifact_dir, storage_url)

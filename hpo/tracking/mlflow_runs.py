@@ -95,9 +95,14 @@ class MlflowTracker(TrialEvents):
             client = MlflowClient(tracking_uri=uri)
             experiment_id = _experiment(client, spec.name, uri, storage_url)
             parent = _parent_run(client, study, spec, uri, experiment_id, storage_url)
-        except (MlflowException, OSError) as e:  # asked to track, and cannot: say so before any trial runs
+        except (
+            MlflowException,
+            OSError,
+        ) as e:  # asked to track, and cannot: say so before any trial runs
             first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            raise HpoError(f"MLflow at {_shown(uri)}: cannot open the study's run ({type(e).__name__}: {first[:300]})") from e
+            raise HpoError(
+                f"MLflow at {_shown(uri)}: cannot open the study's run ({type(e).__name__}: {first[:300]})"
+            ) from e
         finally:
             lock.release()
         return cls(client, uri, experiment_id, parent, spec, artifact_dir)
