@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hpo.errors import SpecError
 from trainers.config import DataConfig, Hyperparams, ModelConfig, Task, TrainConfig
-from trainers.metrics import OBJECTIVE_METRICS
+from trainers.objectives import OBJECTIVE_METRICS
 
 STUDIES_DIR = Path("studies")
 DEFAULT_TRAINER = "trainers.loop:train_and_evaluate"

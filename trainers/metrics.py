@@ -19,19 +19,8 @@ from sklearn.metrics import (
 )
 
 from trainers.config import Task
+from trainers.objectives import OBJECTIVE_METRICS  # noqa: F401 - trainers.loop imports it from here
 from trainers.thresholds import apply_thresholds, best_f1_thresholds
-
-OBJECTIVE_METRICS = {
-    "micro_f1": "max",
-    "macro_f1": "max",
-    "tuned_macro_f1": "max",
-    "macro_roc_auc": "max",
-    "macro_ap": "max",
-    "accuracy": "max",
-    "weighted_f1": "max",
-    "subset_accuracy": "max",
-    "val_loss": "min",
-}
 
 
 def compute_metrics(task: Task, y_true: np.ndarray, probs: np.ndarray, label_names: tuple[str, ...]) -> dict:
