@@ -13,9 +13,11 @@ workers needs from it that Optuna's client lacks.
 from __future__ import annotations
 
 import collections
+import math
 import random
 import time
 import warnings
+from collections.abc import Container
 from typing import Any
 
 import grpc
@@ -23,6 +25,7 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.storages import GrpcStorageProxy
 from optuna.storages._grpc.auto_generated import api_pb2_grpc
 from optuna.storages._grpc.client import GrpcClientCache
+from optuna.trial import FrozenTrial, TrialState
 
 from storage import proxy_wire as wire
 from storage.attr_heartbeat import AttrHeartbeat
@@ -30,6 +33,7 @@ from storage.errors import StorageError
 
 CALL_TIMEOUT_S = 60.0  # a GetTrials of a large study on a busy proxy stays well under this
 LEASE_TTL_S = 10.0  # a worker killed while holding the lease delays the others this long at most
+RECENT_READ_S = 1.0
 _CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", -1),
     ("grpc.keepalive_time_ms", 10_000),  # a dead link is noticed within ~15 s
@@ -56,6 +60,7 @@ class ProxyStorage(GrpcStorageProxy, AttrHeartbeat):
     ) -> None:
         self._timeout_s = timeout_s
         self._lease: tuple[int, str] | None = None
+        self._read_at: dict[int, float] = {}
         self.init_heartbeat(heartbeat_interval, grace_period, retry_failed_trials)
         with warnings.catch_warnings():  # "experimental" since Optuna 4.2
             warnings.simplefilter("ignore", ExperimentalWarning)
@@ -75,14 +80,29 @@ class ProxyStorage(GrpcStorageProxy, AttrHeartbeat):
 
     def __getstate__(self) -> dict[Any, Any]:
         state = super().__getstate__()
-        for key in ("_acquire", "_release", "_watch", "_lease"):
+        for key in ("_acquire", "_release", "_watch", "_lease", "_read_at"):
             state.pop(key, None)
         return state
 
     def __setstate__(self, state: dict[Any, Any]) -> None:
-        self._lease = None
+        self._lease, self._read_at = None, {}
         super().__setstate__(state)
-        self.init_heartbeat(self._beat_interval, self._grace_s, self._retry._max_retry or 0)
+        self.init_heartbeat(self._beat_interval, self._grace_s, self._retry._max_retry or 0, self._clock)
+
+    def get_all_trials(self, study_id: int, deepcopy: bool = True, states: Container[TrialState] | None = None) -> list[FrozenTrial]:
+        read_at = self._clock()
+        trials = super().get_all_trials(study_id, deepcopy=deepcopy, states=states)
+        self._read_at[study_id] = read_at
+        return trials
+
+    def running_trials(self, study_id: int) -> tuple[list[FrozenTrial], float]:
+        """From the last read when it is under RECENT_READ_S old (with that read's time): each
+        read sends every unfinished trial again, which is most of what the proxy serves."""
+        entry, read_at = self._cache.studies.get(study_id), self._read_at.get(study_id, -math.inf)
+        if entry is None or self._clock() - read_at > RECENT_READ_S:
+            return super().running_trials(study_id)
+        with self._cache.lock:
+            return [t for t in entry.trials.values() if t.state == TrialState.RUNNING], read_at
 
     def study_lease(self, study_id: int, ttl_s: float = LEASE_TTL_S) -> ProxyLease:
         return ProxyLease(self, study_id, ttl_s)

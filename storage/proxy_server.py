@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import grpc
-from optuna.storages import BaseStorage, get_storage
+from optuna.storages import BaseStorage
 from optuna.storages._grpc.auto_generated import api_pb2, api_pb2_grpc
 from optuna.storages._grpc.servicer import OptunaStorageProxyService
 
@@ -26,6 +26,7 @@ from storage.errors import StorageError
 from storage.lease import LeaseTable
 from storage.pg_budget import check_room
 from storage.rdb import Pool, open_storage
+from storage.shared_reads import SharedReads
 from storage.urls import proxy_address, redact
 
 _log = logging.getLogger(__name__)
@@ -61,8 +62,8 @@ def make_proxy_server(settings: ProxySettings) -> tuple[grpc.Server, int]:
     rdb = open_storage(settings.storage_url, heartbeat_interval=None, pool=settings.pool)
     server = grpc.server(ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="proxy"), options=_SERVER_OPTIONS)
     leases = LeaseTable()
-    # Optuna advises its cached layer in front of RDBStorage: finished trials are read once.
-    api_pb2_grpc.add_StorageServiceServicer_to_server(_FencedService(get_storage(rdb), leases), server)
+    # Optuna's cached layer (finished trials are read once), its queries shared by concurrent reads.
+    api_pb2_grpc.add_StorageServiceServicer_to_server(_FencedService(SharedReads(rdb), leases), server)
     server.add_generic_rpc_handlers([_lease_handler(leases)])
     try:
         port = server.add_insecure_port(f"{settings.host}:{settings.port}")

@@ -10,7 +10,7 @@ from hpo.errors import HpoError
 from hpo.spec import StudySpec
 from hpo.study.preflight import DataFacts
 from hpo.study.strategy import build_pruner, build_sampler
-from storage import open_storage, redact, with_retries
+from storage import open_storage, proxy_address, redact, with_retries
 
 
 def open_study(spec: StudySpec, storage_url: str, *, heartbeat_interval: int | None = 60) -> optuna.Study:
@@ -44,9 +44,10 @@ def check_same_spec(study: optuna.Study, spec: StudySpec, storage_url: str) -> N
     changed = [path for key in sorted(set(recorded) | set(current)) for path in _changed(key, recorded.get(key), current.get(key))]
     if changed:
         url = redact(storage_url)
+        database = "<the database URL behind the proxy>" if proxy_address(storage_url) else url  # Optuna's CLI takes no grpc://
         raise HpoError(
             f"study {spec.name!r} on {url} was started from a different spec ({', '.join(changed)} changed); "
-            f"delete it (optuna delete-study --study-name {spec.name} --storage {url}) or give the spec a new name"
+            f"delete it (optuna delete-study --study-name {spec.name} --storage {database}) or give the spec a new name"
         )
 
 

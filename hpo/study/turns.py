@@ -46,13 +46,15 @@ class TrialSlots:
         self.lock = study_lock(study)
 
     def peek(self) -> Turn:
-        """Without the lock: fail stale trials (their retries join the queue) and count. DONE and
+        """Without the lock: count, and fail stale trials (their retries join the queue). DONE and
         WAIT hold until the next look (trials only finish or fail meanwhile), so a worker that
-        waits never takes the lock; RUN is decided again by `next_turn`, under it."""
+        waits never takes the lock; RUN is decided again by `next_turn`, under it. The trials
+        are read once: a storage may find stale ones in what was just read (storage.proxy_client)."""
+        trials = self.study.get_trials(deepcopy=False)
         with warnings.catch_warnings():  # fail_stale_trials is "experimental" since Optuna 2.9
             warnings.simplefilter("ignore", ExperimentalWarning)
             optuna.storages.fail_stale_trials(self.study)
-        return self._count(self.study.get_trials(deepcopy=False))
+        return self._count(trials)
 
     def next_turn(self) -> Turn:
         """Call with `lock` held; on RUN, keep holding it until the new trial exists."""
