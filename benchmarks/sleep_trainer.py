@@ -4,7 +4,9 @@ Same contract as trainers.loop.train_and_evaluate (spec field `trainer:
 benchmarks.sleep_trainer:train`): each epoch sleeps SLEEP_EPOCH_S seconds (default 2; the
 environment of the runner that starts the trial processes), then reports a value that depends on
 the learning rate and the epoch, so samplers and pruners have something to work with. It imports
-no torch, so a trial costs the service's overhead and the sleep, nothing else.
+no torch, so a trial costs the service's overhead and the sleep, nothing else. With
+SLEEP_BARRIER set to a path, a trial starts sleeping only once that file exists: the scaling
+benchmark starts all its workers' first trials together.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from trainers.config import TrainConfig
 from trainers.reporting import Reporter
@@ -34,6 +37,9 @@ def score(learning_rate: float, epoch: int) -> float:
 
 def train(config: TrainConfig, reporter: Reporter) -> SleepResult:
     seconds = float(os.environ.get("SLEEP_EPOCH_S", DEFAULT_EPOCH_S))
+    barrier = os.environ.get("SLEEP_BARRIER")
+    while barrier and not Path(barrier).exists():
+        time.sleep(0.1)
     sign = 1 if config.monitor_mode == "max" else -1
     best_epoch, best_value = 0, -math.inf * sign
     for epoch in range(1, config.hyper.epochs + 1):

@@ -32,14 +32,16 @@ def start_workers(
     data_dir: Path,
     heartbeat: int,
     n_trials: int | None = None,
+    stdout: int | None = None,
 ) -> list[subprocess.Popen]:
-    """Start one `hpo study --join` process per environment in `envs`."""
+    """Start one `hpo study --join` process per environment in `envs` (output to `stdout`, a
+    file descriptor, when given: a benchmark's hundred workers)."""
     cmd = [sys.executable, "-m", "hpo", "study", str(spec_path), "--join", "--data-dir", str(data_dir)]
     cmd += ["--heartbeat", str(heartbeat), *(["--n-trials", str(n_trials)] if n_trials else [])]
     base = {**os.environ, **({"HPO_STORAGE": storage} if storage else {})}
     # Sessions of their own: a terminal's Ctrl-C reaches this process only, which stops each
     # worker once instead of every process in the group being interrupted at the same time.
-    return [subprocess.Popen(cmd, env={**base, **env}, start_new_session=True) for env in envs]
+    return [subprocess.Popen(cmd, env={**base, **env}, start_new_session=True, stdout=stdout, stderr=stdout) for env in envs]
 
 
 def wait_workers(procs: list[subprocess.Popen], grace_s: float = 60.0) -> int:

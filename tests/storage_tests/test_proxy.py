@@ -83,6 +83,27 @@ def test_a_lease_that_ran_out_still_writes_while_nobody_else_took_it() -> None:
         assert held
 
 
+def test_waiting_for_a_lease_takes_at_most_max_waiters_threads() -> None:
+    leases = LeaseTable(max_waiters=1)
+    leases.acquire(1, ttl_s=10, wait_s=0)
+    waiter = threading.Thread(target=leases.acquire, args=(1, 10, 1.0))
+    waiter.start()
+    time.sleep(0.1)
+    started = time.monotonic()
+    assert leases.acquire(1, ttl_s=10, wait_s=1.0) is None and time.monotonic() - started < 0.5  # answered at once
+    waiter.join()
+
+
+def test_a_turn_counts_states_and_reads_the_queue_alone(proxy_url: str) -> None:
+    storage = client(proxy_url, heartbeat_interval=None)
+    study = optuna.create_study(storage=storage, study_name="counts")
+    study.enqueue_trial({"x": 0.5})
+    study.enqueue_trial({"x": 0.7})
+    study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})  # takes the first queued trial
+    assert storage.count_states(study._study_id) == {TrialState.RUNNING: 1, TrialState.WAITING: 1}
+    assert [t.system_attrs["fixed_params"] for t in storage.waiting_trials(study._study_id)] == [{"x": 0.7}]
+
+
 def test_a_worker_that_lost_its_lease_cannot_create_a_trial(proxy_url: str) -> None:
     late, other = client(proxy_url), client(proxy_url)
     study = optuna.create_study(storage=late, study_name="fenced")
