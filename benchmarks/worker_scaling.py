@@ -1,46 +1,71 @@
-"""Worker scaling: finished trials per minute with 1, 2, 4 and 8 workers, SQLite and PostgreSQL.
+"""Worker scaling: finished trials per minute with k workers, on SQLite, PostgreSQL directly, or
+PostgreSQL behind `hpo storage-proxy`.
 
 Each trial sleeps a fixed time per epoch (2 s, 3 epochs) and reports every epoch. It runs
-- through the service: `hpo study --join` worker processes (hpo.workers), the study lock, one
-  training process per trial (testing.sleep_trainer), per-epoch reports, artifacts;
+- through the service: `hpo study --join` worker processes (hpo.workers), the study lock (or the
+  proxy's lease), one training process per trial (testing.sleep_trainer), per-epoch reports,
+  heartbeats, artifacts;
 - through plain Optuna, the reference: k processes each calling `study.optimize` on an objective
-  that sleeps and calls `trial.report` in-process, on the same storage.
+  that sleeps and calls `trial.report` in-process, on the same storage (1 and the most workers;
+  `--scale`: 1 worker only).
 
-Throughput is the steady-state rate, k workers x 60 s / cycle, where the cycle is the mean time
-from a trial's start to the same worker's next start, each worker's first (warm-up: it starts
-the worker's forkserver) left out. Process start-up and the idle tail (workers waiting for the
-last trials) are not in it; the end-to-end rate (trials / wall time) is printed beside it.
-Efficiency is throughput with k workers / (k x throughput with one), i.e. cycle with one worker
-/ cycle with k; the service's overhead per trial is its cycle minus the reference's. A throwaway PostgreSQL server is started
-(testing/pg_server.py).
+Every run's study has rounds x k trials. Throughput is the steady-state rate, k workers x 60 s /
+cycle, where the cycle is the mean time from a trial's start to the same worker's next start, each
+worker's first trial (warm-up: it starts the worker's forkserver) left out. The first trials of
+all workers start sleeping together, once every worker has one (SLEEP_BARRIER): the cycles after
+it are measured with all k workers running, not while the last ones are still starting.
+Efficiency is throughput with k workers / (k x throughput with one), i.e. cycle with one worker /
+cycle with k; the overhead per trial is the cycle minus the trial's sleep. While a run runs, a
+thread samples PostgreSQL's client connections (pg_stat_activity) and the memory of every process
+the benchmark started (benchmarks.monitor). A run that breaks (workers that cannot connect,
+failed trials) is reported, not raised. PostgreSQL is a throwaway server (testing/pg_server.py)
+started with --max-connections.
 
-    python -m benchmarks.worker_scaling [--quick] [--workers 1,2,4,8] [--backends sqlite,postgresql]
+    python -m benchmarks.worker_scaling [--quick] [--workers 1,2,4,8] [--backends sqlite,postgresql,proxy]
+    python -m benchmarks.worker_scaling --scale   # 1,16,32,64,128 workers on postgresql and proxy, max_connections 50
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import multiprocessing as mp
 import os
+import subprocess
+import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
+import yaml
 from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.engine import make_url
 
-from hpo.study.workers import wait_workers
+from benchmarks.monitor import BENCH_APP, Monitor, Peaks
+from hpo.spec import load_spec
+from hpo.study import open_study
+from hpo.study.workers import start_workers, stop_workers, worker_envs
 from storage import open_storage
-from testing.pg_server import running_server
-from testing.specs import sleep_spec
-from testing.workers import start_study_workers
 
 EPOCHS = 3
-TARGET_EFFICIENCY, TARGET_OVERHEAD_S = 0.90, 0.5
+TARGET_EFFICIENCY, TARGET_OVERHEAD_S = 0.85, 0.5
+RUN_LIMIT_S = 420  # a run still going after this (workers that hang on a full server) is stopped
+
+
+@dataclass
+class Target:
+    """Where workers store (worker_url) and where the benchmark reads results without being
+    counted (reader_url); socket_dir/port: the PostgreSQL server to watch, if any."""
+
+    worker_url: str
+    reader_url: str
+    socket_dir: Path | None = None
+    port: int | None = None
 
 
 @dataclass
@@ -48,80 +73,169 @@ class Run:
     backend: str
     path: str  # "service" or "optuna"
     workers: int
+    n_trials: int
     per_minute: float  # steady-state finished trials per minute, all workers together
     cycle_s: float  # mean time from one trial's start to the same worker's next
-    warmup_s: float  # how much longer a worker's first cycle was
+    warmup_s: float  # how much longer a worker's first cycle was (includes waiting at the barrier)
     wall_s: float  # first trial start to last trial end
-    trials: int
+    states: Counter = field(default_factory=Counter)
+    worker_errors: int = 0  # workers that exited non-zero or had to be stopped
+    running_max: int = 0  # most trials seen running at once
+    peaks: Peaks = field(default_factory=Peaks)
+
+    @property
+    def finished(self) -> int:
+        return self.states["COMPLETE"] + self.states["PRUNED"]
 
 
 def steady_rate(
     trials: list[FrozenTrial], worker_of: Callable[[FrozenTrial], str], workers: int
 ) -> tuple[float, float, float]:
     """(trials per minute of all workers, mean per-trial cycle in seconds after warm-up, how much
-    longer a worker's first cycle was)."""
+    longer a worker's first cycle was); NaN where a run left too few trials to tell."""
     starts: dict[str, list[float]] = defaultdict(list)
     for t in trials:
         starts[worker_of(t)].append(t.datetime_start.timestamp())
     runs = [sorted(s) for s in starts.values() if len(s) > 1]
     intervals = [b - a for s in runs for a, b in zip(s[1:], s[2:], strict=False)]
+    if not intervals:
+        return math.nan, math.nan, math.nan
     cycle = sum(intervals) / len(intervals)
     warmup = sum(s[1] - s[0] for s in runs) / len(runs) - cycle
     return workers * 60 / cycle, cycle, warmup
 
 
 def wall_seconds(trials: list[FrozenTrial]) -> float:
-    return max(t.datetime_complete.timestamp() for t in trials) - min(
-        t.datetime_start.timestamp() for t in trials
+    ends = [t.datetime_complete.timestamp() for t in trials if t.datetime_complete]
+    return max(ends) - min(t.datetime_start.timestamp() for t in trials) if ends else math.nan
+
+
+def write_spec(folder: Path, name: str, n_trials: int) -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": name,
+                "task": "multi_label",
+                "data": {"dir": "unused", "text_column": "text", "label_columns": ["a", "b"]},
+                "training": {"epochs": EPOCHS},
+                "search_space": {
+                    "learning_rate": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True}
+                },
+                "sampler": {"type": "random"},
+                "pruner": {"type": "none"},
+                "n_trials": n_trials,
+                "trainer": "testing.sleep_trainer:train",
+            }
+        )
     )
+    return path
 
 
 def service_run(
-    backend: str, url: str, workers: int, rounds: int, epoch_s: float, folder: Path
+    backend: str, target: Target, workers: int, rounds: int, epoch_s: float, folder: Path
 ) -> Run:
     name = f"scaling-service-{backend}-{workers}-{os.getpid()}"
-    spec_path = sleep_spec(
-        folder, name=name, training={"epochs": EPOCHS}, n_trials=rounds * workers
-    )
-    os.environ["SLEEP_EPOCH_S"] = str(epoch_s)
-    study, procs = start_study_workers(spec_path, url, workers, heartbeat=60)
-    if wait_workers(procs):
-        raise RuntimeError(f"a service worker failed ({backend}, {workers} workers)")
-    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    spec_path = write_spec(folder, name, rounds * workers)
+    study = open_study(load_spec(str(spec_path)), target.reader_url)
+    barrier = folder / f"{name}.go"
+    os.environ.update(SLEEP_EPOCH_S=str(epoch_s), SLEEP_BARRIER=str(barrier))
+    with (
+        (folder / f"{name}.log").open("w") as log,
+        Monitor(target.socket_dir, target.port) as monitor,
+    ):
+        procs = start_workers(
+            spec_path,
+            worker_envs(workers),
+            storage=target.worker_url,
+            data_dir=folder,
+            heartbeat=60,
+            stdout=log.fileno(),
+        )
+        running_max = _release_when_all_started(study, procs, barrier)
+        running_max = max(running_max, _wait_bounded(study, procs))
+    errors = sum(1 for p in procs if p.returncode != 0)
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
     return Run(
         backend,
         "service",
         workers,
-        *steady_rate(trials, lambda t: t.user_attrs["worker"], workers),
-        wall_seconds(trials),
-        len(trials),
+        rounds * workers,
+        *steady_rate(complete, lambda t: t.user_attrs["worker"], workers),
+        wall_seconds(complete),
+        Counter(t.state.name for t in trials),
+        errors,
+        running_max,
+        monitor.peaks,
     )
 
 
-def optuna_run(backend: str, url: str, workers: int, rounds: int, epoch_s: float) -> Run:
+def _release_when_all_started(
+    study: optuna.Study, procs: list[subprocess.Popen], barrier: Path, quiet_s: float = 20
+) -> int:
+    """Open the barrier once every live worker has a trial running, or once no new one has
+    started for `quiet_s` (workers that cannot connect never will); returns the most running."""
+    most, changed = 0, time.monotonic()
+    deadline = time.monotonic() + RUN_LIMIT_S
+    while time.monotonic() < deadline:
+        running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+        alive = sum(p.poll() is None for p in procs)
+        if running > most:
+            most, changed = running, time.monotonic()
+        if (
+            (running and running >= alive)
+            or not alive
+            or (most and time.monotonic() - changed > quiet_s)
+        ):
+            break
+        time.sleep(0.5)
+    barrier.touch()
+    return most
+
+
+def _wait_bounded(study: optuna.Study, procs: list[subprocess.Popen]) -> int:
+    """Wait for the workers, sampling how many trials run at once; stop those left at the limit."""
+    most, deadline = 0, time.monotonic() + RUN_LIMIT_S
+    while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+        most = max(most, len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))))
+        time.sleep(1)
+    stop_workers([p for p in procs if p.poll() is None], grace_s=10)
+    for p in procs:
+        p.wait()
+    return most
+
+
+def optuna_run(backend: str, target: Target, workers: int, rounds: int, epoch_s: float) -> Run:
     name = f"scaling-optuna-{backend}-{workers}-{os.getpid()}"
     study = optuna.create_study(
-        study_name=name, storage=open_storage(url, heartbeat_interval=None), direction="maximize"
+        study_name=name,
+        storage=open_storage(target.reader_url, heartbeat_interval=None),
+        direction="maximize",
     )
     ctx = mp.get_context("spawn")
     procs = [
-        ctx.Process(target=_optuna_worker, args=(url, name, rounds, epoch_s))
+        ctx.Process(target=_optuna_worker, args=(target.worker_url, name, rounds, epoch_s))
         for _ in range(workers)
     ]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join()
-    if any(p.exitcode for p in procs):
-        raise RuntimeError(f"a plain Optuna worker failed ({backend}, {workers} workers)")
-    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    with Monitor(target.socket_dir, target.port) as monitor:
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
     return Run(
         backend,
         "optuna",
         workers,
-        *steady_rate(trials, lambda t: t.user_attrs["pid"], workers),
-        wall_seconds(trials),
-        len(trials),
+        rounds * workers,
+        *steady_rate(complete, lambda t: t.user_attrs["pid"], workers),
+        wall_seconds(complete),
+        Counter(t.state.name for t in trials),
+        sum(1 for p in procs if p.exitcode),
+        0,
+        monitor.peaks,
     )
 
 
@@ -140,38 +254,52 @@ def _optuna_worker(url: str, name: str, n_trials: int, epoch_s: float) -> None:
     study.optimize(objective, n_trials=n_trials)
 
 
-def print_table(runs: list[Run]) -> None:
+def print_table(runs: list[Run], epoch_s: float) -> None:
     one = {(r.backend, r.path): r.per_minute for r in runs if r.workers == 1}
     print(
-        f"{'backend':11s}{'path':9s}{'workers':>8s}{'trials/min':>12s}{'efficiency':>12s}{'cycle s':>9s}"
-        f"{'warm-up s':>11s}{'trials':>8s}{'wall s':>8s}{'end-to-end/min':>16s}"
+        f"{'backend':11s}{'path':8s}{'workers':>8s}{'trials':>7s}{'finished':>9s}{'failed':>7s}{'errors':>7s}"
+        f"{'trials/min':>11s}{'effic.':>7s}{'cycle s':>8s}{'overhead s':>11s}{'db conns':>9s}{'running':>8s}"
+        f"{'PSS GB':>7s}{'RSS GB':>7s}{'wall s':>7s}"
     )
     for r in runs:
-        efficiency = r.per_minute / (r.workers * one[(r.backend, r.path)])
+        efficiency = (
+            r.per_minute / (r.workers * one[(r.backend, r.path)])
+            if (r.backend, r.path) in one
+            else math.nan
+        )
         print(
-            f"{r.backend:11s}{r.path:9s}{r.workers:8d}{r.per_minute:12.2f}{efficiency:12.3f}{r.cycle_s:9.2f}"
-            f"{r.warmup_s:+11.2f}{r.trials:8d}{r.wall_s:8.1f}{60 * r.trials / r.wall_s:16.2f}"
+            f"{r.backend:11s}{r.path:8s}{r.workers:8d}{r.n_trials:7d}{r.finished:9d}{r.states['FAIL']:7d}{r.worker_errors:7d}"
+            f"{r.per_minute:11.1f}{efficiency:7.3f}{r.cycle_s:8.2f}{r.cycle_s - EPOCHS * epoch_s:11.2f}{r.peaks.connections:9d}"
+            f"{r.running_max:8d}{r.peaks.pss_gb:7.2f}{r.peaks.rss_gb:7.2f}{r.wall_s:7.1f}"
         )
 
 
-def summarize(runs: list[Run], epoch_s: float) -> None:
+def summarize(runs: list[Run], epoch_s: float, max_connections: int) -> None:
     by = {(r.backend, r.path, r.workers): r for r in runs}
-    ideal = EPOCHS * epoch_s
     for backend in dict.fromkeys(r.backend for r in runs):
-        most = max(r.workers for r in runs if r.backend == backend)
-        service_one, service_most = by[(backend, "service", 1)], by[(backend, "service", most)]
-        efficiency = service_most.per_minute / (most * service_one.per_minute)
-        line = f"{backend}: efficiency at {most} workers {efficiency:.3f} (target >= {TARGET_EFFICIENCY})"
-        for k in (1, most):
-            if (backend, "optuna", k) in by:
-                overhead = by[(backend, "service", k)].cycle_s - by[(backend, "optuna", k)].cycle_s
-                line += (
-                    f"; overhead per trial over plain Optuna at {k} worker(s) {overhead:+.2f} s"
-                )
-        print(
-            f"{line} (target <= {TARGET_OVERHEAD_S} s); a trial's sleep alone is {ideal:.1f} s",
-            flush=True,
+        service = sorted(
+            (r for r in runs if r.backend == backend and r.path == "service"),
+            key=lambda r: r.workers,
         )
+        one = by.get((backend, "service", 1))
+        for r in service:
+            broken = r.finished != r.n_trials or r.states["FAIL"] or r.worker_errors
+            efficiency = r.per_minute / (r.workers * one.per_minute) if one else math.nan
+            verdict = "BROKE" if broken else "ok"
+            print(
+                f"{backend} {r.workers:3d} workers: {verdict}: {r.finished}/{r.n_trials} finished, {r.states['FAIL']} failed, "
+                f"{r.worker_errors} workers failed; efficiency {efficiency:.3f} (target >= {TARGET_EFFICIENCY}); "
+                f"PostgreSQL held up to {r.peaks.connections} client connections (max_connections {max_connections}); "
+                f"processes up to {r.peaks.processes}, PSS {r.peaks.pss_gb:.1f} GB",
+                flush=True,
+            )
+        reference = by.get((backend, "optuna", 1))
+        if one and reference:
+            print(
+                f"{backend}: the service's overhead per trial over plain Optuna at 1 worker {one.cycle_s - reference.cycle_s:+.2f} s "
+                f"(target <= {TARGET_OVERHEAD_S} s); a trial's sleep alone is {EPOCHS * epoch_s:.1f} s",
+                flush=True,
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,47 +311,106 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help="0.5 s epochs, 3 rounds, 1 and 2 workers: a smoke run"
     )
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="1,16,32,64,128 workers on postgresql and proxy, 3 rounds",
+    )
     parser.add_argument("--workers", help="comma-separated worker counts (default 1,2,4,8)")
-    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument(
+        "--backends", help="any of sqlite,postgresql,proxy (default sqlite,postgresql)"
+    )
     parser.add_argument("--epoch-s", type=float, help="sleep per epoch (default 2, --quick 0.5)")
     parser.add_argument(
         "--rounds",
         type=int,
-        help="trials per worker (default 4, --quick 3; at least 3: the first is warm-up)",
+        help="trials per worker (default 4, --quick and --scale 3; at least 3: the first is warm-up)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=50,
+        help="the PostgreSQL server's max_connections (default 50)",
     )
     args = parser.parse_args(argv)
-    counts = [int(k) for k in (args.workers or ("1,2" if args.quick else "1,2,4,8")).split(",")]
+    counts = [
+        int(k)
+        for k in (
+            args.workers
+            or ("1,16,32,64,128" if args.scale else "1,2" if args.quick else "1,2,4,8")
+        ).split(",")
+    ]
+    backends = (
+        args.backends or ("postgresql,proxy" if args.scale else "sqlite,postgresql")
+    ).split(",")
     epoch_s = args.epoch_s or (0.5 if args.quick else 2.0)
-    rounds = args.rounds or (3 if args.quick else 4)
+    rounds = args.rounds or (3 if args.quick or args.scale else 4)
     runs: list[Run] = []
     with tempfile.TemporaryDirectory(prefix="hpo-scaling-") as tmp:
-        for backend in args.backends.split(","):
-            with _storage(backend, Path(tmp)) as url:
+        for backend in backends:
+            with _storage(backend, Path(tmp), args.max_connections) as target:
                 for k in counts:
-                    runs.append(service_run(backend, url, k, rounds, epoch_s, Path(tmp)))
-                    print(
-                        f"  {backend} service, {k} workers: {runs[-1].per_minute:.2f} trials/min",
-                        flush=True,
-                    )
-                    if k in (1, max(counts)):  # the reference's own scaling is not the question
-                        runs.append(optuna_run(backend, url, k, rounds, epoch_s))
-                        print(
-                            f"  {backend} optuna,  {k} workers: {runs[-1].per_minute:.2f} trials/min",
-                            flush=True,
-                        )
-    print_table(runs)
-    summarize(runs, epoch_s)
+                    runs.append(service_run(backend, target, k, rounds, epoch_s, Path(tmp)))
+                    _progress(runs[-1])
+                    if k == 1 or (
+                        k == max(counts) and not args.scale
+                    ):  # the reference's own scaling is not the question
+                        runs.append(optuna_run(backend, target, k, rounds, epoch_s))
+                        _progress(runs[-1])
+    print_table(runs, epoch_s)
+    summarize(runs, epoch_s, args.max_connections)
     return 0
 
 
+def _progress(r: Run) -> None:
+    print(
+        f"  {r.backend} {r.path}, {r.workers} workers: {r.finished}/{r.n_trials} finished, {r.per_minute:.1f} trials/min, "
+        f"{r.peaks.connections} db connections",
+        flush=True,
+    )
+
+
 @contextlib.contextmanager
-def _storage(backend: str, folder: Path) -> Iterator[str]:
-    """A fresh SQLite file, or a throwaway PostgreSQL server for the duration."""
+def _storage(backend: str, folder: Path, max_connections: int) -> Iterator[Target]:
+    """A fresh SQLite file, or a throwaway PostgreSQL server (behind a proxy process for "proxy")."""
     if backend == "sqlite":
-        yield f"sqlite:///{folder}/scaling.db"
+        url = f"sqlite:///{folder}/scaling.db"
+        yield Target(url, url)
         return
-    with running_server() as server:
-        yield server.url
+    from testing.pg_server import start_server, teardown
+
+    server = start_server(max_connections=max_connections)
+    reader = (
+        make_url(server.url)
+        .update_query_dict({"application_name": BENCH_APP})
+        .render_as_string(hide_password=False)
+    )
+    try:
+        if backend == "postgresql":
+            yield Target(server.url, reader, server.socket_dir, server.port)
+        else:
+            with _proxy(server.url, folder) as proxy_url:
+                yield Target(proxy_url, reader, server.socket_dir, server.port)
+    finally:
+        teardown(server)
+
+
+@contextlib.contextmanager
+def _proxy(database_url: str, folder: Path) -> Iterator[str]:
+    """`hpo storage-proxy` as its own process, as it runs in production, on a free loopback port."""
+    from testing.pg_server import _free_port
+
+    port = _free_port()
+    cmd = [sys.executable, "-m", "hpo", "storage-proxy", "--port", str(port)]
+    with (folder / "proxy.log").open("w") as log:
+        proc = subprocess.Popen(
+            cmd, env={**os.environ, "HPO_STORAGE": database_url}, stdout=log, stderr=log
+        )
+    try:
+        yield f"grpc://127.0.0.1:{port}"  # workers wait for it to answer (storage.proxy_client)
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 if __name__ == "__main__":

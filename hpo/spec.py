@@ -27,7 +27,7 @@ from pydantic import (
 from hpo.deploy.settings import CompressSpec
 from hpo.errors import SpecError
 from trainers.config import DataConfig, Hyperparams, ModelConfig, SplitConfig, Task, TrainConfig
-from trainers.metrics import DEPLOYED_METRICS, OBJECTIVE_METRICS
+from trainers.objectives import DEPLOYED_METRICS, OBJECTIVE_METRICS
 
 STUDIES_DIR = Path("studies")
 DEFAULT_TRAINER = "trainers.loop:train_and_evaluate"

@@ -33,27 +33,27 @@ _log = logging.getLogger(__name__)
 @dataclass
 class _Seen:
     beat: object
-    since: float  # this process's monotonic clock when it first saw `beat`
+    since: float  # when this process first read `beat`, by its own monotonic clock
 
 
 class StaleWatch:
-    """What this process has seen of each running trial's beat counter."""
+    """What this process has read of each running trial's beat counter, and when."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
+    def __init__(self) -> None:
         self._seen: dict[int, _Seen] = {}
         self._lock = threading.Lock()
 
-    def stale(self, running: list[FrozenTrial], grace_s: float) -> list[int]:
-        """Ids of the trials whose counter has not moved for `grace_s` seconds of watching."""
-        now, out = self._clock(), []
+    def stale(self, running: list[FrozenTrial], read_at: float, grace_s: float) -> list[int]:
+        """Ids of the trials whose counter has not moved over `grace_s` seconds of reads;
+        `running` was read at `read_at`."""
+        out = []
         with self._lock:
             before, self._seen = self._seen, {}
             for t in running:
                 beat, seen = t.system_attrs.get(BEAT_ATTR), before.get(t._trial_id)
                 if seen is None or seen.beat != beat:
-                    seen = _Seen(beat, now)
-                elif now - seen.since >= grace_s:
+                    seen = _Seen(beat, read_at)
+                elif read_at - seen.since >= grace_s:
                     out.append(t._trial_id)
                 self._seen[t._trial_id] = seen
         return out
@@ -63,8 +63,13 @@ class AttrHeartbeat(BaseHeartbeat):
     """Mixin for a BaseStorage: heartbeats as a counter in a trial system attribute."""
 
     def init_heartbeat(
-        self, interval_s: int | None, grace_period_s: int | None, max_retry: int
+        self,
+        interval_s: int | None,
+        grace_period_s: int | None,
+        max_retry: int,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._clock = clock
         self._beat_interval = interval_s
         self._grace_s = grace_period_s or 2 * (interval_s or 0)
         with warnings.catch_warnings():  # "experimental" since Optuna 2.8
@@ -87,9 +92,15 @@ class AttrHeartbeat(BaseHeartbeat):
             _log.warning("heartbeat for trial id %d skipped: %s", trial_id, type(e).__name__)
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        running, read_at = self.running_trials(study_id)
+        return self._watch.stale(running, read_at, self._grace_s)
+
+    def running_trials(self, study_id: int) -> tuple[list[FrozenTrial], float]:
+        """The study's running trials and when (self._clock) they were read; a storage may answer
+        from a read it made a moment ago."""
         assert isinstance(self, BaseStorage)
-        running = self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
-        return self._watch.stale(running, self._grace_s)
+        read_at = self._clock()
+        return self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)), read_at
 
     def get_heartbeat_interval(self) -> int | None:
         return self._beat_interval

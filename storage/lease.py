@@ -27,26 +27,37 @@ class _Lease:
 class LeaseTable:
     """One lease per study id; thread-safe (the proxy serves each call on a thread of its own)."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, max_waiters: int = 32) -> None:
         self._clock = clock
         self._changed = threading.Condition()
         self._held: dict[int, _Lease] = {}
+        self._waiters, self._max_waiters = 0, max_waiters
 
     def acquire(self, study_id: int, ttl_s: float, wait_s: float) -> str | None:
-        """A new token if the study's lease is free (or expired) within `wait_s`, else None."""
-        deadline = self._clock() + wait_s
+        """A new token if the study's lease is free (or expired) within `wait_s`, else None. At
+        most `max_waiters` calls wait at once (each holds one of the proxy's threads, which the
+        lease's holder needs for its own calls); the others are answered at once."""
         with self._changed:
-            while True:
-                now = self._clock()
-                lease = self._held.get(study_id)
-                if lease is None or lease.expires <= now:
-                    token = secrets.token_hex(8)
-                    self._held[study_id] = _Lease(token, now + ttl_s)
-                    return token
-                left = min(deadline, lease.expires) - now
-                if deadline <= now:
-                    return None
-                self._changed.wait(left)
+            if self._waiters >= self._max_waiters:
+                wait_s = 0
+            self._waiters += 1
+            try:
+                return self._acquire(study_id, ttl_s, self._clock() + wait_s)
+            finally:
+                self._waiters -= 1
+
+    def _acquire(self, study_id: int, ttl_s: float, deadline: float) -> str | None:
+        """Call with the condition held."""
+        while True:
+            now = self._clock()
+            lease = self._held.get(study_id)
+            if lease is None or lease.expires <= now:
+                token = secrets.token_hex(8)
+                self._held[study_id] = _Lease(token, now + ttl_s)
+                return token
+            if deadline <= now:
+                return None
+            self._changed.wait(min(deadline, lease.expires) - now)
 
     def release(self, study_id: int, token: str) -> None:
         """Free the lease if `token` still holds it; a late release of a lost lease does nothing."""

@@ -13,16 +13,21 @@ workers needs from it that Optuna's client lacks.
 from __future__ import annotations
 
 import collections
+import math
 import random
 import time
 import warnings
+from collections import Counter
+from collections.abc import Container
 from typing import Any
 
 import grpc
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import GrpcStorageProxy
-from optuna.storages._grpc.auto_generated import api_pb2_grpc
+from optuna.storages._grpc.auto_generated import api_pb2, api_pb2_grpc
 from optuna.storages._grpc.client import GrpcClientCache
+from optuna.storages._grpc.servicer import _from_proto_trial
+from optuna.trial import FrozenTrial, TrialState
 
 from storage import proxy_wire as wire
 from storage.attr_heartbeat import AttrHeartbeat
@@ -30,6 +35,7 @@ from storage.errors import StorageError
 
 CALL_TIMEOUT_S = 60.0  # a GetTrials of a large study on a busy proxy stays well under this
 LEASE_TTL_S = 10.0  # a worker killed while holding the lease delays the others this long at most
+RECENT_READ_S = 1.0
 _CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", -1),
     ("grpc.keepalive_time_ms", 10_000),  # a dead link is noticed within ~15 s
@@ -56,6 +62,7 @@ class ProxyStorage(GrpcStorageProxy, AttrHeartbeat):
     ) -> None:
         self._timeout_s = timeout_s
         self._lease: tuple[int, str] | None = None
+        self._read_at: dict[int, float] = {}
         self.init_heartbeat(heartbeat_interval, grace_period, retry_failed_trials)
         with warnings.catch_warnings():  # "experimental" since Optuna 4.2
             warnings.simplefilter("ignore", ExperimentalWarning)
@@ -66,27 +73,67 @@ class ProxyStorage(GrpcStorageProxy, AttrHeartbeat):
         self._channel = grpc.intercept_channel(channel, _CallOptions(self))
         self._stub = api_pb2_grpc.StorageServiceStub(self._channel)
         self._cache = GrpcClientCache(self._stub)
-        self._acquire = self._channel.unary_unary(
-            f"/{wire.LEASE_SERVICE}/{wire.ACQUIRE}",
-            request_serializer=wire.encode,
-            response_deserializer=wire.decode,
+        json_call = {"request_serializer": wire.encode, "response_deserializer": wire.decode}
+        self._acquire = self._channel.unary_unary(f"/{wire.SERVICE}/{wire.ACQUIRE}", **json_call)
+        self._release = self._channel.unary_unary(f"/{wire.SERVICE}/{wire.RELEASE}", **json_call)
+        self._count_states = self._channel.unary_unary(
+            f"/{wire.SERVICE}/{wire.COUNT_STATES}", **json_call
         )
-        self._release = self._channel.unary_unary(
-            f"/{wire.LEASE_SERVICE}/{wire.RELEASE}",
+        self._waiting_trials = self._channel.unary_unary(
+            f"/{wire.SERVICE}/{wire.WAITING_TRIALS}",
             request_serializer=wire.encode,
-            response_deserializer=wire.decode,
+            response_deserializer=api_pb2.GetTrialsReply.FromString,
         )
 
     def __getstate__(self) -> dict[Any, Any]:
         state = super().__getstate__()
-        for key in ("_acquire", "_release", "_watch", "_lease"):
+        for key in (
+            "_acquire",
+            "_release",
+            "_count_states",
+            "_waiting_trials",
+            "_watch",
+            "_lease",
+            "_read_at",
+        ):
             state.pop(key, None)
         return state
 
     def __setstate__(self, state: dict[Any, Any]) -> None:
-        self._lease = None
+        self._lease, self._read_at = None, {}
         super().__setstate__(state)
-        self.init_heartbeat(self._beat_interval, self._grace_s, self._retry._max_retry or 0)
+        self.init_heartbeat(
+            self._beat_interval, self._grace_s, self._retry._max_retry or 0, self._clock
+        )
+
+    def get_all_trials(
+        self, study_id: int, deepcopy: bool = True, states: Container[TrialState] | None = None
+    ) -> list[FrozenTrial]:
+        if states is not None and list(states) == [TrialState.WAITING]:
+            return self.waiting_trials(study_id)  # Optuna taking a queued trial: the queue alone
+        read_at = self._clock()
+        trials = super().get_all_trials(study_id, deepcopy=deepcopy, states=states)
+        self._read_at[study_id] = read_at
+        return trials
+
+    def running_trials(self, study_id: int) -> tuple[list[FrozenTrial], float]:
+        """From the last read when it is under RECENT_READ_S old (with that read's time): each
+        read sends every unfinished trial again, which is most of what the proxy serves."""
+        entry, read_at = self._cache.studies.get(study_id), self._read_at.get(study_id, -math.inf)
+        if entry is None or self._clock() - read_at > RECENT_READ_S:
+            return super().running_trials(study_id)
+        with self._cache.lock:
+            return [t for t in entry.trials.values() if t.state == TrialState.RUNNING], read_at
+
+    def count_states(self, study_id: int) -> Counter[TrialState]:
+        """How many of the study's trials are in each state, counted by the database now."""
+        return Counter(
+            {TrialState[name]: n for name, n in self._count_states({"study_id": study_id}).items()}
+        )
+
+    def waiting_trials(self, study_id: int) -> list[FrozenTrial]:
+        """The study's queued trials, read from the database now."""
+        return [_from_proto_trial(t) for t in self._waiting_trials({"study_id": study_id}).trials]
 
     def study_lease(self, study_id: int, ttl_s: float = LEASE_TTL_S) -> ProxyLease:
         return ProxyLease(self, study_id, ttl_s)
@@ -108,7 +155,9 @@ class ProxyLease:
             if token:
                 self.storage._lease = (self.study_id, token)
                 return
-            time.sleep(random.uniform(0, 0.05))  # the proxy already waited; spread the retries
+            time.sleep(
+                random.uniform(0, 0.05)
+            )  # the proxy waited, or had too many waiting: spread the retries
 
     def release(self) -> None:
         held, self.storage._lease = self.storage._lease, None

@@ -2,7 +2,8 @@
 
 The workers hold no database connection: the proxy holds a bounded pool (`Pool`) and serves
 every worker from it. It is Optuna's own servicer with two additions:
-- the study lease (storage.lease), the study lock of workers that cannot take a database lock;
+- the study lease (storage.lease), the study lock of workers that cannot take a database lock,
+  and two small reads for the turn taken under it (storage.shared_reads);
 - fencing: a call that creates a trial or takes a queued one while carrying a lease token is
   refused (ABORTED) unless that token still holds the study's lease, so a worker that lost its
   lease while cut off cannot add a trial beyond n_trials when its link returns.
@@ -17,15 +18,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import grpc
-from optuna.storages import BaseStorage, get_storage
+from optuna.storages import BaseStorage
 from optuna.storages._grpc.auto_generated import api_pb2, api_pb2_grpc
-from optuna.storages._grpc.servicer import OptunaStorageProxyService
+from optuna.storages._grpc.servicer import OptunaStorageProxyService, _to_proto_trial
 
 from storage import proxy_wire as wire
 from storage.errors import StorageError
 from storage.lease import LeaseTable
 from storage.pg_budget import check_room
 from storage.rdb import Pool, open_storage
+from storage.shared_reads import SharedReads
 from storage.urls import proxy_address, redact
 
 _log = logging.getLogger(__name__)
@@ -45,7 +47,7 @@ class ProxySettings:
     storage_url: str
     host: str = "127.0.0.1"
     port: int = wire.DEFAULT_PORT
-    threads: int = 64  # concurrent calls; lease waits (<= MAX_WAIT_S) hold one each
+    threads: int = 128  # concurrent calls; lease waits (<= MAX_WAIT_S, half the threads at most) hold one each
     pool: Pool = Pool(
         size=10, overflow=0
     )  # the database connections: this is all the proxy ever opens
@@ -67,12 +69,14 @@ def make_proxy_server(settings: ProxySettings) -> tuple[grpc.Server, int]:
         ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="proxy"),
         options=_SERVER_OPTIONS,
     )
-    leases = LeaseTable()
-    # Optuna advises its cached layer in front of RDBStorage: finished trials are read once.
-    api_pb2_grpc.add_StorageServiceServicer_to_server(
-        _FencedService(get_storage(rdb), leases), server
-    )
-    server.add_generic_rpc_handlers([_lease_handler(leases)])
+    leases = LeaseTable(
+        max_waiters=max(1, settings.threads // 2)
+    )  # the other half serves the holder and the trials
+    storage = SharedReads(
+        rdb
+    )  # Optuna's cached layer (finished trials are read once), without its queueing
+    api_pb2_grpc.add_StorageServiceServicer_to_server(_FencedService(storage, leases), server)
+    server.add_generic_rpc_handlers([_study_handler(leases, storage)])
     try:
         port = server.add_insecure_port(f"{settings.host}:{settings.port}")
     except RuntimeError as e:
@@ -129,7 +133,9 @@ class _FencedService(OptunaStorageProxyService):
             yield
 
 
-def _lease_handler(leases: LeaseTable) -> grpc.GenericRpcHandler:
+def _study_handler(leases: LeaseTable, storage: SharedReads) -> grpc.GenericRpcHandler:
+    """The calls the proxy adds to Optuna's: the lease, and the two reads of a turn under it."""
+
     def acquire(body: dict, context: grpc.ServicerContext) -> dict:
         wait = min(float(body["wait_s"]), wire.MAX_WAIT_S)
         return {"token": leases.acquire(int(body["study_id"]), float(body["ttl_s"]), wait)}
@@ -138,10 +144,24 @@ def _lease_handler(leases: LeaseTable) -> grpc.GenericRpcHandler:
         leases.release(int(body["study_id"]), str(body["token"]))
         return {}
 
+    def count_states(body: dict, context: grpc.ServicerContext) -> dict:
+        return {state.name: n for state, n in storage.count_states(int(body["study_id"])).items()}
+
+    def waiting_trials(body: dict, context: grpc.ServicerContext) -> api_pb2.GetTrialsReply:
+        return api_pb2.GetTrialsReply(
+            trials=[_to_proto_trial(t) for t in storage.waiting_trials(int(body["study_id"]))]
+        )
+
+    json_methods = {wire.ACQUIRE: acquire, wire.RELEASE: release, wire.COUNT_STATES: count_states}
     methods = {
         name: grpc.unary_unary_rpc_method_handler(
             fn, request_deserializer=wire.decode, response_serializer=wire.encode
         )
-        for name, fn in ((wire.ACQUIRE, acquire), (wire.RELEASE, release))
+        for name, fn in json_methods.items()
     }
-    return grpc.method_handlers_generic_handler(wire.LEASE_SERVICE, methods)
+    methods[wire.WAITING_TRIALS] = grpc.unary_unary_rpc_method_handler(
+        waiting_trials,
+        request_deserializer=wire.decode,
+        response_serializer=api_pb2.GetTrialsReply.SerializeToString,
+    )
+    return grpc.method_handlers_generic_handler(wire.SERVICE, methods)

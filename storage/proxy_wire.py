@@ -1,7 +1,8 @@
 """What the storage proxy and its workers agree on beyond Optuna's own gRPC service: the study
-lease calls and the metadata that fences trial creation.
+lease, two small reads for the turn taken under it, and the metadata that fences trial creation.
 
-The lease calls are plain gRPC methods with JSON bodies (no generated code to keep in step).
+They are plain gRPC methods with JSON bodies (no generated code to keep in step); the queued
+trials come back as Optuna's own GetTrialsReply.
 """
 
 from __future__ import annotations
@@ -10,15 +11,18 @@ import json
 from typing import Any
 
 DEFAULT_PORT = 13000
-LEASE_SERVICE = "hpo.StudyLease"
-ACQUIRE, RELEASE = "Acquire", "Release"
+SERVICE = "hpo.StudyProxy"
+ACQUIRE, RELEASE, COUNT_STATES, WAITING_TRIALS = (
+    "Acquire",
+    "Release",
+    "CountStates",
+    "WaitingTrials",
+)
 LEASE_HEADER = (
     "hpo-lease"  # "<study id>:<token>", sent by a worker while it holds the study's lease
 )
 LEASE_LOST = "the study lease was lost (another worker holds it now); the turn is retried"
-MAX_WAIT_S = (
-    1.0  # an Acquire call waits at most this long on the proxy, so waiters never pile up there
-)
+MAX_WAIT_S = 1.0  # an Acquire call waits at most this long on the proxy
 
 
 def encode(body: dict[str, Any]) -> bytes:

@@ -6,7 +6,9 @@ environment of the runner that starts the trial processes), then reports a value
 the learning rate and the epoch, so samplers and pruners have something to work with. It imports
 no torch, so a trial costs the service's overhead and the sleep, nothing else. With SLEEP_PEAK_MB
 set it reports that much device memory before its first epoch, as a CUDA run does after its
-first steps, so GPU packing can be tested without a GPU.
+first steps, so GPU packing can be tested without a GPU. With SLEEP_BARRIER set to a path, a
+trial starts sleeping only once that file exists: the scaling benchmark starts all its workers'
+first trials together.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from trainers.config import TrainConfig
 from trainers.reporting import Reporter, Resources, report_resources
@@ -36,6 +39,9 @@ def score(learning_rate: float, epoch: int) -> float:
 
 def train(config: TrainConfig, reporter: Reporter) -> SleepResult:
     seconds = float(os.environ.get("SLEEP_EPOCH_S", DEFAULT_EPOCH_S))
+    barrier = os.environ.get("SLEEP_BARRIER")
+    while barrier and not Path(barrier).exists():
+        time.sleep(0.1)
     sign = 1 if config.monitor_mode == "max" else -1
     best_epoch, best_value = 0, -math.inf * sign
     if os.environ.get("SLEEP_PEAK_MB"):

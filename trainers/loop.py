@@ -31,8 +31,9 @@ from trainers.errors import TrainerError
 from trainers.features import TextFeatureExtractor
 from trainers.fusion import build_model
 from trainers.losses import build_loss
-from trainers.metrics import OBJECTIVE_METRICS, compute_metrics
+from trainers.metrics import compute_metrics
 from trainers.model import load_tokenizer, probabilities
+from trainers.objectives import OBJECTIVE_METRICS
 from trainers.optim import build_optimizer
 from trainers.reporting import NullReporter, Reporter, Resources, report_resources
 from trainers.sampling import oversampling_weights, weighted_epoch_indices

@@ -15,7 +15,8 @@ from pathlib import Path
 from trainers.checkpoint import BestModel, LabelInfo
 from trainers.evaluate import predict_probabilities
 from trainers.loop import Run
-from trainers.metrics import OBJECTIVE_METRICS, compute_metrics
+from trainers.metrics import compute_metrics
+from trainers.objectives import OBJECTIVE_METRICS
 from trainers.shrink import parameter_count
 from trainers.speed import texts_per_second
 

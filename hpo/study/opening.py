@@ -12,7 +12,7 @@ from hpo.errors import HpoError
 from hpo.spec import StudySpec
 from hpo.study.preflight import DataFacts, changed_splits
 from hpo.study.strategy import build_pruner, build_sampler
-from storage import StorageError, open_storage, redact, with_retries
+from storage import StorageError, open_storage, proxy_address, redact, with_retries
 
 
 def open_study(
@@ -80,9 +80,12 @@ def check_same_spec(study: optuna.Study, spec: StudySpec, storage_url: str) -> N
     ]
     if changed:
         url = redact(storage_url)
+        database = (
+            "<the database URL behind the proxy>" if proxy_address(storage_url) else url
+        )  # Optuna's CLI takes no grpc://
         raise HpoError(
             f"study {spec.name!r} on {url} was started from a different spec ({', '.join(changed)} changed); "
-            f"delete it (optuna delete-study --study-name {spec.name} --storage {url}) or give the spec a new name"
+            f"delete it (optuna delete-study --study-name {spec.name} --storage {database}) or give the spec a new name"
         )
 
 

@@ -75,6 +75,8 @@ class TrialSlots:
             warnings.simplefilter("ignore", ExperimentalWarning)
             optuna.storages.fail_stale_trials(self.study)  # its retries join the queue
         self._stale_checked = time.monotonic()
+        if self._counted_room():
+            return Turn.RUN
         trials = self.study.get_trials(deepcopy=False)
         turn = self._count(trials)
         if (
@@ -87,6 +89,18 @@ class TrialSlots:
                 return Turn.WAIT
             self.study.enqueue_trial(point)
         return turn
+
+    def _counted_room(self) -> bool:
+        """A storage that counts states by itself (the proxy's) answers the common case without
+        reading every trial under the lock: its count of finished trials includes infeasible
+        ones, so it can only overstate them, and room it sees is room. Grids, budgets and GPU
+        packing need the trials themselves."""
+        count_states = getattr(self.study._storage, "count_states", None)
+        if count_states is None or self.grid or self.budget_min is not None or self.gpu:
+            return False
+        states = count_states(self.study._study_id)
+        finished = states[TrialState.COMPLETE] + states[TrialState.PRUNED]
+        return finished + states[TrialState.RUNNING] < self.n_trials
 
     def _count(self, trials: list[FrozenTrial]) -> Turn:
         states = Counter(t.state for t in trials)

@@ -94,9 +94,11 @@ def start_workers(
     variant: str | None = None,
     mlflow: str | None = None,
     budget_min: float | None = None,
+    stdout: int | None = None,
 ) -> list[subprocess.Popen]:
     """Start one `hpo study --join` process per environment in `envs`, on the same spec and
-    variant (`mlflow`: the caller's --mlflow, passed on)."""
+    variant (`mlflow`: the caller's --mlflow, passed on; output to `stdout`, a file descriptor,
+    when given: a benchmark's hundred workers)."""
     cmd = [sys.executable, "-m", "hpo", "study", str(spec_path), "--join"]
     if Path(
         data_dir
@@ -113,7 +115,12 @@ def start_workers(
     base = {**os.environ, **({"HPO_STORAGE": storage} if storage else {})}
     # Sessions of their own: a terminal's Ctrl-C reaches this process only, which stops each
     # worker once instead of every process in the group being interrupted at the same time.
-    return [subprocess.Popen(cmd, env={**base, **env}, start_new_session=True) for env in envs]
+    return [
+        subprocess.Popen(
+            cmd, env={**base, **env}, start_new_session=True, stdout=stdout, stderr=stdout
+        )
+        for env in envs
+    ]
 
 
 def wait_workers(procs: list[subprocess.Popen], grace_s: float = 60.0) -> int:

@@ -22,15 +22,14 @@ from pathlib import Path
 import numpy as np
 import optuna
 from optuna.artifacts import upload_artifact
-from optuna_dashboard import save_note
 
 from hpo import stored
+from hpo.dashboard.trial_note import save_trial_note
 from hpo.spec import StudySpec
-from hpo.trial.plots import best_epoch_plots
 from hpo.trial.process import TrialOutcome
 from storage import artifact_store, run_dir
 from trainers.config import TrainConfig
-from trainers.metrics import OBJECTIVE_METRICS
+from trainers.objectives import OBJECTIVE_METRICS
 
 log = logging.getLogger(__name__)
 MIMETYPES = {
@@ -84,6 +83,10 @@ class TrialRecorder:
         ]
         probs = outcome.extras.get("val_probs") if outcome else None
         if probs is not None:
+            from hpo.trial.plots import (
+                best_epoch_plots,
+            )  # scikit-learn: only for trainers that return probabilities
+
             files += best_epoch_plots(
                 self.folder, self.config, np.asarray(probs), best_epoch, self.spec.objective.metric
             )
@@ -92,7 +95,9 @@ class TrialRecorder:
         for key, value in headline(best or {}).items():
             self.trial.set_user_attr(stored.headline_key(key), value)
         note = epochs_markdown(history, self.spec.objective.metric, best_epoch, outcome)
-        save_note(self.trial, f"{note}\n\nArtifacts below: {', '.join(f.name for f in files)}.")
+        save_trial_note(
+            self.trial, f"{note}\n\nArtifacts below: {', '.join(f.name for f in files)}."
+        )
         upload(self.trial, files, self.artifact_dir)
 
 

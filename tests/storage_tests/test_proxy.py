@@ -5,6 +5,7 @@ loopback, real SQLite behind it."""
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from storage import StorageError, artifact_store, open_storage, proxy_address, r
 from storage.attr_heartbeat import BEAT_ATTR, StaleWatch
 from storage.lease import LeaseTable
 from storage.proxy_client import ProxyStorage, open_proxy
+from storage.shared_reads import SharedReads
 from tests.proxy_support import running_proxy
 
 
@@ -84,6 +86,31 @@ def test_a_lease_that_ran_out_still_writes_while_nobody_else_took_it() -> None:
         assert held
 
 
+def test_waiting_for_a_lease_takes_at_most_max_waiters_threads() -> None:
+    leases = LeaseTable(max_waiters=1)
+    leases.acquire(1, ttl_s=10, wait_s=0)
+    waiter = threading.Thread(target=leases.acquire, args=(1, 10, 1.0))
+    waiter.start()
+    time.sleep(0.1)
+    started = time.monotonic()
+    assert (
+        leases.acquire(1, ttl_s=10, wait_s=1.0) is None and time.monotonic() - started < 0.5
+    )  # answered at once
+    waiter.join()
+
+
+def test_a_turn_counts_states_and_reads_the_queue_alone(proxy_url: str) -> None:
+    storage = client(proxy_url, heartbeat_interval=None)
+    study = optuna.create_study(storage=storage, study_name="counts")
+    study.enqueue_trial({"x": 0.5})
+    study.enqueue_trial({"x": 0.7})
+    study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})  # takes the first queued trial
+    assert storage.count_states(study._study_id) == {TrialState.RUNNING: 1, TrialState.WAITING: 1}
+    assert [t.system_attrs["fixed_params"] for t in storage.waiting_trials(study._study_id)] == [
+        {"x": 0.7}
+    ]
+
+
 def test_a_worker_that_lost_its_lease_cannot_create_a_trial(proxy_url: str) -> None:
     late, other = client(proxy_url), client(proxy_url)
     study = optuna.create_study(storage=late, study_name="fenced")
@@ -109,9 +136,7 @@ def test_a_trial_whose_beats_stop_is_failed_and_retried_by_another_worker(proxy_
         client(proxy_url, heartbeat_interval=1),
         client(proxy_url, heartbeat_interval=1, grace_period=2),
     )
-    watcher._watch = StaleWatch(
-        clock := FakeClock()
-    )  # the watching worker's own clock, nobody else's
+    watcher._clock = clock = FakeClock()  # the watching worker's own clock, nobody else's
     study = optuna.create_study(storage=runner, study_name="beats")
     trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
     runner.record_heartbeat(trial._trial_id)
@@ -124,7 +149,10 @@ def test_a_trial_whose_beats_stop_is_failed_and_retried_by_another_worker(proxy_
     optuna.storages.fail_stale_trials(watching)  # 1.5 s since beat 2 was first seen: alive
     assert watcher.get_trial(trial._trial_id).state == TrialState.RUNNING
     clock.now += 0.5
-    optuna.storages.fail_stale_trials(watching)  # 2 s without a new beat: stale
+    optuna.storages.fail_stale_trials(watching)  # answered from the read 0.5 s ago: 1.5 s, alive
+    assert watcher.get_trial(trial._trial_id).state == TrialState.RUNNING
+    clock.now += 1
+    optuna.storages.fail_stale_trials(watching)  # read again: 3 s without a new beat, stale
     failed, retry = watcher.get_all_trials(study._study_id)
     assert failed.state == TrialState.FAIL and failed.system_attrs[BEAT_ATTR] == 2
     assert retry.state == TrialState.WAITING and retry.params == failed.params
@@ -132,17 +160,27 @@ def test_a_trial_whose_beats_stop_is_failed_and_retried_by_another_worker(proxy_
     runner.record_heartbeat(trial._trial_id)  # the cut worker's late beat changes nothing
 
 
-def test_stale_watch_times_each_trial_by_its_own_clock() -> None:
-    clock = FakeClock()
-    watch = StaleWatch(clock)
+def test_stale_watch_times_each_trial_from_its_reads() -> None:
+    watch = StaleWatch()
     trial = optuna.trial.create_trial(state=TrialState.RUNNING, system_attrs={BEAT_ATTR: 5})
     trial._trial_id = 3
-    assert watch.stale([trial], grace_s=2) == []
-    clock.now += 2
-    assert watch.stale([trial], grace_s=2) == [3]
-    assert watch.stale([], grace_s=2) == []  # finished: forgotten
-    clock.now += 10
-    assert watch.stale([trial], grace_s=2) == []  # seen again: timed afresh
+    assert watch.stale([trial], read_at=100, grace_s=2) == []
+    assert watch.stale([trial], read_at=101, grace_s=2) == []
+    assert watch.stale([trial], read_at=102, grace_s=2) == [3]
+    assert watch.stale([], read_at=103, grace_s=2) == []  # finished: forgotten
+    assert watch.stale([trial], read_at=110, grace_s=2) == []  # seen again: timed afresh
+
+
+def test_a_recent_read_answers_the_stale_check_with_that_reads_time(proxy_url: str) -> None:
+    storage = client(proxy_url, heartbeat_interval=1)
+    storage._clock = clock = FakeClock()
+    study = optuna.create_study(storage=storage, study_name="recent")
+    trial = study.ask()
+    study.get_trials()
+    clock.now += 0.5
+    assert storage.running_trials(study._study_id) == ([storage.get_trial(trial._trial_id)], 100.0)
+    clock.now += 1
+    assert storage.running_trials(study._study_id)[1] == 101.5  # too old: read again
 
 
 def test_artifacts_and_notes_pass_through_the_proxy(proxy_url: str, tmp_path: Path) -> None:
@@ -174,3 +212,42 @@ def test_artifacts_and_notes_pass_through_the_proxy(proxy_url: str, tmp_path: Pa
     )
     attrs = direct._storage.get_study_system_attrs(direct._study_id)
     assert get_note_from_system_attrs(attrs, direct.trials[0]._trial_id)["body"] == "**a note**"
+
+
+def test_concurrent_reads_share_queries_and_each_sees_every_earlier_write(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    rdb, writer = (
+        open_storage(url, heartbeat_interval=None),
+        open_storage(url, heartbeat_interval=None),
+    )
+    shared = SharedReads(rdb)
+    study_id = writer.create_new_study([optuna.study.StudyDirection.MINIMIZE], "shared")
+    queries, created, stale_reads = [], [0], []
+    real = rdb._get_trials
+
+    def slow_query(*args, **kwargs):
+        queries.append(1)
+        time.sleep(0.02)
+        return real(*args, **kwargs)
+
+    def reader() -> None:
+        for _ in range(15):
+            before = created[0]
+            seen = len(shared.get_all_trials(study_id, deepcopy=False))
+            if seen < before:
+                stale_reads.append((seen, before))
+
+    rdb._get_trials = slow_query
+    threads = [threading.Thread(target=reader) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for _ in range(20):
+        writer.create_new_trial(
+            study_id
+        )  # behind the cache's back, as another proxy client's write lands
+        created[0] += 1
+        time.sleep(0.005)
+    for t in threads:
+        t.join()
+    assert not stale_reads
+    assert len(queries) < 8 * 15 / 2  # most reads were answered by a query another read started
