@@ -650,10 +650,13 @@ def _add_compress(sub) -> None:
         "compress",
         help="build deployment variants of runs/<study>/best and their report in runs/<study>/deploy/",
     )
-    compress.add_argument("name", help="study name (studies/<name>.yaml)")
+    compress.add_argument("name", help="study name")
     compress.add_argument(
-        "--data-dir", help="folder holding the data sets (default: $DATA_DIR or data/)"
+        "--data-dir",
+        type=existing_dir,
+        help="folder holding the data sets (default: $DATA_DIR or data/)",
     )
+    _storage(compress)
     compress.add_argument(
         "--variants",
         help=f"comma-separated, some of {','.join(VARIANTS)} (default: the spec's compress.variants)",
@@ -689,10 +692,12 @@ def _add_compress(sub) -> None:
 def cmd_compress(args) -> int:
     from hpo.deploy.compress import compress_study
     from hpo.deploy.settings import settings_with
-    from hpo.spec import default_data_dir, load_spec
-    from storage import run_dir
+    from hpo.report import open_existing_study
+    from hpo.spec import default_data_dir
+    from storage import resolve_storage_url, run_dir
 
-    spec = load_spec(args.name)
+    # The spec the study ran with (variant applied), not today's file of the same name.
+    study, spec = open_existing_study(args.name, resolve_storage_url(args.storage))
     variants = (
         [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
     )
@@ -701,7 +706,7 @@ def cmd_compress(args) -> int:
     )
     path = compress_study(
         spec,
-        run_dir(spec.name) / "best",
+        run_dir(study.study_name) / "best",
         default_data_dir(args.data_dir),
         settings,
         rebuild=not args.remeasure,

@@ -104,7 +104,11 @@ class DataSpec(_Strict):
             raise ValueError(
                 "file and split go together: one CSV (file) divided into train/val/test (split: {val: 0.15, test: 0.15, seed: 0})"
             )
-        if self.file and (named := sorted({"train", "val", "test"} & self.model_fields_set)):
+        # Compared with the defaults, not the fields set: a spec dumped whole (the stored,
+        # resolved one) holds every default and must read back.
+        fields = type(self).model_fields
+        named = [n for n in ("test", "train", "val") if getattr(self, n) != fields[n].default]
+        if self.file and named:
             raise ValueError(
                 f"give either file with split, or train/val/test files, not both (remove {', '.join(named)})"
             )

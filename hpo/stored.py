@@ -11,14 +11,16 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from hpo.errors import HpoError
 from trainers.config import Task
-from trainers.profile import DataProfile
+
+if TYPE_CHECKING:  # pandas behind it: a study worker never reads a profile
+    from trainers.profile import DataProfile
 
 # ---- study user attributes ------------------------------------------------------------------
 
@@ -36,8 +38,6 @@ resume, a retrain or scoring on train or val of other content is refused."""
 
 PREFLIGHT_WARNINGS = "preflight_warnings"
 """What looked wrong in the data but could run (also in the study note)."""
-"""The validated spec as JSON, minus what a resumed study may change (n_trials, description, tracking):
-the fingerprint that refuses a changed spec."""
 
 OBJECTIVE = "objective"
 """`"<metric> (<direction>)"`, for people: reports and the console name the objective with it."""
@@ -61,6 +61,8 @@ lock) whichever worker comes first."""
 
 
 def read_profile(study_attrs: dict[str, Any]) -> DataProfile | None:
+    from trainers.profile import DataProfile
+
     raw = study_attrs.get(DATA_PROFILE)
     return DataProfile.model_validate(raw) if raw else None
 

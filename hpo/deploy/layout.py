@@ -12,8 +12,9 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+from hpo.errors import HpoError
 from hpo.stored import json_safe
 
 DEPLOY_DIR = "deploy"
@@ -34,7 +35,16 @@ class Record(BaseModel):
     @classmethod
     def read(cls, folder: Path):
         path = Path(folder) / cls.FILENAME
-        return cls.model_validate_json(path.read_text()) if path.is_file() else None
+        if not path.is_file():
+            return None
+        try:
+            return cls.model_validate_json(path.read_bytes())
+        except ValidationError as e:
+            err = e.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            raise HpoError(
+                f"{path}: {where + ': ' if where else ''}{err['msg']}; run `hpo compress` again"
+            ) from None
 
 
 class VariantRecord(Record):

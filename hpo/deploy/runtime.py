@@ -42,13 +42,27 @@ class Labels:
             raise HpoError(
                 f"{directory}: not a saved model ({LABELS_FILE} missing); run `hpo retrain <study>` (and `hpo compress`) first"
             )
-        raw = json.loads(path.read_text())
-        return cls(
-            raw["task"],
-            tuple(raw["names"]),
-            raw.get("text_column", "text"),
-            int(raw.get("max_length", 128)),
-        )
+        raw = _read_json(path)
+        try:
+            return cls(
+                raw["task"],
+                tuple(raw["names"]),
+                raw.get("text_column", "text"),
+                int(raw.get("max_length", 128)),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise HpoError(
+                f"{path}: not a model's labels ({type(e).__name__}: {e}); run `hpo compress` again"
+            ) from None
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_bytes())
+    except OSError as e:
+        raise HpoError(f"{path}: cannot be read ({e.strerror or e})") from None
+    except ValueError as e:  # not UTF-8, not JSON
+        raise HpoError(f"{path}: not valid JSON ({e}); run `hpo compress` again") from None
 
 
 class Predictor(Protocol):
@@ -62,7 +76,9 @@ def read_thresholds(directory: Path, names: tuple[str, ...]) -> np.ndarray | Non
     path = Path(directory) / THRESHOLDS_FILE
     if not path.is_file():
         return None
-    table = json.loads(path.read_text())
+    table = _read_json(path)
+    if not isinstance(table, dict):
+        raise HpoError(f"{path}: not a table of thresholds by label; run `hpo compress` again")
     missing = [n for n in names if n not in table]
     if missing:
         raise HpoError(f"{path}: no threshold for label(s) {missing}")
@@ -91,27 +107,40 @@ def resolve(model_dir: str | Path, variant: str | None = None) -> Path:
 
 def load_predictor(model_dir: str | Path, variant: str | None = None) -> Predictor:
     path = resolve(model_dir, variant)
-    labels = Labels.read(path)
     record = VariantRecord.read(path)
-    if record is not None and record.format == "onnx":
+    fmt = record.format if record else "transformers"
+    if fmt == "transformers":  # labels.json is a model card with hashes: load_best checks it
+        return TorchPredictor(path, None, fmt)
+    labels = Labels.read(path)
+    if fmt == "onnx":
         return OnnxPredictor(path, labels)
-    return TorchPredictor(path, labels, record.format if record else "transformers")
+    return TorchPredictor(path, labels, fmt)
 
 
 class TorchPredictor:
     """A PyTorch model on the best available device (int8: CPU, its only kernels)."""
 
-    def __init__(self, directory: Path, labels: Labels, fmt: str) -> None:
+    def __init__(self, directory: Path, labels: Labels | None, fmt: str) -> None:
         from trainers.checkpoint import BestModel, LabelInfo, load_best
         from trainers.loop import pick_device
 
-        self.labels = labels
-        self.thresholds = read_thresholds(directory, labels.names)
         if fmt == "transformers":
+            # Verified files only; a variant's re-tuned thresholds are written after its card.
             best = load_best(directory, device=str(pick_device("auto")))
+            info = best.labels
+            self.labels = Labels(info.task, info.names, info.text_column, info.max_length)
+            self.thresholds = (
+                best.thresholds
+                if best.thresholds is not None
+                else read_thresholds(directory, info.names)
+            )
             self.best = best._replace(thresholds=self.thresholds)
             return
+        assert labels is not None
         from transformers import AutoTokenizer
+
+        self.labels = labels
+        self.thresholds = read_thresholds(directory, labels.names)
 
         model = _load_int8(directory) if fmt == "int8" else _load_pruned(directory)
         info = LabelInfo(labels.task, labels.names, labels.text_column, labels.max_length)  # type: ignore[arg-type]

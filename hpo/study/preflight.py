@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hpo import stored
 from hpo.errors import HpoError
 from hpo.spec import StudySpec
 from hpo.study import datacheck
-from trainers.profile import DataProfile
+
+if TYPE_CHECKING:  # pandas behind it: a joining worker checks no data
+    from trainers.profile import DataProfile
 
 BOUND_SPLITS = ("train", "val")  # what every trial is trained and scored on
 

@@ -172,17 +172,20 @@ def test_an_unbuilt_variant_is_one_clear_error(compressed):
         load_predictor(best_dir, "bogus")
 
 
-def test_compress_mistakes_are_one_line(tmp_path, capsys, monkeypatch):
+def test_compress_mistakes_are_one_line(tmp_path, capsys, monkeypatch, tiny_study):
     from hpo.cli import main
-    from testing.specs import tiny_ucc_spec
 
     monkeypatch.chdir(tmp_path)
-    spec = tiny_ucc_spec(tmp_path / "tiny.yaml")
-    assert main(["compress", str(spec)]) == 2
+    url = tiny_study.copy_to(tmp_path)
+    assert main(["compress", "no-such-study", "--storage", url]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no-such-study" in err[0], err
+    spec = [NAME, "--storage", url]
+    assert main(["compress", *spec]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         f"error: {'runs/tiny-ucc/best'}: no retrained model (metrics.json missing); run `hpo retrain tiny-ucc` first"
     ]
-    assert main(["compress", str(spec), "--alpha", "2"]) == 2
+    assert main(["compress", *spec, "--alpha", "2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(
         "error: hpo compress: distill.alpha: Input should be less than or equal to 1"

@@ -120,9 +120,12 @@ def _hpo_workers(spec_path: Path, url: str, tmp_path: Path, epoch_s: float):
 
 
 def _running_in_a_live_worker(study):
-    """A trial mid-epoch in a worker that is still alive (its pid from the trial's attributes)."""
+    """A trial in its second epoch (of three) in a worker that is still alive (its pid from the
+    trial's attributes): more than an epoch is left when the interrupt arrives."""
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if stored.epoch_key(1) in trial.user_attrs and not process_gone(worker_pid(trial)):
+        attrs = trial.user_attrs
+        second = stored.epoch_key(1) in attrs and stored.epoch_key(2) not in attrs
+        if second and not process_gone(worker_pid(trial)):
             return trial
     return None
 
@@ -133,8 +136,8 @@ def test_ctrl_c_on_hpo_workers_stops_every_worker_and_keeps_the_finished_trials(
     url = f"sqlite:///{tmp_path}/optuna.db"
     spec_path = sleep_spec(tmp_path, n_trials=20)
     study = open_study(load_spec(str(spec_path)), url, heartbeat_interval=HEARTBEAT_S)
-    # 1 s epochs: the trial seen in its second epoch is still running when the interrupt arrives.
-    with _hpo_workers(spec_path, url, tmp_path, epoch_s=1.0) as hpo:
+    # 1.5 s epochs: the trial seen in its second epoch is still running when the interrupt arrives.
+    with _hpo_workers(spec_path, url, tmp_path, epoch_s=1.5) as hpo:
         wait_until(
             lambda: (
                 n_finished(study) >= 1

@@ -229,7 +229,7 @@ def test_a_tiny_real_model_logs_its_curves_to_the_default_sqlite_file(
     from hpo.cli import main
 
     monkeypatch.chdir(tmp_path)
-    data = slice_dataset(tmp_path / "data", "ucc", {"train": 48, "val": 24, "test": 24})
+    data = slice_dataset(tmp_path / "data", "ucc", {"train": 48, "val": 48, "test": 24})
     path = tiny_ucc_spec(
         tmp_path / "tiny.yaml",
         n_trials=1,

@@ -21,8 +21,8 @@ from hpo.errors import HpoError
 from hpo.report import open_existing_study
 from hpo.study import n_finished
 from storage import StorageError, run_dir
+from testing.data import REPO
 from tests.hpo_tests.edge_support import cli, edge_data, edge_spec, hpo
-from tests.support import REPO
 
 
 @pytest.fixture(scope="module")

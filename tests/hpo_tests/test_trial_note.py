@@ -9,7 +9,7 @@ import optuna
 from optuna_dashboard import get_note, save_note
 
 from hpo.dashboard.trial_note import SYSTEM_ATTR_MAX_LENGTH, save_trial_note
-from tests.support import REPO
+from testing.data import REPO
 
 
 def test_a_note_reads_back_through_optuna_dashboard_even_when_it_shrinks() -> None:
@@ -32,7 +32,7 @@ def test_a_sleep_trainer_worker_imports_neither_scikit_learn_nor_torch() -> None
     """128 workers on one machine: each worker and its forkserver stay small (benchmarks)."""
     code = (
         "import sys, hpo.cli, hpo.study.loop, hpo.trial.objective, storage.proxy_client\n"
-        "import hpo.trial.process, benchmarks.sleep_trainer\n"
+        "import hpo.trial.process, testing.sleep_trainer\n"
         "print(','.join(m for m in ('torch', 'transformers', 'sklearn', 'pandas', 'optuna_dashboard') if m in sys.modules))\n"
     )
     result = subprocess.run(
