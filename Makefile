@@ -80,7 +80,7 @@ storage-proxy: venv
 	$(BIN)/hpo storage-proxy --host $(HOST) --port $(PROXY_PORT)
 
 test: venv
-	DATA_DIR=$(or $(DATA_DIR),../shared/data) $(BIN)/python -m pytest -q
+	DATA_DIR=$(or $(DATA_DIR),../shared/data) $(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 lint: venv
 	$(BIN)/ruff check .
