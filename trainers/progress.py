@@ -32,7 +32,11 @@ def progress(
         return
     from tqdm.auto import tqdm
 
-    yield from tqdm(items, desc=desc, total=total, unit=unit, leave=False, dynamic_ncols=True)
+    # disable=False: tqdm reads TQDM_DISABLE once, at import; the decision was made above.
+    bar = tqdm(
+        items, desc=desc, total=total, unit=unit, leave=False, dynamic_ncols=True, disable=False
+    )
+    yield from bar
 
 
 def chunks(n: int, size: int) -> list[slice]:
