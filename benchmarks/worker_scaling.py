@@ -91,8 +91,9 @@ class Run:
 def steady_rate(
     trials: list[FrozenTrial], worker_of: Callable[[FrozenTrial], str], workers: int
 ) -> tuple[float, float, float]:
-    """(trials per minute of all workers, mean per-trial cycle in seconds after warm-up, how much
-    longer a worker's first cycle was); NaN where a run left too few trials to tell."""
+    """(trials per minute of the workers that ran trials, mean per-trial cycle in seconds after
+    warm-up, how much longer a worker's first cycle was); NaN where a run left too few trials to
+    tell. Workers that never ran a trial (could not connect) add nothing to the rate."""
     starts: dict[str, list[float]] = defaultdict(list)
     for t in trials:
         starts[worker_of(t)].append(t.datetime_start.timestamp())
@@ -102,7 +103,7 @@ def steady_rate(
         return math.nan, math.nan, math.nan
     cycle = sum(intervals) / len(intervals)
     warmup = sum(s[1] - s[0] for s in runs) / len(runs) - cycle
-    return workers * 60 / cycle, cycle, warmup
+    return min(workers, len(starts)) * 60 / cycle, cycle, warmup
 
 
 def wall_seconds(trials: list[FrozenTrial]) -> float:
