@@ -11,8 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from testing.data import REPO, slice_dataset
-from testing.specs import tiny_ucc_spec
+from testing.data import REPO, UCC_LABELS, slice_dataset
+from testing.specs import tiny_architecture, tiny_ucc_spec
 
 # Every label has a positive in the first 48 val rows of UCC; train has fewer labels' positives.
 ROWS = {"train": 64, "val": 48, "test": 48}
@@ -83,3 +83,63 @@ def rewrite(path: Path, change) -> Path:
     change(raw)
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
+
+
+TEXTS = [
+    "You are an idiot and everyone knows it!",
+    "Thanks, that is a helpful point.",
+    "Why would anyone believe this?",
+    "NO. Just no.",
+]
+
+
+def saved_tiny_model(folder: Path, features: bool = False) -> Path:
+    """A saved tiny BERT: multi-label UCC labels at thresholds 0.5, or (features) a multi-class
+    model with hand-made features."""
+    import numpy as np
+
+    from trainers.checkpoint import LabelInfo, save_best
+    from trainers.config import Hyperparams, ModelConfig
+    from trainers.features import TextFeatureExtractor
+    from trainers.fusion import build_model
+    from trainers.model import load_tokenizer
+
+    cfg = ModelConfig(from_config=tiny_architecture(), max_length=32)
+    tokenizer = load_tokenizer(cfg)
+    if features:
+        extractor = TextFeatureExtractor(tfidf_top_n=5).fit(TEXTS)
+        hyper = Hyperparams(features=True, pooling="mean", feature_dim=4, text_projection_dim=8)
+        names = ("Negative", "Neutral", "Positive")
+        model = build_model(
+            cfg,
+            "multi_class",
+            names,
+            np.array([0, 1, 2, 1]),
+            hyper,
+            extractor.n_features,
+            tokenizer.pad_token_id,
+        )
+        return save_best(
+            folder,
+            model.eval(),
+            tokenizer,
+            LabelInfo("multi_class", names, "comment", 32),
+            extractor=extractor,
+        )
+    names = tuple(UCC_LABELS)
+    model = build_model(
+        cfg,
+        "multi_label",
+        names,
+        np.zeros((4, len(names)), np.float32),
+        Hyperparams(),
+        0,
+        tokenizer.pad_token_id,
+    )
+    return save_best(
+        folder,
+        model.eval(),
+        tokenizer,
+        LabelInfo("multi_label", names, "comment", 32),
+        np.full(len(names), 0.5),
+    )

@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import pytest
 
-from testing.data import UCC_LABELS
-from testing.specs import tiny_architecture
-from tests.hpo_tests.edge_support import cli, edge_data, edge_spec, hpo, rewrite
+from tests.hpo_tests.edge_support import cli, edge_data, edge_spec, hpo, rewrite, saved_tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -293,32 +290,7 @@ def test_too_many_workers_for_the_machine(capsys, spec, data):
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    from trainers.checkpoint import LabelInfo, save_best
-    from trainers.config import Hyperparams, ModelConfig
-    from trainers.fusion import build_model
-    from trainers.model import load_tokenizer
-
-    cfg = ModelConfig(from_config=tiny_architecture(), max_length=32)
-    tokenizer = load_tokenizer(cfg)
-    names = tuple(UCC_LABELS)
-    model = build_model(
-        cfg,
-        "multi_label",
-        names,
-        np.zeros((4, len(names)), np.float32),
-        Hyperparams(),
-        0,
-        tokenizer.pad_token_id,
-    )
-    out = tmp_path_factory.mktemp("best")
-    save_best(
-        out,
-        model,
-        tokenizer,
-        LabelInfo("multi_label", names, "comment", 32),
-        np.full(len(names), 0.5),
-    )
-    return out
+    return saved_tiny_model(tmp_path_factory.mktemp("best"))
 
 
 @pytest.mark.parametrize("texts", [[""], ["   \t"], ["fine", ""]])

@@ -13,20 +13,11 @@ import pytest
 
 from hpo.errors import HpoError
 from hpo.stored import BestMetrics
-from testing.data import UCC_LABELS
-from testing.specs import tiny_architecture
-from tests.hpo_tests.edge_support import cli
-from trainers.checkpoint import LABELS_FILE, LabelInfo, load_best, save_best
+from tests.hpo_tests.edge_support import TEXTS, cli, saved_tiny_model
+from trainers.checkpoint import LABELS_FILE, load_best
 from trainers.errors import TrainerError
 from trainers.features import FEATURES_FILE, TextFeatureExtractor
 from trainers.manifest import sha256_of
-
-TEXTS = [
-    "You are an idiot and everyone knows it!",
-    "Thanks, that is a helpful point.",
-    "Why would anyone believe this?",
-    "NO. Just no.",
-]
 
 
 class _Payload:
@@ -43,58 +34,12 @@ def _pickle(marker: Path) -> bytes:
     return pickle.dumps(_Payload(marker))
 
 
-def _build(folder: Path, features: bool) -> Path:
-    from trainers.config import Hyperparams, ModelConfig
-    from trainers.fusion import build_model
-    from trainers.model import load_tokenizer
-
-    cfg = ModelConfig(from_config=tiny_architecture(), max_length=32)
-    tokenizer = load_tokenizer(cfg)
-    if features:
-        extractor = TextFeatureExtractor(tfidf_top_n=5).fit(TEXTS)
-        hyper = Hyperparams(features=True, pooling="mean", feature_dim=4, text_projection_dim=8)
-        names = ("Negative", "Neutral", "Positive")
-        model = build_model(
-            cfg,
-            "multi_class",
-            names,
-            np.array([0, 1, 2, 1]),
-            hyper,
-            extractor.n_features,
-            tokenizer.pad_token_id,
-        )
-        return save_best(
-            folder,
-            model.eval(),
-            tokenizer,
-            LabelInfo("multi_class", names, "comment", 32),
-            extractor=extractor,
-        )
-    names = tuple(UCC_LABELS)
-    model = build_model(
-        cfg,
-        "multi_label",
-        names,
-        np.zeros((4, len(names)), np.float32),
-        Hyperparams(),
-        0,
-        tokenizer.pad_token_id,
-    )
-    return save_best(
-        folder,
-        model.eval(),
-        tokenizer,
-        LabelInfo("multi_label", names, "comment", 32),
-        np.full(len(names), 0.5),
-    )
-
-
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("saved")
     return {
-        "plain": _build(root / "plain", features=False),
-        "features": _build(root / "features", features=True),
+        "plain": saved_tiny_model(root / "plain", features=False),
+        "features": saved_tiny_model(root / "features", features=True),
     }
 
 
@@ -245,7 +190,7 @@ def test_a_listed_file_that_is_missing(capsys, copy):
 def test_saving_again_leaves_no_stale_file_listed(copy, tmp_path):
     """A feature model saved over a plain one (or the reverse): only the new files are listed."""
     folder = copy("features")
-    _build(folder, features=False)
+    saved_tiny_model(folder, features=False)
     card = _card(folder)
     assert (
         card["features"] is False
