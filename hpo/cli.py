@@ -650,13 +650,7 @@ def _add_compress(sub) -> None:
         "compress",
         help="build deployment variants of runs/<study>/best and their report in runs/<study>/deploy/",
     )
-    compress.add_argument("name", help="study name")
-    compress.add_argument(
-        "--data-dir",
-        type=existing_dir,
-        help="folder holding the data sets (default: $DATA_DIR or data/)",
-    )
-    _storage(compress)
+    _study_args(compress)
     compress.add_argument(
         "--variants",
         help=f"comma-separated, some of {','.join(VARIANTS)} (default: the spec's compress.variants)",
