@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from testing.data import REPO, UCC_LABELS
+from testing.data import REPO, UCC_LABELS, default_data_root
 from testing.workers import most_at_once
 
 MINILM_SHAPE = {
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     gpus = args.gpus or ",".join(str(i) for i in range(torch.cuda.device_count()))
     n_trials = args.trials or (4 if args.quick else 24)
-    data_dir = Path(os.environ.get("DATA_DIR", REPO.parent / "shared" / "data"))
+    data_dir = default_data_root()
     print(
         f"GPU {torch.cuda.get_device_name()} × {len(gpus.split(','))}; {n_trials} MiniLM-sized trials of {args.epochs} epoch(s) per setting"
     )

@@ -78,15 +78,9 @@ class Monitor:
     def _connect(self):
         if self.socket_dir is None:
             return None
-        import psycopg
+        from testing.pg_server import superuser_connection
 
-        return psycopg.connect(
-            host=str(self.socket_dir),
-            port=self.port,
-            user="postgres",
-            dbname="postgres",
-            autocommit=True,
-        )
+        return superuser_connection(self.socket_dir, self.port)
 
     def _sample_memory(self) -> None:
         pss = rss = 0

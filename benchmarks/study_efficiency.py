@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+from testing.data import REPO, default_data_root
+
 DEFAULT_SPEC = REPO / "studies" / "ucc-best.yaml"
 
 
@@ -255,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--data-dir",
         type=Path,
-        default=Path(os.environ.get("DATA_DIR", REPO.parent / "shared" / "data")),
+        default=default_data_root(),
     )
     args = parser.parse_args(argv)
     budget = args.budget_min or (2.0 if args.quick else 30.0)

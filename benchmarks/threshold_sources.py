@@ -7,13 +7,12 @@ the half of val neither route saw (each half in turn): trainers.crossfit.compare
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from testing.data import REPO, UCC_LABELS
+from testing.data import UCC_LABELS, default_data_root
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--data-dir",
         type=Path,
-        default=Path(os.environ.get("DATA_DIR", REPO.parent / "shared" / "data")),
+        default=default_data_root(),
     )
     args = parser.parse_args(argv)
     import pandas as pd

@@ -156,19 +156,8 @@ def service_run(
         running_max = _release_when_all_started(study, procs, barrier)
         running_max = max(running_max, _wait_bounded(study, procs))
     errors = sum(1 for p in procs if p.returncode != 0)
-    trials = study.get_trials(deepcopy=False)
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    return Run(
-        backend,
-        "service",
-        workers,
-        rounds * workers,
-        *steady_rate(complete, lambda t: t.user_attrs["worker"], workers),
-        wall_seconds(complete),
-        Counter(t.state.name for t in trials),
-        errors,
-        running_max,
-        monitor.peaks,
+    return _measured(
+        study, backend, "service", workers, rounds, "worker", errors, running_max, monitor
     )
 
 
@@ -224,18 +213,34 @@ def optuna_run(backend: str, target: Target, workers: int, rounds: int, epoch_s:
             p.start()
         for p in procs:
             p.join()
+    errors = sum(1 for p in procs if p.exitcode)
+    return _measured(study, backend, "optuna", workers, rounds, "pid", errors, 0, monitor)
+
+
+def _measured(
+    study: optuna.Study,
+    backend: str,
+    path: str,
+    workers: int,
+    rounds: int,
+    worker_attr: str,
+    errors: int,
+    running_max: int,
+    monitor: Monitor,
+) -> Run:
+    """The Run row of a finished study whose trials name their worker in `worker_attr`."""
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     return Run(
         backend,
-        "optuna",
+        path,
         workers,
         rounds * workers,
-        *steady_rate(complete, lambda t: t.user_attrs["pid"], workers),
+        *steady_rate(complete, lambda t: t.user_attrs[worker_attr], workers),
         wall_seconds(complete),
         Counter(t.state.name for t in trials),
-        sum(1 for p in procs if p.exitcode),
-        0,
+        errors,
+        running_max,
         monitor.peaks,
     )
 

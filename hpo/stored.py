@@ -190,6 +190,38 @@ class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class JsonRecord(_Record):
+    """A typed record kept as one JSON file, FILENAME, in a folder, written by WRITER (the
+    command to run again when the file is not what it wrote)."""
+
+    FILENAME: ClassVar[str]
+    WRITER: ClassVar[str]
+
+    def write(self, folder: Path) -> Path:
+        path = Path(folder) / self.FILENAME
+        path.write_text(json.dumps(json_safe(self.model_dump(mode="json")), indent=2))
+        return path
+
+    @classmethod
+    def read(cls, folder: Path):
+        """The record in `folder`, None if there is none; a file that is not what WRITER
+        wrote is one line naming it."""
+        path = Path(folder) / cls.FILENAME
+        if not path.is_file():
+            return None
+        try:
+            return cls.model_validate_json(path.read_bytes())
+        except OSError as e:
+            raise HpoError(f"{path}: cannot be read ({e.strerror or e})") from None
+        except ValidationError as e:
+            err = e.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            raise HpoError(
+                f"{path}: not what `{cls.WRITER}` writes ({where + ': ' if where else ''}{err['msg']}); "
+                f"run `{cls.WRITER}` again or delete the file"
+            ) from None
+
+
 class ObjectiveFigures(_Record):
     """The objective on validation: the trial's value, the retrained model's, the baseline's."""
 
@@ -208,7 +240,7 @@ class TestFigures(_Record):
     intervals: dict[str, list[float | None]] = {}
 
 
-class BestMetrics(_Record):
+class BestMetrics(JsonRecord):
     """What `hpo retrain` measured of the model it saved; `hpo report` and the CLI read it."""
 
     study: str
@@ -229,27 +261,4 @@ class BestMetrics(_Record):
     collapse: list[str] = []
 
     FILENAME: ClassVar[str] = "metrics.json"
-
-    def write(self, folder: Path) -> Path:
-        path = Path(folder) / self.FILENAME
-        path.write_text(json.dumps(json_safe(self.model_dump(mode="json")), indent=2))
-        return path
-
-    @classmethod
-    def read(cls, folder: Path) -> BestMetrics | None:
-        """The metrics in `folder`, None if there are none; a file that is not what `hpo
-        retrain` wrote is one line naming it."""
-        path = Path(folder) / cls.FILENAME
-        if not path.is_file():
-            return None
-        try:
-            return cls.model_validate_json(path.read_bytes())
-        except OSError as e:
-            raise HpoError(f"{path}: cannot be read ({e.strerror or e})") from None
-        except ValidationError as e:
-            err = e.errors()[0]
-            where = ".".join(str(p) for p in err["loc"])
-            raise HpoError(
-                f"{path}: not the metrics `hpo retrain` writes ({where + ': ' if where else ''}{err['msg']}); "
-                "run `hpo retrain` again or delete the file"
-            ) from None
+    WRITER: ClassVar[str] = "hpo retrain"

@@ -51,8 +51,13 @@ class RealData:
         return dest
 
 
+def default_data_root() -> Path:
+    """$DATA_DIR, or ../shared/data beside the checkout."""
+    return Path(os.environ.get("DATA_DIR") or REPO.parent / "shared" / "data")
+
+
 def real_data() -> RealData:
-    root = Path(os.environ.get("DATA_DIR") or REPO.parent / "shared" / "data")
+    root = default_data_root()
     if not (root / "ucc" / "train.csv").is_file():
         raise DataMissing(
             f"real data not found under {root} (no ucc/train.csv); set DATA_DIR to the folder holding ucc/"

@@ -103,16 +103,9 @@ class PostgresServer:
             shutil.chown(self.socket_dir, self.run_as)
 
     def create_user_and_database(self) -> None:
-        import psycopg
         from psycopg import sql
 
-        with psycopg.connect(
-            host=str(self.socket_dir),
-            port=self.port,
-            user="postgres",
-            dbname="postgres",
-            autocommit=True,
-        ) as conn:
+        with superuser_connection(self.socket_dir, self.port) as conn:
             conn.execute(
                 sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
                     sql.Identifier(self.user), sql.Literal(self.password)
@@ -144,6 +137,16 @@ class PostgresServer:
             text=True,
             timeout=120,
         )
+
+
+def superuser_connection(socket_dir: Path, port: int):
+    """An autocommit psycopg connection as the postgres superuser over the server's Unix
+    socket (no password: initdb trusts local socket connections)."""
+    import psycopg
+
+    return psycopg.connect(
+        host=str(socket_dir), port=port, user="postgres", dbname="postgres", autocommit=True
+    )
 
 
 def start_server(*, max_connections: int = 60, netns: str | None = None) -> PostgresServer:

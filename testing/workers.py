@@ -130,6 +130,22 @@ def mid_trial(
     return None
 
 
+def wait_mid_trial(
+    study: optuna.Study, procs: list[subprocess.Popen]
+) -> tuple[FrozenTrial, subprocess.Popen]:
+    """Wait for a trial in its second epoch; returns it and the worker running it."""
+    return wait_until(lambda: mid_trial(study, procs), what="a trial in its second epoch")
+
+
+def kill_mid_trial(study: optuna.Study, procs: list[subprocess.Popen]) -> FrozenTrial:
+    """SIGKILL the worker of a trial in its second epoch and wait for the other workers, which
+    must end the study; returns the trial as it was when its worker died."""
+    trial, victim = wait_mid_trial(study, procs)
+    victim.send_signal(signal.SIGKILL)
+    assert [p.wait() for p in procs if p is not victim] == [0] * (len(procs) - 1)
+    return trial
+
+
 def worker_pid(trial: FrozenTrial) -> int:
     return int(str(trial.user_attrs.get(stored.WORKER, ":0")).rsplit(":", 1)[1])
 

@@ -8,43 +8,18 @@ report. Everything is JSON, safetensors or ONNX: nothing is unpickled to load a 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-
-from hpo.errors import HpoError
-from hpo.stored import json_safe
+from hpo.stored import JsonRecord
 
 DEPLOY_DIR = "deploy"
 Format = Literal["transformers", "int8", "pruned", "onnx"]
 WEIGHT_SUFFIXES = (".safetensors", ".onnx", ".onnx.data")
 
 
-class Record(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    FILENAME: ClassVar[str]
-
-    def write(self, folder: Path) -> Path:
-        path = Path(folder) / self.FILENAME
-        path.write_text(json.dumps(json_safe(self.model_dump(mode="json")), indent=2))
-        return path
-
-    @classmethod
-    def read(cls, folder: Path):
-        path = Path(folder) / cls.FILENAME
-        if not path.is_file():
-            return None
-        try:
-            return cls.model_validate_json(path.read_bytes())
-        except ValidationError as e:
-            err = e.errors()[0]
-            where = ".".join(str(p) for p in err["loc"])
-            raise HpoError(
-                f"{path}: {where + ': ' if where else ''}{err['msg']}; run `hpo compress` again"
-            ) from None
+class Record(JsonRecord):
+    WRITER: ClassVar[str] = "hpo compress"
 
 
 class VariantRecord(Record):

@@ -18,7 +18,7 @@ import numpy as np
 
 from hpo.deploy.layout import VariantRecord
 from hpo.deploy.settings import PruneSpec
-from hpo.deploy.support import Source, copy_shared_files, epoch_printer
+from hpo.deploy.support import Source, Teacher, copy_shared_files
 
 log = logging.getLogger(__name__)
 SHAPE_FILE = "pruning.json"
@@ -26,18 +26,13 @@ WEIGHTS_FILE = "model.safetensors"
 
 
 def build_pruned(source: Source, target: Path, settings: PruneSpec) -> VariantRecord:
-    from trainers.checkpoint import load_best
-    from trainers.distill import DistillSettings, fit_student, student_run, teacher_logits
-    from trainers.loop import load_tokenized
     from trainers.shrink import parameter_count
 
-    teacher = load_best(source.best_dir, device="cpu")
-    config = source.config
-    train = load_tokenized(config, teacher.tokenizer, config.data.train_path, teacher.extractor)
-    logits = teacher_logits(teacher.model, train, teacher.tokenizer.pad_token_id)
-    before = parameter_count(teacher.model)
-    model, removed = _pruned_copy(teacher, train, source, settings)
-    tokenizer = teacher.tokenizer
+    teacher = Teacher.load(source)
+    train = teacher.train
+    before = parameter_count(teacher.best.model)
+    model, removed = _pruned_copy(teacher.best, train, source, settings)
+    tokenizer = teacher.best.tokenizer
     copy_shared_files(source.best_dir, target, tokenizer=not settings.vocabulary)
     if settings.vocabulary:
         removed["vocabulary"] = _prune_vocabulary(model, source, target, train.texts)
@@ -45,17 +40,7 @@ def build_pruned(source: Source, target: Path, settings: PruneSpec) -> VariantRe
 
         tokenizer = AutoTokenizer.from_pretrained(target, local_files_only=True)
     r = settings.recovery
-    recovery = DistillSettings(
-        r.temperature,
-        r.alpha,
-        r.epochs,
-        r.learning_rate or config.hyper.learning_rate,
-        r.batch_size or config.hyper.batch_size,
-    )
-    run = student_run(config, model, tokenizer, teacher.extractor, logits, recovery)
-    model, best = fit_student(
-        run, config.monitor, config.monitor_mode == "max", epoch_printer("recovery")
-    )
+    model, best, recovery = teacher.teach(source.config, model, tokenizer, r, "recovery")
     save_pruned(model.cpu(), target)
     after = parameter_count(model)
     details = {"importance": "gradient × activation on train", "importance_texts": min(settings.importance_texts, len(train.ids)),

@@ -6,7 +6,9 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from hpo.deploy.settings import TeacherLoss
 from hpo.errors import HpoError
 from hpo.search_space import replay
 from hpo.spec import StudySpec
@@ -46,6 +48,46 @@ class Source:
                 f"study {spec.name}: data.test is not set; the deployment report scores each variant on test"
             )
         return cls(spec, Path(best_dir), metrics, config)
+
+
+@dataclass(frozen=True)
+class Teacher:
+    """The fp32 model on CPU (trainers.checkpoint's loaded best), the train split tokenised for
+    it and its logits there: what the pruning recovery and the distillation learn from."""
+
+    best: Any
+    train: Any
+    logits: Any
+
+    @classmethod
+    def load(cls, source: Source) -> Teacher:
+        from trainers.checkpoint import load_best
+        from trainers.distill import teacher_logits
+        from trainers.loop import load_tokenized
+
+        best = load_best(source.best_dir, device="cpu")
+        config = source.config
+        train = load_tokenized(config, best.tokenizer, config.data.train_path, best.extractor)
+        return cls(best, train, teacher_logits(best.model, train, best.tokenizer.pad_token_id))
+
+    def teach(self, config: TrainConfig, student, tokenizer, settings: TeacherLoss, what: str):
+        """Train `student` on train towards this teacher's soft probabilities and the labels
+        (its learning rate and batch size default to the trial's); returns the student at its best validation epoch, that epoch's metrics
+        and the settings used."""
+        from trainers.distill import DistillSettings, fit_student, student_run
+
+        chosen = DistillSettings(
+            settings.temperature,
+            settings.alpha,
+            settings.epochs,
+            settings.learning_rate or config.hyper.learning_rate,
+            settings.batch_size or config.hyper.batch_size,
+        )
+        run = student_run(config, student, tokenizer, self.best.extractor, self.logits, chosen)
+        student, best = fit_student(
+            run, config.monitor, config.monitor_mode == "max", epoch_printer(what)
+        )
+        return student, best, chosen
 
 
 def copy_shared_files(source: Path, target: Path, tokenizer: bool = True) -> None:

@@ -7,17 +7,7 @@ import os
 
 import pytest
 
-from tests.hpo_tests.edge_support import cli, edge_data, edge_spec, hpo, rewrite, saved_tiny_model
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return edge_data(tmp_path_factory.mktemp("data"))
-
-
-@pytest.fixture
-def spec(tmp_path):
-    return edge_spec(tmp_path / "tiny.yaml")
+from tests.hpo_tests.edge_support import cli, edge_spec, hpo, rewrite, saved_tiny_model
 
 
 @pytest.mark.parametrize(

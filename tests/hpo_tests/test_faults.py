@@ -19,12 +19,13 @@ from testing.workers import (
     FINISHED,
     HEARTBEAT_S,
     hpo_in_background,
-    mid_trial,
+    kill_mid_trial,
     process_gone,
     retries_of,
     start_study_workers,
     states,
     stop_all,
+    wait_mid_trial,
     wait_until,
     worker_pid,
 )
@@ -38,11 +39,7 @@ def test_worker_killed_mid_trial_its_trial_fails_and_is_retried(
     monkeypatch.setenv("SLEEP_EPOCH_S", "0.3")
     study, procs = start_study_workers(sleep_spec(tmp_path, n_trials=4), storage_url, n_workers=2)
     try:
-        trial, victim = wait_until(
-            lambda: mid_trial(study, procs), what="a trial in its second epoch"
-        )
-        victim.send_signal(signal.SIGKILL)
-        assert [p.wait() for p in procs if p is not victim] == [0]
+        trial = kill_mid_trial(study, procs)
     finally:
         stop_all(procs)
 
@@ -179,9 +176,7 @@ def test_sigterm_fails_the_running_trial_and_stops_its_process(
         sleep_spec(tmp_path, n_trials=4), f"sqlite:///{tmp_path}/optuna.db", n_workers=2
     )
     try:
-        trial, victim = wait_until(
-            lambda: mid_trial(study, procs), what="a trial in its second epoch"
-        )
+        trial, victim = wait_mid_trial(study, procs)
         victim.send_signal(signal.SIGTERM)
         assert victim.wait(timeout=30) == 130  # hpo.cli: interrupted
         assert process_gone(
@@ -206,9 +201,7 @@ def test_a_trial_failed_by_another_worker_while_running_is_retried_and_the_worke
         sleep_spec(tmp_path, n_trials=3), f"sqlite:///{tmp_path}/optuna.db", n_workers=1
     )
     try:
-        trial, worker = wait_until(
-            lambda: mid_trial(study, procs), what="a trial in its second epoch"
-        )
+        trial, worker = wait_mid_trial(study, procs)
         storage = study._storage
         storage.set_trial_state_values(
             trial._trial_id, TrialState.FAIL

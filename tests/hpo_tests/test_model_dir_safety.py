@@ -239,6 +239,6 @@ def test_an_inconsistent_feature_state_is_one_line(tmp_path, change, fragment):
 @pytest.mark.parametrize("content", ["{", "[]", '{"study": "x"}', "\xff"])
 def test_a_corrupt_metrics_json_is_one_line(tmp_path, content):
     (tmp_path / BestMetrics.FILENAME).write_text(content, encoding="latin-1")
-    with pytest.raises(HpoError, match="not the metrics `hpo retrain` writes") as e:
+    with pytest.raises(HpoError, match="not what `hpo retrain` writes") as e:
         BestMetrics.read(tmp_path)
     assert str(tmp_path / BestMetrics.FILENAME) in str(e.value) and "\n" not in str(e.value)

@@ -9,17 +9,7 @@ import pandas as pd
 import pytest
 
 from testing.specs import tiny_architecture
-from tests.hpo_tests.edge_support import cli, edge_data, edge_spec, hpo, rewrite
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return edge_data(tmp_path_factory.mktemp("data"))
-
-
-@pytest.fixture
-def spec(tmp_path):
-    return edge_spec(tmp_path / "tiny.yaml")
+from tests.hpo_tests.edge_support import cli, edge_spec, hpo, rewrite
 
 
 def _val(data, tmp_path, change) -> str:

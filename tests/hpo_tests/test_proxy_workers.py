@@ -4,7 +4,6 @@ killed worker's trial retried, the dashboard and the trials' artifacts on a grpc
 from __future__ import annotations
 
 import json
-import signal
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from hpo.study import n_finished
 from hpo.study.workers import wait_workers
 from storage import default_artifact_dir
 from testing.specs import sleep_spec
-from testing.workers import FINISHED, mid_trial, states, stop_all, wait_until
+from testing.workers import FINISHED, kill_mid_trial, states, stop_all
 from testing.workers import start_study_workers as create_and_start
 from tests.proxy_support import running_proxy
 
@@ -82,11 +81,7 @@ def test_a_worker_killed_through_the_proxy_has_its_trial_failed_and_retried(
     with running_proxy(f"sqlite:///{tmp_path}/optuna.db") as url:
         study, procs = create_and_start(sleep_spec(tmp_path, n_trials=5), url, n_workers=2)
         try:
-            trial, victim = wait_until(
-                lambda: mid_trial(study, procs), what="a trial in its second epoch"
-            )
-            victim.send_signal(signal.SIGKILL)
-            assert [p.wait() for p in procs if p is not victim] == [0]
+            trial = kill_mid_trial(study, procs)
         finally:
             stop_all(procs)
         after = study.get_trials(deepcopy=False)

@@ -22,12 +22,7 @@ from hpo.report import open_existing_study
 from hpo.study import n_finished
 from storage import StorageError, run_dir
 from testing.data import REPO
-from tests.hpo_tests.edge_support import cli, edge_data, edge_spec, hpo
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return edge_data(tmp_path_factory.mktemp("data"))
+from tests.hpo_tests.edge_support import cli, edge_spec, hpo
 
 
 @pytest.fixture
