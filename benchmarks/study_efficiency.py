@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from testing.data import REPO, default_data_root
+from testing.data import REPO, add_data_dir_argument
 
 DEFAULT_SPEC = REPO / "studies" / "ucc-best.yaml"
 
@@ -253,11 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--select", action="store_true", help="service arm: also `hpo select` inside the budget"
     )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=default_data_root(),
-    )
+    add_data_dir_argument(parser)
     args = parser.parse_args(argv)
     budget = args.budget_min or (2.0 if args.quick else 30.0)
     from hpo.spec import load_spec

@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from testing.data import UCC_LABELS, default_data_root
+from testing.data import UCC_LABELS, add_data_dir_argument
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,11 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         "--folds", type=int, default=None, help="cross-fitting folds (default 4; 2 with --quick)"
     )
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=default_data_root(),
-    )
+    add_data_dir_argument(parser)
     args = parser.parse_args(argv)
     import pandas as pd
 

@@ -568,15 +568,26 @@ def _study_args(p: argparse.ArgumentParser) -> None:
     _storage(p)
 
 
-def cmd_report(args) -> int:
-    from hpo.dashboard.attach import attach_to_best_trial
-    from hpo.report import open_existing_study, report_study
+def _stored_study(args):
+    """The study `_study_args` name on its storage, the spec it stored when it started (variant
+    applied; never today's file of that name) and the data folder: (url, study, spec, data_dir)."""
+    from hpo.report import open_existing_study
     from hpo.spec import default_data_dir
-    from storage import default_artifact_dir, resolve_storage_url
+    from storage import resolve_storage_url
 
     url = resolve_storage_url(args.storage)
-    path = report_study(args.name, url, default_data_dir(args.data_dir))
-    attach_to_best_trial(open_existing_study(args.name, url)[0], [path], default_artifact_dir(url))
+    study, spec = open_existing_study(args.name, url)
+    return url, study, spec, default_data_dir(args.data_dir)
+
+
+def cmd_report(args) -> int:
+    from hpo.dashboard.attach import attach_to_best_trial
+    from hpo.report import report_study
+    from storage import default_artifact_dir
+
+    url, study, _, data_dir = _stored_study(args)
+    path = report_study(args.name, url, data_dir)
+    attach_to_best_trial(study, [path], default_artifact_dir(url))
     print(f"report: {path} (and report.md, one CSV per table, in {path.parent})")
     return 0
 
@@ -585,17 +596,14 @@ def cmd_retrain(args) -> int:
     from hpo import stored
     from hpo.best import retrain_best
     from hpo.dashboard.attach import attach_to_best_trial
-    from hpo.report import open_existing_study
-    from hpo.spec import default_data_dir
-    from storage import default_artifact_dir, resolve_storage_url, run_dir
+    from storage import default_artifact_dir, run_dir
 
-    url = resolve_storage_url(args.storage)
-    study, spec = open_existing_study(args.name, url)
+    url, study, spec, data_dir = _stored_study(args)
     out = run_dir(study.study_name) / "best"
     metrics = retrain_best(
         study,
         spec,
-        default_data_dir(args.data_dir),
+        data_dir,
         out,
         n_resamples=args.resamples,
         trial_number=args.trial,
@@ -620,12 +628,9 @@ def cmd_retrain(args) -> int:
 
 def cmd_select(args) -> int:
     from hpo.best.select import select, selection_lines
-    from hpo.report import open_existing_study
-    from hpo.spec import default_data_dir
-    from storage import resolve_storage_url
 
-    study, spec = open_existing_study(args.name, resolve_storage_url(args.storage))
-    candidates = select(study, spec, default_data_dir(args.data_dir))
+    _, study, spec, data_dir = _stored_study(args)
+    candidates = select(study, spec, data_dir)
     print("\n".join(selection_lines(candidates, spec.objective.metric)))
     print(f"selected trial {candidates[0].trial}; `hpo retrain {spec.name}` retrains it")
     return 0
@@ -633,12 +638,9 @@ def cmd_select(args) -> int:
 
 def cmd_score_trials(args) -> int:
     from hpo.best import score_trials
-    from hpo.report import open_existing_study
-    from hpo.spec import default_data_dir
-    from storage import resolve_storage_url
 
-    study, spec = open_existing_study(args.name, resolve_storage_url(args.storage))
-    scored = score_trials(study, spec, default_data_dir(args.data_dir))
+    _, study, spec, data_dir = _stored_study(args)
+    scored = score_trials(study, spec, data_dir)
     print(f"scored {len(scored)} trial(s) on test; `hpo report {spec.name}` shows them")
     return 0
 
@@ -686,12 +688,9 @@ def _add_compress(sub) -> None:
 def cmd_compress(args) -> int:
     from hpo.deploy.compress import compress_study
     from hpo.deploy.settings import settings_with
-    from hpo.report import open_existing_study
-    from hpo.spec import default_data_dir
-    from storage import resolve_storage_url, run_dir
+    from storage import run_dir
 
-    # The spec the study ran with (variant applied), not today's file of the same name.
-    study, spec = open_existing_study(args.name, resolve_storage_url(args.storage))
+    _, study, spec, data_dir = _stored_study(args)
     variants = (
         [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
     )
@@ -701,7 +700,7 @@ def cmd_compress(args) -> int:
     path = compress_study(
         spec,
         run_dir(study.study_name) / "best",
-        default_data_dir(args.data_dir),
+        data_dir,
         settings,
         rebuild=not args.remeasure,
     )

@@ -56,6 +56,16 @@ def default_data_root() -> Path:
     return Path(os.environ.get("DATA_DIR") or REPO.parent / "shared" / "data")
 
 
+def add_data_dir_argument(parser) -> None:
+    """A benchmark's --data-dir: the folder holding ucc/ and covid-tweets/."""
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=default_data_root(),
+        help="the folder holding ucc/ and covid-tweets/ (default: $DATA_DIR or ../shared/data)",
+    )
+
+
 def real_data() -> RealData:
     root = default_data_root()
     if not (root / "ucc" / "train.csv").is_file():
