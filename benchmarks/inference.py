@@ -51,7 +51,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--predict-variant",
         default="onnx-int8",
-        help="the variant `hpo predict` is timed on (default onnx-int8)",
+        help="a variant `hpo predict` is timed on, beside fp32 and the report's best trade-off (default onnx-int8)",
     )
     return parser.parse_args(argv)
 
@@ -134,17 +134,20 @@ def bench_study(name: str, best: Path, args: argparse.Namespace) -> None:
 
 
 def bench_predict(best: Path, texts: list[str], column: str, variant: str, spec) -> None:
-    """`hpo predict` in a fresh process on a CSV of the test texts; wall-clock, load included."""
+    """`hpo predict` in a fresh process on a CSV of the test texts, for fp32, `variant` and the
+    deployment report's best trade-off; wall-clock, interpreter start and model load included."""
     import pandas as pd
 
-    targets = [
-        ("fp32", None),
-        *(
-            [(variant, variant)]
-            if (best.parent / "deploy" / variant / "variant.json").is_file()
-            else []
-        ),
+    from hpo.deploy.report import DeploySummary
+
+    summary = DeploySummary.read(best.parent / "deploy")
+    chosen_by_report = [summary.chosen] if summary and summary.chosen != "fp32" else []
+    built = [
+        v
+        for v in dict.fromkeys([variant, *chosen_by_report])
+        if (best.parent / "deploy" / v / "variant.json").is_file()
     ]
+    targets = [("fp32", None), *((v, v) for v in built)]
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp:
         source = Path(tmp) / "test.csv"
         pd.DataFrame({column: texts}).to_csv(source, index=False)
