@@ -404,9 +404,9 @@ def _storage(backend: str, folder: Path, max_connections: int) -> Iterator[Targe
 @contextlib.contextmanager
 def _proxy(database_url: str, folder: Path) -> Iterator[str]:
     """`hpo storage-proxy` as its own process, as it runs in production, on a free loopback port."""
-    from testing.pg_server import _free_port
+    from testing.pg_server import free_port
 
-    port = _free_port()
+    port = free_port()
     cmd = [sys.executable, "-m", "hpo", "storage-proxy", "--port", str(port)]
     with (folder / "proxy.log").open("w") as log:
         proc = subprocess.Popen(

@@ -202,7 +202,7 @@ def _create_server() -> PostgresServer:
     root = Path(tempfile.mkdtemp(prefix="hpo-pg-"))
     if run_as:
         shutil.chown(root, run_as)
-    return PostgresServer(bindir=bindir, root=root, port=_free_port(), run_as=run_as)
+    return PostgresServer(bindir=bindir, root=root, port=free_port(), run_as=run_as)
 
 
 def _find_bindir() -> Path | None:
@@ -227,7 +227,8 @@ def _server_user() -> str | None:
     return "postgres"
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

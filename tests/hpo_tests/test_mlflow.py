@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import pytest
 import yaml
 
 from testing.data import REPO, UCC_LABELS, slice_dataset
+from testing.pg_server import free_port
 from testing.specs import tiny_architecture, tiny_ucc_spec
 
 mlflow = pytest.importorskip("mlflow")
@@ -29,7 +29,7 @@ SLEEP = "tests.hpo_tests.tracking_trainer:sleep"
 def server(tmp_path_factory):
     """`mlflow server` with a SQLite backend and proxied artifacts; stopped after the module."""
     root = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
+    port = free_port()
     cmd = [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
            "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination", str(root / "artifacts")]  # fmt: skip
     with (root / "server.log").open("w") as log:
@@ -47,12 +47,6 @@ def server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
             proc.wait()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout_s: float = 180) -> None:
