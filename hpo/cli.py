@@ -37,11 +37,12 @@ def main(argv: list[str] | None = None) -> int:
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
             datefmt="%H:%M:%S",
         )
-        import optuna  # configures its own logger on import: quiet it after, not before
+        if getattr(args, "uses_optuna", True):
+            import optuna  # configures its own logger on import: quiet it after, not before
 
-        optuna.logging.set_verbosity(
-            optuna.logging.WARNING
-        )  # the runner prints one line per trial itself
+            optuna.logging.set_verbosity(
+                optuna.logging.WARNING
+            )  # the runner prints one line per trial itself
         return args.func(args) or 0
     except KeyboardInterrupt:
         print(
@@ -555,7 +556,7 @@ def _add_result_commands(sub) -> None:
         "--text-column", help="the CSV's text column (default: the training data's)"
     )
     predict.add_argument("--out", help="out.csv or out.jsonl (default: JSON lines on stdout)")
-    predict.set_defaults(func=cmd_predict)
+    predict.set_defaults(func=cmd_predict, uses_optuna=False)  # a model needs no study: start fast
 
 
 def _study_args(p: argparse.ArgumentParser) -> None:

@@ -131,10 +131,7 @@ def predict(
     from hpo.deploy.runtime import load_predictor
 
     check_out(out)
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # stderr is for problems: one line each
-    model = load_predictor(best_dir, variant)
+    model = load_predictor(best_dir, variant, quiet=True)
     inputs = read_texts(texts, file, text_column, model.labels.text_column)
     probs = model.probabilities(inputs)
     records = label_records(probs, inputs, model.labels.task, model.labels.names, model.thresholds)

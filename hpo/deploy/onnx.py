@@ -14,6 +14,7 @@ ONNX Runtime's QAttention.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -92,7 +93,7 @@ def _fuse(path: Path, config) -> dict[str, int]:
         return {}
     from onnxruntime.transformers.optimizer import optimize_model
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _quiet_root_logger():
         warnings.simplefilter("ignore")
         optimized = optimize_model(
             str(path),
@@ -112,14 +113,28 @@ def quantize_onnx(source: Path, target: Path) -> Path:
 
     # DefaultTensorType: shape inference cannot type the fused (com.microsoft) operators' outputs.
     extra = {"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT}
-    quantize_dynamic(
-        str(source),
-        str(target),
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-        extra_options=extra,
-    )
+    with _quiet_root_logger():
+        quantize_dynamic(
+            str(source),
+            str(target),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            extra_options=extra,
+        )
     return target
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    """onnxruntime's optimizer and quantizer log every fused node and tensor at INFO, through the
+    root logger the CLI configures: only their warnings are worth a user's screen."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def session(path: Path):

@@ -105,10 +105,19 @@ def resolve(model_dir: str | Path, variant: str | None = None) -> Path:
     return target
 
 
-def load_predictor(model_dir: str | Path, variant: str | None = None) -> Predictor:
+def load_predictor(
+    model_dir: str | Path, variant: str | None = None, quiet: bool = False
+) -> Predictor:
+    """The model in `model_dir` (or its `variant`) behind one `probabilities(texts)` call.
+    `quiet`: no Hugging Face progress bars (stderr is for problems, one line each); an ONNX
+    variant imports neither transformers nor torch, so a command line starts fast."""
     path = resolve(model_dir, variant)
     record = VariantRecord.read(path)
     fmt = record.format if record else "transformers"
+    if quiet and fmt != "onnx":
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
     if fmt == "transformers":  # labels.json is a model card with hashes: load_best checks it
         return TorchPredictor(path, None, fmt)
     labels = Labels.read(path)
