@@ -647,7 +647,7 @@ def cmd_score_trials(args) -> int:
 
 
 def _add_compress(sub) -> None:
-    from hpo.deploy.settings import VARIANTS
+    from hpo.deploy.variants import VARIANTS
 
     compress = sub.add_parser(
         "compress",

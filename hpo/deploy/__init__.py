@@ -2,6 +2,7 @@
 a structurally pruned model and a distilled student, each with thresholds re-tuned on
 validation, scored once on test, timed on CPU, and compared in runs/<study>/deploy/report.md.
 
+variants  the variants' names (plain Python: the CLI help lists them)
 settings  the spec's `compress:` section (no torch)
 layout    names and the record each variant directory carries (no torch)
 build     one builder per variant; onnx, prune, distill hold the heavier ones

@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 from hpo.deploy.layout import VariantFigures, VariantRecord, deploy_root, variant_dir
-from hpo.deploy.settings import FP32, CompressSpec
+from hpo.deploy.settings import CompressSpec
+from hpo.deploy.variants import FP32
 from hpo.errors import HpoError
 from hpo.spec import StudySpec
 

@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 
 from hpo.deploy.layout import Record, VariantFigures, VariantRecord
 from hpo.deploy.measure import HEADLINE
-from hpo.deploy.settings import FP32
+from hpo.deploy.variants import FP32
 from hpo.report.summary import StudySummary
 from hpo.spec import StudySpec
 

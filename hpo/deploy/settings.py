@@ -7,20 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from hpo.deploy.variants import VARIANTS, Variant
 from hpo.errors import HpoError
-
-Variant = Literal["int8", "onnx", "onnx-int8", "pruned", "distilled", "distilled-onnx-int8"]
-# distilled-onnx-int8 is the distilled student exported to ONNX and quantised: the two savings
-# multiply, and it is built from the distilled variant (which comes first).
-VARIANTS: tuple[Variant, ...] = (
-    "int8",
-    "onnx",
-    "onnx-int8",
-    "pruned",
-    "distilled",
-    "distilled-onnx-int8",
-)
-FP32 = "fp32"  # the retrained model itself, the row every variant is compared with
 
 
 class _Strict(BaseModel):

@@ -22,8 +22,9 @@ from hpo.deploy.layout import (
 )
 from hpo.deploy.measure import Splits
 from hpo.deploy.runtime import load_predictor
-from hpo.deploy.settings import VARIANTS, CompressSpec
+from hpo.deploy.settings import CompressSpec
 from hpo.deploy.support import Source
+from hpo.deploy.variants import VARIANTS
 from hpo.errors import HpoError
 from hpo.report import open_existing_study
 from testing.studies import TINY_NAME as NAME
