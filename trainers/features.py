@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import textstat
 from afinn import Afinn
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from pyphen import Pyphen
@@ -224,15 +223,24 @@ def _pattern_sentiment(cleaned: str) -> dict[str, float]:
     return {"polarity": float(polarity), "subjectivity": float(subjectivity)}
 
 
+@cache
+def _textstat():
+    """textstat takes a second or more to import: only texts that get hand-made features pay it,
+    not every process that loads a model."""
+    import textstat
+
+    return textstat
+
+
 def _readability(prose: str) -> dict[str, float]:
     """Flesch reading ease, SMOG and Dale-Chall with textstat's word and sentence counts and
     easy-word list. Syllables come from Pyphen because textstat's own English syllable count
     downloads NLTK's CMUdict at run time."""
-    words = textstat.remove_punctuation(prose).split()
+    words = _textstat().remove_punctuation(prose).split()
     if not words:
         return {"flesch_reading_ease": 0.0, "smog_index": 0.0, "dale_chall": 0.0}
     syllables = [_syllables(w) for w in words]
-    sentences = textstat.sentence_count(prose)
+    sentences = _textstat().sentence_count(prose)
     words_per_sentence = len(words) / sentences
     difficult_pct = 100 * sum(w.lower() not in _easy_words() for w in words) / len(words)
     polysyllables = sum(s >= 3 for s in syllables)

@@ -10,7 +10,7 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -28,7 +28,6 @@ from trainers.batching import (
 from trainers.config import TrainConfig
 from trainers.data import LabelledSplit, load_split, soft_targets
 from trainers.errors import TrainerError
-from trainers.features import TextFeatureExtractor
 from trainers.fusion import build_model
 from trainers.losses import build_loss
 from trainers.metrics import compute_metrics
@@ -37,6 +36,9 @@ from trainers.objectives import OBJECTIVE_METRICS
 from trainers.optim import build_optimizer
 from trainers.reporting import NullReporter, Reporter, Resources, report_resources
 from trainers.sampling import oversampling_weights, weighted_epoch_indices
+
+if TYPE_CHECKING:  # scikit-learn and the feature libraries load only for runs with features
+    from trainers.features import TextFeatureExtractor
 
 log = logging.getLogger(__name__)
 MEASURE_AFTER_STEPS = 5  # steps after which a CUDA run's memory has reached its steady peak
@@ -135,6 +137,8 @@ def fit_features(
     other split, and prediction, gets the training statistics through the returned extractor."""
     if not config.hyper.features:
         return train, None
+    from trainers.features import TextFeatureExtractor
+
     extractor = TextFeatureExtractor(config.hyper.tfidf_top_n)
     return dataclasses.replace(train, features=extractor.fit_transform(train.texts)), extractor
 
