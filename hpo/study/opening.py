@@ -58,15 +58,19 @@ def fingerprint(spec: StudySpec) -> dict:
     return spec.model_dump(mode="json", exclude=set(RESUMABLE))
 
 
+def _verbs(directions: list[str]) -> str:
+    """["maximize"] -> "maximizes"; ["maximize", "minimize"] -> "maximizes, minimizes"."""
+    return ", ".join(f"{d}s" for d in directions)
+
+
 def check_same_spec(study: optuna.Study, spec: StudySpec, storage_url: str) -> None:
     """One study, one search: resuming a study with a changed spec would mix its trials silently."""
-    direction = study.direction.name.lower()
-    if (
-        direction != spec.objective.resolved_direction
-    ):  # load_if_exists keeps the stored one without a word
+    directions = [d.name.lower() for d in study.directions]
+    if directions != spec.directions:  # load_if_exists keeps the stored ones without a word
+        metrics = ", ".join(o.metric for o in spec.all_objectives)
         raise HpoError(
-            f"study {spec.name!r} on {redact(storage_url)} exists and {direction}s, but the spec {spec.objective.resolved_direction}s "
-            f"{spec.objective.metric}; delete it or give the spec a new name"
+            f"study {spec.name!r} on {redact(storage_url)} exists and {_verbs(directions)}, but the spec {_verbs(spec.directions)} "
+            f"{metrics}; delete it or give the spec a new name"
         )
     recorded = study.user_attrs.get(stored.SPEC_RESOLVED)
     if recorded is None or not study.get_trials(deepcopy=False):

@@ -4,16 +4,18 @@ the dashboard names both objectives, and retraining picks a Pareto trial by its 
 
 from __future__ import annotations
 
+import optuna
 import pandas as pd
 import pytest
 import yaml
 
 from hpo import stored
+from hpo.cli import main as cli_main
 from hpo.errors import SpecError
 from hpo.objectives import PARETO_RULE, chosen_trial
 from hpo.report import open_existing_study, report_study
 from hpo.spec import load_spec
-from hpo.study import DataFacts, describe_study, open_study, print_best, run_study
+from hpo.study import open_study, print_best
 from testing.data import slice_dataset
 from testing.specs import tiny_ucc_spec
 
@@ -80,10 +82,22 @@ def pareto_study(tmp_path_factory):
     spec_path = pareto_spec(root / "tiny-pareto.yaml")
     spec = load_spec(str(spec_path))
     url = f"sqlite:///{root / 'optuna.db'}"
-    study = open_study(spec, url)
-    describe_study(study, spec, spec_path.read_text(), DataFacts())
-    run_study(spec, study, data)
-    return spec, study, url, root, data
+    # Through the command line, as a user runs it: opening checks the stored directions.
+    assert cli_main(["study", str(spec_path), "--data-dir", str(data), "--storage", url]) == 0
+    return spec, open_study(spec, url), url, root, data
+
+
+def test_a_study_of_that_name_with_other_directions_is_refused_in_one_line(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    optuna.create_study(study_name="tiny-pareto", storage=url, directions=["maximize", "minimize"])
+    data = slice_dataset(tmp_path / "data", "ucc", {"train": 64, "val": 48, "test": 48})
+    spec_path = pareto_spec(tmp_path / "tiny-pareto.yaml")
+    assert cli_main(["study", str(spec_path), "--data-dir", str(data), "--storage", url]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and (
+        "exists and maximizes, minimizes, but the spec maximizes, maximizes "
+        "tuned_macro_f1, texts_per_second" in err
+    )
 
 
 def test_trials_are_measured_as_deployed_and_never_report_epochs(pareto_study):
