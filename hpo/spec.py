@@ -242,6 +242,18 @@ class SelectionSpec(_Strict):
         description="retrain: per-label thresholds on val, or on out-of-fold predictions over train + val",
     )
     folds: int = Field(4, ge=2, description="cross_fit: folds over train + val")
+    ensemble: bool = Field(
+        False,
+        description="retrain: train the chosen configuration with all `seeds` seeds and deliver their mean probability",
+    )
+
+    @model_validator(mode="after")
+    def _ensemble_thresholds(self) -> SelectionSpec:
+        if self.ensemble and self.thresholds == "cross_fit":
+            raise ValueError(
+                "ensemble: true needs thresholds: val (cross-fitted thresholds come from single models, calibrated differently from a mean of seeds)"
+            )
+        return self
 
 
 class ObjectiveSpec(_Strict):

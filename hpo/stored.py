@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hpo.errors import HpoError
 from trainers.config import Task
@@ -259,6 +259,9 @@ class BestMetrics(JsonRecord):
     seconds_per_1000_texts: float
     model_size_mb: float
     collapse: list[str] = []
+    seeds: int = Field(
+        1, ge=1, description="members of the delivered seed ensemble (1: one model)"
+    )
 
     FILENAME: ClassVar[str] = "metrics.json"
     WRITER: ClassVar[str] = "hpo retrain"

@@ -178,8 +178,10 @@ def _load_weights(staged: Path, shown: Path):
 
 def _check_fits(model, card: ModelCard, shown: Path) -> None:
     """labels.json is not hashed (it holds the hashes): its labels and length must fit the weights."""
+    from trainers.ensemble import members_of
     from trainers.model import position_limit
 
+    model = members_of(model)[0]  # a seed ensemble's members share one architecture
     shape = getattr(model, "shape", None)  # a fusion model's head
     outputs = shape.num_labels if shape is not None else getattr(model.config, "num_labels", None)
     if outputs != len(card.names):

@@ -192,7 +192,11 @@ def _shallower(model: nn.Module, hyper: Hyperparams) -> nn.Module:
 
 def load_model(directory: str | Path) -> nn.Module:
     """A model saved with `save_pretrained`, fusion or plain, in eval mode; safetensors only (a
-    pickled `pytorch_model.bin` is never read)."""
+    pickled `pytorch_model.bin` is never read). A seed ensemble loads each member this way."""
+    from trainers.ensemble import SeedEnsemble, is_ensemble
+
+    if is_ensemble(directory):
+        return SeedEnsemble.from_pretrained(directory, load_model)
     if (Path(directory) / FUSION_FILE).is_file():
         return FusionClassifier.from_pretrained(directory)
     return with_fastest_attention(

@@ -15,14 +15,19 @@ from pathlib import Path
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
+from trainers.ensemble import SeedEnsemble, is_ensemble, read_ensemble_card
 from trainers.fusion import FUSION_FILE, FusionClassifier, FusionShape
 
 ARCHITECTURE_DIR = "architecture"
 
 
 def save_architecture(model: nn.Module, directory: Path) -> None:
+    """One member's architecture for a seed ensemble (all members share it), with ensemble.json."""
     out = Path(directory) / ARCHITECTURE_DIR
     out.mkdir(parents=True, exist_ok=True)
+    if isinstance(model, SeedEnsemble):
+        model.write_card(out)
+        model = model.members[0]
     if isinstance(model, FusionClassifier):
         model.backbone.config.save_pretrained(out)
         (out / FUSION_FILE).write_text(json.dumps(asdict(model.shape), indent=2))
@@ -33,6 +38,15 @@ def save_architecture(model: nn.Module, directory: Path) -> None:
 def empty_model(directory: Path) -> nn.Module:
     """The saved architecture with untrained weights, in eval mode."""
     path = Path(directory) / ARCHITECTURE_DIR
+    if is_ensemble(path):
+        card = read_ensemble_card(path)
+        return SeedEnsemble(
+            [_empty_member(path) for _ in range(card["members"])], card["task"]
+        ).eval()
+    return _empty_member(path)
+
+
+def _empty_member(path: Path) -> nn.Module:
     config = AutoConfig.from_pretrained(path, local_files_only=True)
     if (path / FUSION_FILE).is_file():
         shape = FusionShape(**json.loads((path / FUSION_FILE).read_text()))

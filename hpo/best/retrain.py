@@ -61,20 +61,26 @@ def retrain_config(spec: StudySpec, trial: FrozenTrial, data_dir: Path) -> Train
     return config
 
 
-def train(config: TrainConfig, cross_fit_folds: int | None = None) -> Trained:
-    """Train on train; choose each label's threshold on the best epoch's validation predictions,
-    or, with `cross_fit_folds`, on out-of-fold predictions over train + val (trainers.crossfit)."""
+def train(config: TrainConfig, cross_fit_folds: int | None = None, seeds: int = 1) -> Trained:
+    """Train on train (with `seeds` > 1: once per seed, kept as a seed ensemble); choose each
+    label's threshold on the best epoch's validation predictions, or, with `cross_fit_folds`, on
+    out-of-fold predictions over train + val (trainers.crossfit)."""
     from trainers.checkpoint import BestModel, LabelInfo
     from trainers.data import load_split
     from trainers.loop import train_and_evaluate
     from trainers.reporting import PrintReporter
     from trainers.thresholds import best_f1_thresholds
 
-    result = train_and_evaluate(config, PrintReporter(config.monitor), keep_model=True)
+    results = []
+    for member in member_configs(config, seeds):
+        if seeds > 1:
+            log.info("seed %d (%d of %d)", member.hyper.seed, len(results) + 1, seeds)
+        results.append(train_and_evaluate(member, PrintReporter(config.monitor), keep_model=True))
+    val = load_split(config.data.val_path, config.data, config.task)
+    model, val_probs, val_metrics = _combined(config, results, val.labels)
     thresholds = None
     if config.task == "multi_label":
-        val = load_split(config.data.val_path, config.data, config.task)
-        thresholds = best_f1_thresholds(val.labels.astype(np.int64), result.val_probs)
+        thresholds = best_f1_thresholds(val.labels.astype(np.int64), val_probs)
         if cross_fit_folds:
             from trainers.crossfit import crossfit_thresholds
 
@@ -82,10 +88,42 @@ def train(config: TrainConfig, cross_fit_folds: int | None = None) -> Trained:
     labels = LabelInfo(
         config.task, config.data.label_names, config.data.text_column, config.model.max_length
     )
-    best = BestModel(
-        result.model, result.tokenizer, labels, thresholds, result.extras.get("feature_extractor")
-    )
-    return Trained(config, best, result.best_metrics, thresholds)
+    extractor = results[0].extras.get("feature_extractor")
+    best = BestModel(model, results[0].tokenizer, labels, thresholds, extractor)
+    return Trained(config, best, val_metrics, thresholds)
+
+
+def member_configs(config: TrainConfig, seeds: int) -> list[TrainConfig]:
+    """The configuration at its own seed and at the seeds `hpo select` re-ran it with."""
+    from hpo.best.select import SEED_STRIDE
+
+    return [
+        config.model_copy(
+            update={
+                "hyper": config.hyper.model_copy(
+                    update={"seed": config.hyper.seed + i * SEED_STRIDE}
+                )
+            }
+        )
+        for i in range(seeds)
+    ]
+
+
+def _combined(config: TrainConfig, results: list, val_labels: np.ndarray):
+    """One result as it is; several as a seed ensemble, scored on validation by its mean
+    probability (each member at its own best epoch)."""
+    if len(results) == 1:
+        return results[0].model, results[0].val_probs, results[0].best_metrics
+    from trainers.ensemble import SeedEnsemble
+    from trainers.metrics import compute_metrics
+
+    probs = np.mean([r.val_probs for r in results], axis=0)
+    y = val_labels.astype(np.int64) if config.task == "multi_label" else val_labels
+    metrics = compute_metrics(config.task, y, probs, config.data.label_names)
+    metrics["monitor_value"] = metrics[config.monitor]
+    metrics["member_values"] = [r.best_value for r in results]
+    metrics["epoch"] = max(r.best_epoch for r in results)
+    return SeedEnsemble([r.model for r in results], config.task), probs, metrics
 
 
 def evaluate_test(
@@ -152,12 +190,10 @@ def retrain_best(
         config.hyper.epochs,
         trial.params,
     )
-    cross_fit = (
-        spec.selection.folds
-        if spec.selection and spec.selection.thresholds == "cross_fit"
-        else None
-    )
-    trained = train(config, cross_fit)
+    selection = spec.selection
+    cross_fit = selection.folds if selection and selection.thresholds == "cross_fit" else None
+    seeds = selection.seeds if selection and selection.ensemble else 1
+    trained = train(config, cross_fit, seeds)
     model = trained.best
     device = next(model.model.parameters()).device
     save_best(
@@ -199,6 +235,7 @@ def retrain_best(
         **evaluation,
         "model_size_mb": weights_size_mb(out_dir),
         "collapse": [f"retrained model: {w}" for w in collapse],
+        "seeds": seeds,
     }))  # fmt: skip
     metrics.write(out_dir)
     summary = StudySummary(name=spec.name, spec=spec, warnings=list(metrics.collapse))
@@ -235,7 +272,12 @@ def _best_header(m: BestMetrics) -> list[str]:
         f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in m.params.items()
     )
     return [
-        f"Trial {m.trial} ({params}) retrained for {m.epochs} epoch(s), its best epoch count.",
+        f"Trial {m.trial} ({params}) retrained for {m.epochs} epoch(s), its best epoch count"
+        + (
+            f", with {m.seeds} seeds: the delivered model averages their probabilities."
+            if m.seeds > 1
+            else "."
+        ),
         f"Validation {o.metric}: trial {show(o.trial_value)}, retrained {show(o.retrained_val_value)}, "
         f"all-majority baseline {show(o.baseline_val_value)}.",
         "Thresholds were chosen on validation only; the test split was read once, after training."

@@ -16,14 +16,16 @@ from hpo.deploy.support import Source, Teacher
 
 def build_distilled(source: Source, target: Path, settings: DistillSpec) -> VariantRecord:
     from trainers.checkpoint import save_best
+    from trainers.ensemble import members_of
     from trainers.shrink import encoder_layers, every_other_layer, keep_layers, parameter_count
 
     teacher = Teacher.load(source)
-    n_layers = len(encoder_layers(teacher.best.model))
+    first = members_of(teacher.best.model)[0]  # a seed ensemble teaches a copy of one member
+    n_layers = len(encoder_layers(first))
     layers = (
         every_other_layer(n_layers) if settings.layers == "every_other" else list(settings.layers)
     )
-    student = copy.deepcopy(teacher.best.model)
+    student = copy.deepcopy(first)
     keep_layers(student, layers)
     student, best, chosen = teacher.teach(
         source.config, student, teacher.best.tokenizer, settings, "distillation"

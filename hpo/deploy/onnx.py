@@ -41,6 +41,7 @@ def export_onnx(model, directory: Path, n_features: int = 0) -> tuple[Path, dict
 
     import torch
 
+    from trainers.ensemble import members_of
     from trainers.shrink import backbone
 
     class Logits(torch.nn.Module):
@@ -56,8 +57,9 @@ def export_onnx(model, directory: Path, n_features: int = 0) -> tuple[Path, dict
         model.cpu()
     ).eval()  # export restores the wrapper's mode: an untouched one is training, dropout on
     traced = copy.deepcopy(model)
-    with contextlib.suppress(ValueError, AttributeError):
-        backbone(traced).set_attn_implementation("eager")
+    for member in members_of(traced):  # a seed ensemble exports every member into one graph
+        with contextlib.suppress(ValueError, AttributeError):
+            backbone(member).set_attn_implementation("eager")
     wrapper = Logits(traced).eval()
     inputs = _example_inputs(model.get_input_embeddings().num_embeddings, n_features)
     names = list(inputs)
@@ -76,7 +78,10 @@ def export_onnx(model, directory: Path, n_features: int = 0) -> tuple[Path, dict
         )  # the TorchScript exporter's deprecation and tracer notices
         torch.onnx.export(wrapper, tensors, str(path), dynamo=False, input_names=names, output_names=["logits"],
                           dynamic_axes=axes, opset_version=17, do_constant_folding=True)  # fmt: skip
-    fused = _fuse(path, backbone(model).config)
+    members = members_of(model)
+    # onnxruntime's BERT fusions expect one encoder per graph (their embedding fusion fails on a
+    # seed ensemble's several); an ensemble keeps ONNX Runtime's generic graph optimisations only.
+    fused = _fuse(path, backbone(members[0]).config) if len(members) == 1 else {}
     with torch.inference_mode():
         expected = reference(*tensors).numpy()
     got = session(path).run(["logits"], inputs)[0]

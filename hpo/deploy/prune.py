@@ -26,11 +26,14 @@ WEIGHTS_FILE = "model.safetensors"
 
 
 def build_pruned(source: Source, target: Path, settings: PruneSpec) -> VariantRecord:
+    from trainers.ensemble import members_of
     from trainers.shrink import parameter_count
 
     teacher = Teacher.load(source)
     train = teacher.train
-    before = parameter_count(teacher.best.model)
+    before = parameter_count(
+        members_of(teacher.best.model)[0]
+    )  # the member the copy is pruned from
     model, removed = _pruned_copy(teacher.best, train, source, settings)
     tokenizer = teacher.best.tokenizer
     copy_shared_files(source.best_dir, target, tokenizer=not settings.vocabulary)
@@ -51,15 +54,17 @@ def build_pruned(source: Source, target: Path, settings: PruneSpec) -> VariantRe
 
 
 def _pruned_copy(teacher, train, source: Source, settings: PruneSpec):
-    """A copy of the teacher with each layer's least important heads and neurons removed."""
+    """A copy of the teacher (of its first member, for a seed ensemble) with each layer's least
+    important heads and neurons removed."""
     import copy
 
+    from trainers.ensemble import members_of
     from trainers.importance import measure_importance
     from trainers.losses import build_loss
     from trainers.shrink import encoder_layers, prune_heads, prune_neurons
 
     config = source.config
-    model = copy.deepcopy(teacher.model)
+    model = copy.deepcopy(members_of(teacher.model)[0])
     rows = np.random.default_rng(config.hyper.seed).permutation(len(train.ids))[
         : settings.importance_texts
     ]
