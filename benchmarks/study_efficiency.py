@@ -6,7 +6,7 @@ same wall-clock budget, one arm after the other.
   loop (dynamic padding, length-grouped batches, BCE, best epoch kept), the best trial's model
   kept in memory, per-label thresholds tuned on val at the end.
 - service: `hpo study SPEC --budget-min B`, then `hpo retrain` (default spec: studies/ucc-best,
-  the service's best CPU settings; `--select` also runs `hpo select`, inside the budget).
+  the service's best CPU settings; `--select` keeps the spec's seed re-runs, inside the budget).
 
 Per arm: configurations started and finished, epoch-units trained, share pruned, best
 validation objective, and the delivered model's test macro ROC-AUC and macro F1 at its tuned
@@ -142,7 +142,7 @@ def plain_config(spec, data_dir: Path, params: dict, seed: int):
 def service_arm(
     spec_path: Path, data_dir: Path, budget_min: float, work: Path, select: bool
 ) -> Arm:
-    """`hpo study --budget-min`, optionally `hpo select`, then `hpo retrain`, as subprocesses."""
+    """`hpo study --budget-min` (with its seed re-runs when `select`), then `hpo retrain`, as subprocesses."""
     import optuna
 
     from hpo.spec import load_spec
@@ -159,14 +159,10 @@ def service_arm(
         0.7 if select else 1.0
     )  # selection re-runs get the rest of the budget
     start = time.perf_counter()
+    study_cmd = [*hpo, "study", str(spec_path), *common, "--budget-min", f"{search_min:g}"]
     subprocess.run(
-        [*hpo, "study", str(spec_path), *common, "--budget-min", f"{search_min:g}"],
-        check=True,
-        env=env,
-        cwd=work,
+        [*study_cmd] + ([] if select else ["--no-select"]), check=True, env=env, cwd=work
     )
-    if select:
-        subprocess.run([*hpo, "select", spec.name, *common], check=True, env=env, cwd=work)
     seconds = time.perf_counter() - start
     subprocess.run(
         [*hpo, "retrain", spec.name, *common, "--resamples", "0"], check=True, env=env, cwd=work
@@ -255,7 +251,9 @@ def main(argv: list[str] | None = None) -> int:
         help="the service arm's spec (default studies/ucc-best.yaml)",
     )
     parser.add_argument(
-        "--select", action="store_true", help="service arm: also `hpo select` inside the budget"
+        "--select",
+        action="store_true",
+        help="service arm: keep the spec's seed re-runs after the search, inside the budget",
     )
     add_data_dir_argument(parser)
     args = parser.parse_args(argv)

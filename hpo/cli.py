@@ -96,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
         help="join a study `hpo workers` created: skip the data check",
     )
     _mlflow(study)
+    _no_select(study)
     study.set_defaults(func=cmd_study)
 
     workers = sub.add_parser(
@@ -127,6 +128,7 @@ def _parser() -> argparse.ArgumentParser:
     _budget(workers)
     _heartbeat(workers)
     _mlflow(workers)
+    _no_select(workers)
     workers.set_defaults(func=cmd_workers)
 
     check = sub.add_parser("check", help="validate a spec, its data and its model; run nothing")
@@ -230,6 +232,14 @@ def _heartbeat(p: argparse.ArgumentParser) -> None:
 
 def _heartbeat_s(args) -> int:
     return args.heartbeat or args.settings.heartbeat_s
+
+
+def _no_select(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--no-select",
+        action="store_true",
+        help="skip the spec's `selection:` re-runs after the search (`hpo select NAME` runs them later)",
+    )
 
 
 def _budget(p: argparse.ArgumentParser) -> None:
@@ -338,7 +348,54 @@ def cmd_study(args) -> int:
     start = time.perf_counter()
     run_study(spec, study, data_dir, artifact_dir=default_artifact_dir(url), tracker=tracker)
     _print_end(study, spec, start)
+    if not (args.join or args.no_select):
+        _select_after_search(study, spec, data_dir)
     return 0
+
+
+def _select_after_search(study, spec, data_dir: Path) -> None:
+    """A spec with `selection:` re-runs its top trials once the search has ended, as `hpo select`
+    does; not again when the stored selection already covers the current top trials, and not
+    while trials of other workers are still running."""
+    from optuna.trial import TrialState
+
+    from hpo import stored
+    from hpo.best.select import top_trials
+
+    selection = spec.selection
+    if selection is None or not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        return
+    maximize = spec.objective.resolved_direction == "maximize"
+    top = {t.number for t in top_trials(study, selection.top_k, maximize)}
+    if stored.SELECTED_TRIAL in study.user_attrs and top <= set(
+        stored.selections_of(study.user_attrs)
+    ):
+        print(
+            f"selection: already done for the top {len(top)} trial(s); `hpo select {spec.name}` runs it again"
+        )
+        return
+    if study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        print(
+            f"selection: trials are still running elsewhere; run `hpo select {spec.name}` once they end"
+        )
+        return
+    print(
+        f"selection: re-running the top {len(top)} trial(s) with {selection.seeds - 1} more seed(s) each",
+        flush=True,
+    )
+    start = time.perf_counter()
+    _print_selection(study, spec, data_dir)
+    print(f"selection: {time.perf_counter() - start:.0f}s", flush=True)
+
+
+def _print_selection(study, spec, data_dir: Path) -> None:
+    from hpo.best.select import select, selection_lines
+
+    candidates = select(study, spec, data_dir)
+    print("\n".join(selection_lines(candidates, spec.objective.metric)))
+    print(
+        f"selected trial {candidates[0].trial}; `hpo retrain {spec.name}` retrains it", flush=True
+    )
 
 
 def _open_checked(args, spec, source, url: str, facts):
@@ -431,6 +488,8 @@ def cmd_workers(args) -> int:
     code = wait_workers(procs)
     tracker.study_stopped(study, spec.n_trials)
     _print_end(study, spec, start)
+    if code == 0 and not args.no_select:
+        _select_after_search(study, spec, data_dir)
     return code
 
 
@@ -628,12 +687,8 @@ def cmd_retrain(args) -> int:
 
 
 def cmd_select(args) -> int:
-    from hpo.best.select import select, selection_lines
-
     _, study, spec, data_dir = _stored_study(args)
-    candidates = select(study, spec, data_dir)
-    print("\n".join(selection_lines(candidates, spec.objective.metric)))
-    print(f"selected trial {candidates[0].trial}; `hpo retrain {spec.name}` retrains it")
+    _print_selection(study, spec, data_dir)
     return 0
 
 

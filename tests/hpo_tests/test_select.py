@@ -56,3 +56,25 @@ def test_the_report_tabulates_the_candidates(tmp_path: Path) -> None:
                                                       "search_value": mean, "pruned": False})  # fmt: skip
     table = selection_table(study)
     assert list(table["trial"]) == [7, 3] and list(table["standard error"]) == [0.01, 0.01]
+
+
+def test_hpo_study_selects_after_its_search_once(tmp_path: Path, capsys) -> None:
+    from hpo.cli import main
+
+    path = sleep_spec(tmp_path, n_trials=3, trainer="tests.hpo_tests.instant_trainers:lucky_seed_1",
+                      training={"epochs": 1}, selection={"top_k": 2, "seeds": 3})  # fmt: skip
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    args = ["study", str(path), "--storage", url, "--data-dir", str(tmp_path)]
+    assert main([*args, "--no-select"]) == 0
+    study = open_study(load_spec(str(path)), url)
+    assert stored.SELECTED_TRIAL not in study.user_attrs
+    assert main(args) == 0  # n_trials already finished: no new trial, the selection runs
+    out = capsys.readouterr().out
+    assert "selection: re-running the top 2 trial(s) with 2 more seed(s) each" in out
+    attrs = open_study(load_spec(str(path)), url).user_attrs
+    assert (
+        len(stored.selections_of(attrs)) == 2
+        and f"selected trial {attrs[stored.SELECTED_TRIAL]}" in out
+    )
+    assert main(args) == 0
+    assert "selection: already done for the top 2 trial(s)" in capsys.readouterr().out
