@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -17,8 +18,14 @@ _TAG = (
 )  # `hpo workers` labels its lines
 
 
-def print_trial(study: optuna.Study, trial: FrozenTrial, n_trials: int | None = None) -> None:
-    """One line per finished trial; with `n_trials`, how far the study is and the time left."""
+def print_trial(
+    study: optuna.Study,
+    trial: FrozenTrial,
+    n_trials: int | None = None,
+    budget_min: float | None = None,
+) -> None:
+    """One line per finished trial; with `n_trials`, how far the study is and the time left
+    (at most what is left of a `budget_min` time budget)."""
     seconds = trial.duration.total_seconds() if trial.duration else float("nan")
     value = (
         values_text(trial)
@@ -34,12 +41,19 @@ def print_trial(study: optuna.Study, trial: FrozenTrial, n_trials: int | None = 
         else ""
     )
     progress = (
-        f"  {study_progress(study.get_trials(deepcopy=False), n_trials)}" if n_trials else ""
+        f"  {study_progress(study.get_trials(deepcopy=False), n_trials, _budget_left_s(study, budget_min))}"
+        if n_trials
+        else ""
     )
     print(
         f"{_TAG}trial {trial.number:3d}  {trial.state.name:8s} {value:>16s}  {seconds:6.1f}s  {params}{reason}{progress}",
         flush=True,
     )
+
+
+def _budget_left_s(study: optuna.Study, budget_min: float | None) -> float | None:
+    started = study.user_attrs.get(stored.BUDGET_STARTED_AT) if budget_min else None
+    return None if started is None else budget_min * 60 - (time.time() - float(started))
 
 
 def print_best(study: optuna.Study) -> None:

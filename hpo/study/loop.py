@@ -105,7 +105,7 @@ def _take_turn(
             try:
                 # No gc_after_trial: training ran in its own process, and a collection costs ~0.3 s.
                 callbacks = [
-                    partial(print_trial, n_trials=slots.n_trials),
+                    partial(print_trial, n_trials=slots.n_trials, budget_min=slots.budget_min),
                     failures,
                     requeue_alone_after_oom,
                     objective.tracker.trial_finished,

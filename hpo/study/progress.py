@@ -1,6 +1,7 @@
 """How far a study is, for the console line of each finished trial: trials done and to go, and
 the time left estimated from the trials so far (pruned ones included, so the estimate counts
-on pruning as often as it happened)."""
+on pruning as often as it happened), or what is left of the study's time budget when that ends
+it first."""
 
 from __future__ import annotations
 
@@ -15,17 +16,21 @@ class Progress:
     done: int
     remaining: int
     seconds_left: float | None  # None: nothing finished yet to estimate from
+    budget_ends_first: bool = False
 
     def __str__(self) -> str:
         left = (
             ""
             if self.seconds_left is None or not self.remaining
             else f", {duration(self.seconds_left)} left"
+            + (" in the time budget" if self.budget_ends_first else "")
         )
         return f"[{self.done}/{self.done + self.remaining} done, {self.remaining} to go{left}]"
 
 
-def study_progress(trials: list[FrozenTrial], n_trials: int) -> Progress:
+def study_progress(
+    trials: list[FrozenTrial], n_trials: int, budget_left_s: float | None = None
+) -> Progress:
     """From every trial of the study (all workers'): finished ones count, running ones run in
     parallel with this worker, so the remaining trials go that many at a time."""
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
@@ -35,9 +40,10 @@ def study_progress(trials: list[FrozenTrial], n_trials: int) -> Progress:
         return Progress(len(finished), remaining, None)
     running = sum(t.state == TrialState.RUNNING for t in trials)
     at_once = max(1, min(remaining, running + 1))
-    return Progress(
-        len(finished), remaining, math.ceil(remaining / at_once) * sum(seconds) / len(seconds)
-    )
+    estimate = math.ceil(remaining / at_once) * sum(seconds) / len(seconds)
+    if budget_left_s is not None and budget_left_s < estimate:
+        return Progress(len(finished), remaining, max(0.0, budget_left_s), budget_ends_first=True)
+    return Progress(len(finished), remaining, estimate)
 
 
 def duration(seconds: float) -> str:

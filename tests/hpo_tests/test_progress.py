@@ -78,3 +78,12 @@ def test_bars_only_on_a_terminal_outside_ci(monkeypatch):
         monkeypatch.delenv(name)
     monkeypatch.setattr(sys, "stderr", io.StringIO())  # a log file, a pipe
     assert not progress.bars_wanted()
+
+
+def test_a_time_budget_that_ends_first_bounds_the_time_left():
+    trials = [_trial(TrialState.COMPLETE, 600), _trial(TrialState.PRUNED, 120)]
+    bounded = study_progress(trials, n_trials=40, budget_left_s=25 * 60)
+    assert bounded.seconds_left == 25 * 60 and bounded.budget_ends_first
+    assert str(bounded) == "[2/40 done, 38 to go, ~25 min left in the time budget]"
+    roomy = study_progress(trials, n_trials=3, budget_left_s=3600)
+    assert roomy.seconds_left == 360 and str(roomy) == "[2/3 done, 1 to go, ~6 min left]"
