@@ -354,38 +354,16 @@ def cmd_study(args) -> int:
 
 
 def _select_after_search(study, spec, data_dir: Path) -> None:
-    """A spec with `selection:` re-runs its top trials once the search has ended, as `hpo select`
-    does; not again when the stored selection already covers the current top trials, and not
-    while trials of other workers are still running."""
-    from optuna.trial import TrialState
+    """A spec with `selection:` re-runs its top trials once the search has ended (hpo.best.select)."""
+    from hpo.best.select import selection_due
 
-    from hpo import stored
-    from hpo.best.select import top_trials
-
-    selection = spec.selection
-    if selection is None or not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        return
-    maximize = spec.objective.resolved_direction == "maximize"
-    top = {t.number for t in top_trials(study, selection.top_k, maximize)}
-    if stored.SELECTED_TRIAL in study.user_attrs and top <= set(
-        stored.selections_of(study.user_attrs)
-    ):
-        print(
-            f"selection: already done for the top {len(top)} trial(s); `hpo select {spec.name}` runs it again"
-        )
-        return
-    if study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        print(
-            f"selection: trials are still running elsewhere; run `hpo select {spec.name}` once they end"
-        )
-        return
-    print(
-        f"selection: re-running the top {len(top)} trial(s) with {selection.seeds - 1} more seed(s) each",
-        flush=True,
-    )
-    start = time.perf_counter()
-    _print_selection(study, spec, data_dir)
-    print(f"selection: {time.perf_counter() - start:.0f}s", flush=True)
+    due, reason = selection_due(study, spec)
+    if reason:
+        print(f"selection: {reason}", flush=True)
+    if due:
+        start = time.perf_counter()
+        _print_selection(study, spec, data_dir)
+        print(f"selection: {time.perf_counter() - start:.0f}s", flush=True)
 
 
 def _print_selection(study, spec, data_dir: Path) -> None:

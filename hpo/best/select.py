@@ -69,6 +69,33 @@ def select(study: optuna.Study, spec: StudySpec, data_dir: Path, run_seed=None) 
     return candidates
 
 
+def selection_due(study: optuna.Study, spec: StudySpec) -> tuple[bool, str | None]:
+    """Whether the search's end should re-run the spec's top trials now, and a line saying what
+    happens: not without `selection:` or a complete trial, not again when the stored selection
+    covers the current top trials, and not while other workers' trials still run (the last
+    worker to finish selects)."""
+    selection = spec.selection
+    if selection is None or not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        return False, None
+    maximize = spec.objective.resolved_direction == "maximize"
+    top = {t.number for t in top_trials(study, selection.top_k, maximize)}
+    attrs = study.user_attrs
+    if stored.SELECTED_TRIAL in attrs and top <= set(stored.selections_of(attrs)):
+        return (
+            False,
+            f"already done for the top {len(top)} trial(s); `hpo select {spec.name}` runs it again",
+        )
+    if study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        return (
+            False,
+            f"trials are still running elsewhere; run `hpo select {spec.name}` once they end",
+        )
+    return (
+        True,
+        f"re-running the top {len(top)} trial(s) with {selection.seeds - 1} more seed(s) each",
+    )
+
+
 def top_trials(study: optuna.Study, k: int, maximize: bool) -> list[FrozenTrial]:
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
