@@ -50,7 +50,10 @@ class Objective:
             # are kept as user attributes only.
             if not self.spec.multi_objective:
                 trial.report(value, epoch)
-            prune = not self.spec.multi_objective and trial.should_prune()
+            # The last epoch is never pruned: its compute is spent, and pruning it would only hide
+            # a finished result (successive halving's top rung often falls on it) from selection.
+            last = epoch >= config.hyper.epochs_to_run
+            prune = not (self.spec.multi_objective or last) and trial.should_prune()
             extra = "".join(
                 f"  {k}={metrics[k]:.4g}"
                 for k in ("train_loss", "epoch_time_s")

@@ -73,6 +73,13 @@ def test_threshold_prunes_below_lower(tmp_path: Path) -> None:
     assert study.trials[1].last_step == 1  # score(1e-5, 1) = 0.167 < 0.3
 
 
+def test_the_last_epoch_is_never_pruned(tmp_path: Path) -> None:
+    study = _run(tmp_path, enqueue=({"learning_rate": 1e-5, "warmup_ratio": 0.0},), n_trials=1,
+                 training={"epochs": 1}, pruner={"type": "threshold", "lower": 0.3, "n_warmup_steps": 1})  # fmt: skip
+    (trial,) = study.trials
+    assert trial.state == TrialState.COMPLETE and trial.value < 0.3  # below lower, but finished
+
+
 @pytest.mark.parametrize(("kind", "pruned"), [("median", True), ("patient", False)])
 def test_patient_pruner_spares_a_trial_that_still_improves(
     tmp_path: Path, kind: str, pruned: bool
