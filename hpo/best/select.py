@@ -127,8 +127,10 @@ def _rerun(
     for i in range(1, seeds):
         scores.append(float(run_seed(spec, trial, i)))
         candidate.report(scores[-1], i)
-        if i < seeds - 1 and candidate.should_prune():
-            pruned = True
+        pruned = i < seeds - 1 and candidate.should_prune()
+        print(f"  selection: trial {trial.number} seed {i + 1} of {seeds}: {spec.objective.metric}={scores[-1]:.4f}"
+              f"{'  -> clearly behind, stopped' if pruned else ''}", flush=True)  # fmt: skip
+        if pruned:
             break
     judge.tell(
         candidate,

@@ -71,6 +71,7 @@ def test_hpo_study_selects_after_its_search_once(tmp_path: Path, capsys) -> None
     assert main(args) == 0  # n_trials already finished: no new trial, the selection runs
     out = capsys.readouterr().out
     assert "selection: re-running the top 2 trial(s) with 2 more seed(s) each" in out
+    assert out.count("  selection: trial ") == 4 and "seed 3 of 3: " in out  # one line per re-run
     attrs = open_study(load_spec(str(path)), url).user_attrs
     assert (
         len(stored.selections_of(attrs)) == 2
