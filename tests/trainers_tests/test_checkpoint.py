@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from testing.data import UCC_LABELS
-from testing.specs import tiny_architecture
+from testing.models import TINY_MODEL, tiny_classifier
 from trainers.checkpoint import (
     FEATURES_FILE,
     BestModel,
@@ -16,12 +16,11 @@ from trainers.checkpoint import (
     save_best,
     weights_size_mb,
 )
-from trainers.config import Hyperparams, ModelConfig
+from trainers.config import Hyperparams
 from trainers.errors import TrainerError
 from trainers.evaluate import predict_probabilities
 from trainers.features import TextFeatureExtractor
-from trainers.fusion import FusionClassifier, build_model
-from trainers.model import load_tokenizer
+from trainers.fusion import FusionClassifier
 
 TEXTS = [
     "You are an idiot and everyone knows it!",
@@ -31,26 +30,12 @@ TEXTS = [
     "Interesting article, though the second half repeats the first.",
     "Why would anyone believe this?",
 ]
-CFG = ModelConfig(from_config=tiny_architecture(), max_length=32)
-
-
-def _model(task: str, names: tuple[str, ...], hyper: Hyperparams, n_features: int = 0):
-    tokenizer = load_tokenizer(CFG)
-    rng = np.random.default_rng(0)
-    labels = (
-        (rng.random((20, len(names))) < 0.3).astype(np.float32)
-        if task == "multi_label"
-        else rng.integers(0, len(names), 20)
-    )
-    return build_model(
-        CFG, task, names, labels, hyper, n_features, tokenizer.pad_token_id
-    ).eval(), tokenizer
 
 
 def test_plain_classifier_round_trip(tmp_path):
     names = UCC_LABELS
-    model, tokenizer = _model("multi_label", names, Hyperparams())
-    labels = LabelInfo("multi_label", names, "comment", CFG.max_length)
+    model, tokenizer = tiny_classifier("multi_label", names, Hyperparams())
+    labels = LabelInfo("multi_label", names, "comment", TINY_MODEL.max_length)
     thresholds = np.linspace(0.1, 0.8, len(names))
     save_best(tmp_path, model, tokenizer, labels, thresholds)
     loaded = load_best(tmp_path)
@@ -72,8 +57,8 @@ def test_fusion_model_with_features_round_trip(tmp_path):
     names = ("Negative", "Neutral", "Positive")
     extractor = TextFeatureExtractor(tfidf_top_n=5).fit(TEXTS)
     hyper = Hyperparams(features=True, pooling="mean", feature_dim=4, text_projection_dim=8)
-    model, tokenizer = _model("multi_class", names, hyper, extractor.n_features)
-    labels = LabelInfo("multi_class", names, "OriginalTweet", CFG.max_length)
+    model, tokenizer = tiny_classifier("multi_class", names, hyper, extractor.n_features)
+    labels = LabelInfo("multi_class", names, "OriginalTweet", TINY_MODEL.max_length)
     save_best(tmp_path, model, tokenizer, labels, extractor=extractor)
     loaded = load_best(tmp_path)
     assert isinstance(loaded.model, FusionClassifier) and loaded.thresholds is None
@@ -91,7 +76,7 @@ def test_wrong_directories_and_thresholds_are_one_line_errors(tmp_path):
     with pytest.raises(TrainerError, match="not a saved model"):
         load_best(tmp_path)
     names = ("a", "b")
-    model, tokenizer = _model("multi_label", names, Hyperparams())
+    model, tokenizer = tiny_classifier("multi_label", names, Hyperparams())
     with pytest.raises(TrainerError, match="3 thresholds for 2 labels"):
         save_best(
             tmp_path, model, tokenizer, LabelInfo("multi_label", names), np.array([0.1, 0.2, 0.3])

@@ -8,38 +8,28 @@ import pytest
 import torch
 
 from testing.data import UCC_LABELS
-from testing.specs import tiny_architecture
+from testing.models import TINY_MODEL, tiny_classifier
 from trainers.checkpoint import BestModel, LabelInfo, load_best, save_best
-from trainers.config import Hyperparams, ModelConfig
+from trainers.config import Hyperparams
 from trainers.ensemble import ENSEMBLE_FILE, SeedEnsemble, members_of
 from trainers.evaluate import predict_probabilities
-from trainers.fusion import build_model
-from trainers.model import load_tokenizer
 
 TEXTS = ["You are an idiot!", "Thanks, that is helpful.", "Maybe. I am not sure.", "NO."]
-CFG = ModelConfig(from_config=tiny_architecture(), max_length=32)
 CLASSES = ("negative", "neutral", "positive")
 
 
 def _members(task: str, names: tuple[str, ...], hyper: Hyperparams, n: int = 3):
-    tokenizer = load_tokenizer(CFG)
-    rng = np.random.default_rng(0)
-    labels = (
-        (rng.random((20, len(names))) < 0.3).astype(np.float32)
-        if task == "multi_label"
-        else rng.integers(0, len(names), 20)
-    )
+    """`n` tiny classifiers, each initialised from its own torch seed, and their tokenizer."""
     models = []
     for seed in range(n):
         torch.manual_seed(seed)
-        models.append(
-            build_model(CFG, task, names, labels, hyper, 0, tokenizer.pad_token_id).eval()
-        )
+        model, tokenizer = tiny_classifier(task, names, hyper)
+        models.append(model)
     return models, tokenizer
 
 
 def _probs(model, tokenizer, task, names):
-    labels = LabelInfo(task, names, "text", CFG.max_length)
+    labels = LabelInfo(task, names, "text", TINY_MODEL.max_length)
     return predict_probabilities(BestModel(model, tokenizer, labels, None, None), TEXTS)[0]
 
 
@@ -59,7 +49,7 @@ def test_the_ensemble_predicts_the_mean_probability_and_reloads(tmp_path, task, 
     mean = _probs(ensemble, tokenizer, task, names)
     np.testing.assert_allclose(mean, np.mean(each, axis=0), atol=1e-5)
 
-    save_best(tmp_path, ensemble, tokenizer, LabelInfo(task, names, "text", CFG.max_length))
+    save_best(tmp_path, ensemble, tokenizer, LabelInfo(task, names, "text", TINY_MODEL.max_length))
     assert (tmp_path / ENSEMBLE_FILE).is_file() and (tmp_path / "member-2").is_dir()
     loaded = load_best(tmp_path)
     assert isinstance(loaded.model, SeedEnsemble) and len(members_of(loaded.model)) == 3
