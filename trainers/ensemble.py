@@ -14,6 +14,7 @@ by the member's own `save_pretrained`.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -49,7 +50,7 @@ class SeedEnsemble(nn.Module):
     def save_pretrained(self, directory: str | Path) -> None:
         directory = Path(directory)
         for k, member in enumerate(self.members):
-            member.save_pretrained(directory / MEMBER_DIR.format(k))
+            member.save_pretrained(member_dir(directory, k))
         self.write_card(directory)
 
     def write_card(self, directory: Path) -> None:
@@ -58,16 +59,19 @@ class SeedEnsemble(nn.Module):
         )
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, load_member) -> SeedEnsemble:
-        """`load_member(path)` loads one member (trainers.fusion.load_model or an empty skeleton)."""
-        directory = Path(directory)
-        card = read_ensemble_card(directory)
-        members = [load_member(directory / MEMBER_DIR.format(k)) for k in range(card["members"])]
-        return cls(members, card["task"]).eval()
+    def from_card(cls, directory: str | Path, member: Callable[[int], nn.Module]) -> SeedEnsemble:
+        """The ensemble `directory`'s ensemble.json describes, member K built by `member(K)`
+        (its saved weights: `member_dir`; or an empty skeleton)."""
+        card = _read_card(Path(directory))
+        return cls([member(k) for k in range(card["members"])], card["task"]).eval()
 
 
-def read_ensemble_card(directory: Path) -> dict:
-    card = json.loads((Path(directory) / ENSEMBLE_FILE).read_text())
+def member_dir(directory: str | Path, k: int) -> Path:
+    return Path(directory) / MEMBER_DIR.format(k)
+
+
+def _read_card(directory: Path) -> dict:
+    card = json.loads((directory / ENSEMBLE_FILE).read_text())
     if (
         not isinstance(card, dict)
         or card.get("task") not in ("multi_label", "multi_class")
@@ -75,7 +79,7 @@ def read_ensemble_card(directory: Path) -> dict:
         or card["members"] < 2
     ):
         raise ValueError(
-            f"{Path(directory) / ENSEMBLE_FILE}: expected task and a member count of at least 2, got {card}"
+            f"{directory / ENSEMBLE_FILE}: expected task and a member count of at least 2, got {card}"
         )
     return card
 

@@ -193,10 +193,10 @@ def _shallower(model: nn.Module, hyper: Hyperparams) -> nn.Module:
 def load_model(directory: str | Path) -> nn.Module:
     """A model saved with `save_pretrained`, fusion or plain, in eval mode; safetensors only (a
     pickled `pytorch_model.bin` is never read). A seed ensemble loads each member this way."""
-    from trainers.ensemble import SeedEnsemble, is_ensemble
+    from trainers.ensemble import SeedEnsemble, is_ensemble, member_dir
 
     if is_ensemble(directory):
-        return SeedEnsemble.from_pretrained(directory, load_model)
+        return SeedEnsemble.from_card(directory, lambda k: load_model(member_dir(directory, k)))
     if (Path(directory) / FUSION_FILE).is_file():
         return FusionClassifier.from_pretrained(directory)
     return with_fastest_attention(

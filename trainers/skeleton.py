@@ -15,7 +15,7 @@ from pathlib import Path
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
-from trainers.ensemble import SeedEnsemble, is_ensemble, read_ensemble_card
+from trainers.ensemble import SeedEnsemble, is_ensemble
 from trainers.fusion import FUSION_FILE, FusionClassifier, FusionShape
 
 ARCHITECTURE_DIR = "architecture"
@@ -38,11 +38,8 @@ def save_architecture(model: nn.Module, directory: Path) -> None:
 def empty_model(directory: Path) -> nn.Module:
     """The saved architecture with untrained weights, in eval mode."""
     path = Path(directory) / ARCHITECTURE_DIR
-    if is_ensemble(path):
-        card = read_ensemble_card(path)
-        return SeedEnsemble(
-            [_empty_member(path) for _ in range(card["members"])], card["task"]
-        ).eval()
+    if is_ensemble(path):  # every member has the one architecture saved here
+        return SeedEnsemble.from_card(path, lambda _: _empty_member(path))
     return _empty_member(path)
 
 
