@@ -369,7 +369,7 @@ def _select_after_search(study, spec, data_dir: Path) -> None:
 def _print_selection(study, spec, data_dir: Path) -> None:
     from hpo.best.select import select, selection_lines
 
-    candidates = select(study, spec, data_dir)
+    candidates = select(study, spec, data_dir, members_root=_members_dir(study))
     print("\n".join(selection_lines(candidates, spec.objective.metric)))
     print(
         f"selected trial {candidates[0].trial}; `hpo retrain {spec.name}` retrains it", flush=True
@@ -645,6 +645,7 @@ def cmd_retrain(args) -> int:
         out,
         n_resamples=args.resamples,
         trial_number=args.trial,
+        members_dir=_members_dir(study),
     )
     attach_to_best_trial(study, [out / metrics.FILENAME], default_artifact_dir(url), metrics.trial)
     if study.user_attrs.get(stored.MLFLOW_RUNS):
@@ -662,6 +663,13 @@ def cmd_retrain(args) -> int:
     for warning in metrics.collapse:
         print(f"warning: {warning}")
     return 0
+
+
+def _members_dir(study) -> Path:
+    """Where selection re-runs keep the models an ensemble is built from (hpo.best.members)."""
+    from storage import run_dir
+
+    return run_dir(study.study_name) / "members"
 
 
 def cmd_select(args) -> int:

@@ -242,16 +242,25 @@ class SelectionSpec(_Strict):
         description="retrain: per-label thresholds on val, or on out-of-fold predictions over train + val",
     )
     folds: int = Field(4, ge=2, description="cross_fit: folds over train + val")
-    ensemble: bool = Field(
-        False,
-        description="retrain: train the chosen configuration with all `seeds` seeds and deliver their mean probability",
+    ensemble: Literal["none", "seeds", "candidates"] = Field(
+        "none",
+        description="retrain: deliver the mean probability of the chosen configuration's seeds "
+        "(seeds; true means this), or of every seed of every candidate the Wilcoxon pruner did "
+        "not stop (candidates); models `hpo select` trained are reused, not trained again",
     )
+
+    @field_validator("ensemble", mode="before")
+    @classmethod
+    def _ensemble_flag(cls, value: Any) -> Any:
+        return (
+            {True: "seeds", False: "none"}.get(value, value) if isinstance(value, bool) else value
+        )
 
     @model_validator(mode="after")
     def _ensemble_thresholds(self) -> SelectionSpec:
-        if self.ensemble and self.thresholds == "cross_fit":
+        if self.ensemble != "none" and self.thresholds == "cross_fit":
             raise ValueError(
-                "ensemble: true needs thresholds: val (cross-fitted thresholds come from single models, calibrated differently from a mean of seeds)"
+                f"ensemble: {self.ensemble} needs thresholds: val (cross-fitted thresholds come from single models, calibrated differently from a mean of models)"
             )
         return self
 

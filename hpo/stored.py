@@ -82,8 +82,12 @@ def selection_key(trial_number: int) -> str:
     return f"selection_{trial_number:04d}"
 
 
-def selections_of(study_attrs: dict[str, Any]) -> dict[int, dict]:
-    return {int(m.group(1)): v for k, v in study_attrs.items() if (m := _SELECTION.fullmatch(k))}
+def selections_of(study_attrs: dict[str, Any]) -> dict[int, SelectionRecord]:
+    return {
+        int(m.group(1)): SelectionRecord.model_validate(v)
+        for k, v in study_attrs.items()
+        if (m := _SELECTION.fullmatch(k))
+    }
 
 
 _TEST_SCORES = re.compile(r"test_scores_(\d+)")
@@ -190,6 +194,27 @@ class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class SelectionRecord(_Record):
+    """One candidate of `hpo select`: its score per seed (the search run's first), their mean
+    and standard error (None for one seed), and whether the Wilcoxon pruner stopped it."""
+
+    scores: list[float]
+    mean: float
+    standard_error: float | None
+    search_value: float
+    pruned: bool
+
+    def attr(self) -> dict[str, Any]:
+        return json_safe(self.model_dump())
+
+
+class EnsembleMember(_Record):
+    """One model of a delivered ensemble: the trial whose configuration it trains, at a seed."""
+
+    trial: int
+    seed: int
+
+
 class JsonRecord(_Record):
     """A typed record kept as one JSON file, FILENAME, in a folder, written by WRITER (the
     command to run again when the file is not what it wrote)."""
@@ -259,8 +284,8 @@ class BestMetrics(JsonRecord):
     seconds_per_1000_texts: float
     model_size_mb: float
     collapse: list[str] = []
-    seeds: int = Field(
-        1, ge=1, description="members of the delivered seed ensemble (1: one model)"
+    members: list[EnsembleMember] = Field(
+        [], description="the delivered ensemble's members, in order (empty: one model)"
     )
 
     FILENAME: ClassVar[str] = "metrics.json"

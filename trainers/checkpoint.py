@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from trainers.config import Task
+from trainers.config import Task, TrainConfig
 from trainers.errors import TrainerError
 from trainers.manifest import file_hashes, move_into, stage_verified
 
@@ -30,6 +30,9 @@ if TYPE_CHECKING:  # the features' lexicon packages load only for a model that u
 
 LABELS_FILE = "labels.json"
 THRESHOLDS_FILE = "thresholds.json"
+RUN_FILE = (
+    "run.json"  # beside a model saved at the end of its run: how it was trained, how it scored
+)
 FEATURES_FILE = "features.json"  # written by TextFeatureExtractor.save (trainers.features, not imported here: its lexicons load slowly)
 
 
@@ -41,6 +44,11 @@ class LabelInfo:
     names: tuple[str, ...]
     text_column: str = "text"
     max_length: int = 128
+
+    @classmethod
+    def of(cls, config: TrainConfig) -> LabelInfo:
+        d = config.data
+        return cls(config.task, d.label_names, d.text_column, config.model.max_length)
 
 
 class ModelCard(BaseModel):
@@ -137,6 +145,44 @@ def read_card(directory: str | Path) -> ModelCard:
         raise TrainerError(
             f"{path}: {where + ': ' if where else ''}{err['msg'].removeprefix('Value error, ')}; copy the model directory again or retrain"
         ) from None
+
+
+class SavedRun(BaseModel):
+    """run.json: the configuration a saved model was trained with (where it was saved left out,
+    so a copy compares equal), its best epoch and validation score, and that epoch's
+    validation probabilities, so an ensemble is scored without predicting again."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    config: TrainConfig
+    best_epoch: int
+    best_value: float
+    val_probs: list[list[float]]
+
+    @classmethod
+    def read(cls, directory: Path) -> SavedRun | None:
+        """The run saved in `directory`, or None when there is none or it cannot be read (a
+        run killed while saving): such a member is trained again."""
+        try:
+            return cls.model_validate_json((Path(directory) / RUN_FILE).read_text())
+        except (OSError, ValidationError):
+            return None
+
+
+def save_run(result, config: TrainConfig, extractor=None) -> Path:
+    """Save a finished run's best model (trainers.loop.TrainResult with its model) into
+    config.save_model_dir, then its run.json: run.json last marks the model complete."""
+    out = Path(config.save_model_dir)
+    (out / RUN_FILE).unlink(missing_ok=True)
+    save_best(out, result.model, result.tokenizer, LabelInfo.of(config), extractor=extractor)
+    run = SavedRun(
+        config=config.model_copy(update={"save_model_dir": None}),
+        best_epoch=result.best_epoch,
+        best_value=result.best_value,
+        val_probs=np.asarray(result.val_probs, dtype=float).tolist(),
+    )
+    (out / RUN_FILE).write_text(run.model_dump_json())
+    return out
 
 
 def load_best(directory: str | Path, device: str | None = None) -> BestModel:

@@ -184,6 +184,9 @@ class TrainConfig(_Strict):
     # After training, measure the best epoch's model as it would be deployed (int8 when
     # hyper.int8): validation metrics, texts/s and size, for multi-objective studies.
     measure_deployed: bool = False
+    # Save the best epoch's model here (trainers.checkpoint.save_run), for a run whose model is
+    # used after it ends: a selection re-run that becomes an ensemble member.
+    save_model_dir: Path | None = None
 
     @model_validator(mode="after")
     def _labels_match_task(self) -> TrainConfig:

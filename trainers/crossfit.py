@@ -115,7 +115,7 @@ def _predict(cfg: TrainConfig, result) -> tuple[np.ndarray, np.ndarray]:
     from trainers.evaluate import predict_probabilities
 
     test = load_split(cfg.data.test_path, cfg.data, cfg.task)
-    labels = LabelInfo(cfg.task, cfg.data.label_names, cfg.data.text_column, cfg.model.max_length)
+    labels = LabelInfo.of(cfg)
     probs, _ = predict_probabilities(
         BestModel(result.model, result.tokenizer, labels, None, None), test.texts
     )

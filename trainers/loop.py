@@ -255,6 +255,7 @@ def train_and_evaluate(
 ) -> TrainResult:
     """Fine-tune on train, evaluate on val after every epoch, report, keep the best epoch."""
     reporter = reporter or NullReporter()
+    keep_model = keep_model or config.save_model_dir is not None
     run = prepare(config)
     model = run.model
 
@@ -293,7 +294,7 @@ def train_and_evaluate(
         from trainers.measure import deployed_figures
 
         extras["deployed"] = deployed_figures(run)
-    return TrainResult(
+    result = TrainResult(
         history=history,
         best_epoch=int(best["epoch"]),
         best_metrics=best,
@@ -303,6 +304,11 @@ def train_and_evaluate(
         val_probs=best_probs,
         extras=extras,
     )
+    if config.save_model_dir is not None and not stopped:  # a stopped run is not a finished model
+        from trainers.checkpoint import save_run
+
+        save_run(result, config, run.extractor)
+    return result
 
 
 def measure_resources(device: torch.device) -> Resources:

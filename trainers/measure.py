@@ -28,10 +28,7 @@ def deployed_figures(run: Run) -> dict[str, float]:
         from trainers.quantize import quantize_int8
 
         model = quantize_int8(model)
-    labels = LabelInfo(
-        config.task, config.data.label_names, config.data.text_column, config.model.max_length
-    )
-    best = BestModel(model, run.tokenizer, labels, None, run.extractor)
+    best = BestModel(model, run.tokenizer, LabelInfo.of(config), None, run.extractor)
     probs, _ = predict_probabilities(best, run.val.texts, batch_size=64)
     metrics = compute_metrics(config.task, run.val.labels, probs, config.data.label_names)
     speed = texts_per_second(

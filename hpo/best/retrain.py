@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,69 +62,88 @@ def retrain_config(spec: StudySpec, trial: FrozenTrial, data_dir: Path) -> Train
     return config
 
 
-def train(config: TrainConfig, cross_fit_folds: int | None = None, seeds: int = 1) -> Trained:
-    """Train on train (with `seeds` > 1: once per seed, kept as a seed ensemble); choose each
-    label's threshold on the best epoch's validation predictions, or, with `cross_fit_folds`, on
-    out-of-fold predictions over train + val (trainers.crossfit)."""
-    from trainers.checkpoint import BestModel, LabelInfo
-    from trainers.data import load_split
+def train(config: TrainConfig, cross_fit_folds: int | None = None) -> Trained:
+    """Train on train; choose each label's threshold on the best epoch's validation
+    predictions, or, with `cross_fit_folds`, on out-of-fold predictions over train + val
+    (trainers.crossfit)."""
     from trainers.loop import train_and_evaluate
     from trainers.reporting import PrintReporter
-    from trainers.thresholds import best_f1_thresholds
 
-    results = []
-    for member in member_configs(config, seeds):
-        if seeds > 1:
-            log.info("seed %d (%d of %d)", member.hyper.seed, len(results) + 1, seeds)
-        results.append(train_and_evaluate(member, PrintReporter(config.monitor), keep_model=True))
-    val = load_split(config.data.val_path, config.data, config.task)
-    model, val_probs, val_metrics = _combined(config, results, val.labels)
-    thresholds = None
-    if config.task == "multi_label":
-        thresholds = best_f1_thresholds(val.labels.astype(np.int64), val_probs)
-        if cross_fit_folds:
-            from trainers.crossfit import crossfit_thresholds
+    result = train_and_evaluate(config, PrintReporter(config.monitor), keep_model=True)
+    extractor = result.extras.get("feature_extractor")
+    trained = _with_thresholds(config, result.model, result.tokenizer, extractor, result.val_probs, result.best_metrics)  # fmt: skip
+    if cross_fit_folds and config.task == "multi_label":
+        from trainers.crossfit import crossfit_thresholds
 
-            thresholds = crossfit_thresholds(config, cross_fit_folds, seed=config.hyper.seed)
-    labels = LabelInfo(
-        config.task, config.data.label_names, config.data.text_column, config.model.max_length
-    )
-    extractor = results[0].extras.get("feature_extractor")
-    best = BestModel(model, results[0].tokenizer, labels, thresholds, extractor)
-    return Trained(config, best, val_metrics, thresholds)
+        thresholds = crossfit_thresholds(config, cross_fit_folds, seed=config.hyper.seed)
+        trained.best = trained.best._replace(thresholds=thresholds)
+        trained.thresholds = thresholds
+    return trained
 
 
-def member_configs(config: TrainConfig, seeds: int) -> list[TrainConfig]:
-    """The configuration at its own seed and at the seeds `hpo select` re-ran it with."""
-    from hpo.best.select import SEED_STRIDE
-
-    return [
-        config.model_copy(
-            update={
-                "hyper": config.hyper.model_copy(
-                    update={"seed": config.hyper.seed + i * SEED_STRIDE}
-                )
-            }
-        )
-        for i in range(seeds)
-    ]
-
-
-def _combined(config: TrainConfig, results: list, val_labels: np.ndarray):
-    """One result as it is; several as a seed ensemble, scored on validation by its mean
-    probability (each member at its own best epoch)."""
-    if len(results) == 1:
-        return results[0].model, results[0].val_probs, results[0].best_metrics
+def train_ensemble(config: TrainConfig, members: list[TrainConfig]) -> Trained:
+    """An ensemble of `members` (hpo.best.members: saved ones reused, missing ones trained),
+    delivered as their mean probability and scored on validation by it; thresholds are chosen
+    on that mean's validation predictions."""
+    from hpo.best.members import obtain
+    from trainers.data import load_split
     from trainers.ensemble import SeedEnsemble
     from trainers.metrics import compute_metrics
 
-    probs = np.mean([r.val_probs for r in results], axis=0)
-    y = val_labels.astype(np.int64) if config.task == "multi_label" else val_labels
+    got = []
+    for k, member in enumerate(members):
+        log.info("ensemble member %d of %d: seed %d", k + 1, len(members), member.hyper.seed)
+        got.append(obtain(member))
+    val = load_split(config.data.val_path, config.data, config.task)
+    probs = np.mean([m.val_probs for m in got], axis=0)
+    y = val.labels.astype(np.int64) if config.task == "multi_label" else val.labels
     metrics = compute_metrics(config.task, y, probs, config.data.label_names)
     metrics["monitor_value"] = metrics[config.monitor]
-    metrics["member_values"] = [r.best_value for r in results]
-    metrics["epoch"] = max(r.best_epoch for r in results)
-    return SeedEnsemble([r.model for r in results], config.task), probs, metrics
+    metrics["member_values"] = [m.best_value for m in got]
+    metrics["epoch"] = max(m.best_epoch for m in got)
+    model = SeedEnsemble([m.model for m in got], config.task)
+    log.info("%d of %d members reused, validation %s of their mean %.4f",
+             sum(m.reused for m in got), len(got), config.monitor, metrics["monitor_value"])  # fmt: skip
+    return _with_thresholds(config, model, got[0].tokenizer, got[0].extractor, probs, metrics)
+
+
+def _with_thresholds(
+    config: TrainConfig, model, tokenizer, extractor, val_probs, val_metrics
+) -> Trained:
+    """The model with per-label thresholds chosen on its validation probabilities."""
+    from trainers.checkpoint import BestModel, LabelInfo
+    from trainers.data import load_split
+    from trainers.thresholds import best_f1_thresholds
+
+    thresholds = None
+    if config.task == "multi_label":
+        val = load_split(config.data.val_path, config.data, config.task)
+        thresholds = best_f1_thresholds(val.labels.astype(np.int64), val_probs)
+    best = BestModel(model, tokenizer, LabelInfo.of(config), thresholds, extractor)
+    return Trained(config, best, val_metrics, thresholds)
+
+
+def ensemble_members(
+    study: optuna.Study, spec: StudySpec, chosen: FrozenTrial, data_dir: Path, root: Path
+) -> list[tuple[int, TrainConfig]]:
+    """The members `selection.ensemble` asks for: the chosen trial's seeds, or every seed of
+    every candidate `hpo select` did not stop (best mean first); each saved under `root`."""
+    from hpo.best.members import member_config
+
+    selection = spec.selection
+    trials = [chosen]
+    if selection.ensemble == "candidates":
+        ran = stored.selections_of(study.user_attrs)
+        kept = [n for n, c in ran.items() if not c.pruned and n != chosen.number]
+        kept.sort(
+            key=lambda n: ran[n].mean, reverse=spec.objective.resolved_direction == "maximize"
+        )
+        trials += [study.trials[n] for n in kept]
+    return [
+        (t.number, member_config(spec, t, data_dir, i, root))
+        for t in trials
+        for i in range(selection.seeds)
+    ]
 
 
 def evaluate_test(
@@ -171,6 +191,7 @@ def retrain_best(
     out_dir: Path,
     n_resamples: int = 1000,
     trial_number: int | None = None,
+    members_dir: Path | None = None,
 ) -> BestMetrics:
     """Retrain the best trial (or trial `trial_number`; a multi-objective study: the Pareto trial
     hpo.objectives.chosen_trial picks), save it under `out_dir`, evaluate it on test, write
@@ -191,9 +212,15 @@ def retrain_best(
         trial.params,
     )
     selection = spec.selection
-    cross_fit = selection.folds if selection and selection.thresholds == "cross_fit" else None
-    seeds = selection.seeds if selection and selection.ensemble else 1
-    trained = train(config, cross_fit, seeds)
+    members = []
+    if selection and selection.ensemble != "none":
+        members = ensemble_members(
+            study, spec, trial, data_dir, members_dir or out_dir.parent / "members"
+        )
+        trained = train_ensemble(config, [m for _, m in members])
+    else:
+        cross_fit = selection.folds if selection and selection.thresholds == "cross_fit" else None
+        trained = train(config, cross_fit)
     model = trained.best
     device = next(model.model.parameters()).device
     save_best(
@@ -235,7 +262,7 @@ def retrain_best(
         **evaluation,
         "model_size_mb": weights_size_mb(out_dir),
         "collapse": [f"retrained model: {w}" for w in collapse],
-        "seeds": seeds,
+        "members": [{"trial": n, "seed": m.hyper.seed} for n, m in members],
     }))  # fmt: skip
     metrics.write(out_dir)
     summary = StudySummary(name=spec.name, spec=spec, warnings=list(metrics.collapse))
@@ -272,12 +299,9 @@ def _best_header(m: BestMetrics) -> list[str]:
         f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in m.params.items()
     )
     return [
-        f"Trial {m.trial} ({params}) retrained for {m.epochs} epoch(s), its best epoch count"
-        + (
-            f", with {m.seeds} seeds: the delivered model averages their probabilities."
-            if m.seeds > 1
-            else "."
-        ),
+        f"Trial {m.trial} ({params}) retrained for {m.epochs} epoch(s), its best epoch count."
+        if not m.members
+        else f"Trial {m.trial} ({params}) selected; {_members_line(m.members)}.",
         f"Validation {o.metric}: trial {show(o.trial_value)}, retrained {show(o.retrained_val_value)}, "
         f"all-majority baseline {show(o.baseline_val_value)}.",
         "Thresholds were chosen on validation only; the test split was read once, after training."
@@ -288,6 +312,12 @@ def _best_header(m: BestMetrics) -> list[str]:
         if m.params.get("int8")
         else "",
     ]
+
+
+def _members_line(members: list) -> str:
+    counts = Counter(e.trial for e in members)  # the selected trial first
+    parts = ", ".join(f"trial {t} at {n} seed(s)" for t, n in counts.items())
+    return f"the delivered model averages the probabilities of {len(members)} models ({parts}), each at its best epoch"
 
 
 def show(x: Any) -> str:

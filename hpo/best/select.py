@@ -23,11 +23,9 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo import stored
+from hpo.best.members import member_config
 from hpo.errors import HpoError
-from hpo.search_space import replay
 from hpo.spec import SelectionSpec, StudySpec
-
-SEED_STRIDE = 1000  # seed i of trial n is base + n + i * SEED_STRIDE: never a search trial's seed
 
 
 @dataclass(frozen=True)
@@ -50,16 +48,25 @@ class Candidate:
         )
 
     def as_attr(self) -> dict:
-        return stored.json_safe({"scores": self.scores, "mean": self.mean, "standard_error": self.standard_error,
-                                 "search_value": self.search_value, "pruned": self.pruned})  # fmt: skip
+        se = self.standard_error
+        return stored.SelectionRecord(scores=self.scores, mean=self.mean, search_value=self.search_value,
+                                      standard_error=None if math.isnan(se) else se, pruned=self.pruned).attr()  # fmt: skip
 
 
-def select(study: optuna.Study, spec: StudySpec, data_dir: Path, run_seed=None) -> list[Candidate]:
-    """Re-run the top-k trials, store each candidate and the chosen trial; best first."""
+def select(
+    study: optuna.Study,
+    spec: StudySpec,
+    data_dir: Path,
+    run_seed=None,
+    members_root: Path | None = None,
+) -> list[Candidate]:
+    """Re-run the top-k trials, store each candidate and the chosen trial; best first. Each
+    re-run's model is saved under `members_root` when given (hpo.best.members)."""
     selection = spec.selection or SelectionSpec()
     maximize = spec.objective.resolved_direction == "maximize"
     top = top_trials(study, selection.top_k, maximize)
-    run_seed = run_seed or _trained_score(data_dir)
+    keep = members_root if selection.ensemble != "none" else None  # only an ensemble uses them
+    run_seed = run_seed or _trained_score(data_dir, keep)
     judge = _judge(maximize, selection.prune)
     candidates = [_rerun(spec, trial, selection.seeds, judge, run_seed) for trial in top]
     candidates.sort(key=lambda c: c.mean, reverse=maximize)
@@ -140,12 +147,12 @@ def _rerun(
     return Candidate(trial.number, float(trial.value), scores, pruned)
 
 
-def _trained_score(data_dir: Path):
+def _trained_score(data_dir: Path, members_root: Path | None):
     def run(spec: StudySpec, trial: FrozenTrial, i: int) -> float:
         from hpo.trial.process import run_trial_process
 
-        seed = spec.sampler.seed + trial.number + i * SEED_STRIDE
-        config = spec.train_config(data_dir, replay(spec, trial.params), seed=seed)
+        config = member_config(spec, trial, data_dir, i, members_root)
+        seed = config.hyper.seed
         outcome = run_trial_process(config, lambda epoch, metrics: False, trainer=spec.trainer)
         if outcome.status == "failed":
             raise HpoError(

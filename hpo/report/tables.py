@@ -446,8 +446,8 @@ def selection_table(study: optuna.Study) -> pd.DataFrame | None:
     found = stored.selections_of(study.user_attrs)
     if not found:
         return None
-    rows = [{"trial": n, "search value": c["search_value"], "mean": c["mean"], "standard error": c["standard_error"],
-             "seeds": len(c["scores"]), "stopped early": c["pruned"]} for n, c in found.items()]  # fmt: skip
+    rows = [{"trial": n, "search value": c.search_value, "mean": c.mean, "standard error": c.standard_error,
+             "seeds": len(c.scores), "stopped early": c.pruned} for n, c in found.items()]  # fmt: skip
     return pd.DataFrame(rows).sort_values(
         "mean", ascending=study.direction != optuna.study.StudyDirection.MAXIMIZE
     )

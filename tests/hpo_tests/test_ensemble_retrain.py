@@ -1,10 +1,12 @@
-"""`selection: {ensemble: true}`: `hpo retrain` trains the chosen configuration once per seed and
-delivers their mean probability as one model, which `hpo predict` and `hpo compress` use like
-any other (the distilled student learns from the whole ensemble)."""
+"""`selection: {ensemble: candidates}`: `hpo select` saves its re-runs' models, `hpo retrain`
+reuses them, trains only the search's own seeds, and delivers the mean probability of every
+candidate's seeds as one model, which `hpo predict` and `hpo compress` use like any other (the
+distilled student learns from the whole ensemble)."""
 
 from __future__ import annotations
 
 import importlib.util
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -12,6 +14,7 @@ import pytest
 from pydantic import ValidationError
 
 from hpo.best import predict, retrain_best
+from hpo.best.select import select
 from hpo.deploy.compress import compress_study
 from hpo.deploy.layout import VariantRecord, variant_dir
 from hpo.deploy.runtime import load_predictor
@@ -33,15 +36,30 @@ VARIANTS = ["int8", "distilled", *(["onnx", "distilled-onnx-int8"] if HAS_ORT el
 def ensembled(tmp_path_factory, tiny_study):
     root = tmp_path_factory.mktemp("ensemble")
     study, spec = open_existing_study(NAME, tiny_study.copy_to(root))
-    spec = spec.model_copy(update={"selection": SelectionSpec(seeds=2, ensemble=True)})
+    selection = SelectionSpec(top_k=2, seeds=2, ensemble="candidates", prune=False)
+    spec = spec.model_copy(update={"selection": selection})
+    members = root / "runs" / NAME / "members"
+    select(study, spec, tiny_study.data_dir, members_root=members)
+    saved = {d.name: (d / "model.safetensors").stat().st_mtime_ns for d in members.iterdir()}
     best_dir = root / "runs" / NAME / "best"
-    metrics = retrain_best(study, spec, tiny_study.data_dir, best_dir, n_resamples=20)
-    return spec, tiny_study, best_dir, metrics
+    metrics = retrain_best(
+        study, spec, tiny_study.data_dir, best_dir, n_resamples=20, members_dir=members
+    )
+    return spec, tiny_study, best_dir, metrics, saved, members
 
 
-def test_the_delivered_model_averages_two_seeds_scored_on_validation(ensembled):
-    spec, shared, best_dir, metrics = ensembled
-    assert metrics.seeds == 2 and "with 2 seeds" in (best_dir / "report.md").read_text()
+def test_selection_models_are_reused_and_only_the_search_seeds_trained(ensembled):
+    spec, _, best_dir, metrics, saved, members = ensembled
+    assert len(saved) == 2  # one re-run (seed 2 of 2) for each of the top two trials
+    trials = [m.trial for m in metrics.members]
+    assert len(metrics.members) == 4 and len(set(trials)) == 2 and trials[0] == metrics.trial
+    now = {d.name: (d / "model.safetensors").stat().st_mtime_ns for d in members.iterdir()}
+    assert len(now) == 4 and all(now[name] == t for name, t in saved.items())  # not trained again
+    assert "averages the probabilities of 4 models" in (best_dir / "report.md").read_text()
+
+
+def test_the_delivered_model_averages_its_members_scored_on_validation(ensembled):
+    spec, shared, best_dir, metrics, _, _ = ensembled
     best = load_best(best_dir)
     assert isinstance(best.model, SeedEnsemble)
     config = spec.train_config(shared.data_dir, {})
@@ -50,16 +68,30 @@ def test_the_delivered_model_averages_two_seeds_scored_on_validation(ensembled):
         predict_probabilities(BestModel(m, best.tokenizer, best.labels, None, None), val.texts)[0]
         for m in members_of(best.model)
     ]
-    assert not np.allclose(each[0], each[1], atol=1e-4)  # two seeds, two models
+    assert len(each) == 4 and not np.allclose(each[0], each[1], atol=1e-4)  # two seeds, two models
     mean = compute_metrics(
         config.task, val.labels.astype(np.int64), np.mean(each, axis=0), config.data.label_names
     )
     assert metrics.val["monitor_value"] == pytest.approx(mean[spec.objective.metric], abs=1e-3)
-    assert len(metrics.val["member_values"]) == 2
+    assert len(metrics.val["member_values"]) == 4
+
+
+def test_a_saved_member_of_another_configuration_is_trained_again(ensembled, tmp_path):
+    from hpo.best.members import obtain
+    from trainers.checkpoint import SavedRun
+
+    _, _, _, _, _, members = ensembled
+    source = shutil.copytree(next(members.iterdir()), tmp_path / "member")
+    config = SavedRun.read(source).config
+    longer = config.hyper.model_copy(update={"epochs": config.hyper.epochs + 1})
+    other = config.model_copy(update={"hyper": longer, "save_model_dir": source})
+    member = obtain(other)
+    assert not member.reused and SavedRun.read(source).config.hyper == longer
+    assert obtain(other).reused
 
 
 def test_predict_and_compress_treat_the_ensemble_as_one_model(ensembled, tmp_path):
-    spec, shared, best_dir, _ = ensembled
+    spec, shared, best_dir, *_ = ensembled
     settings = CompressSpec.model_validate({"variants": VARIANTS, "distill": {"epochs": 1, "learning_rate": 1e-3},
                                             "single_texts": 10, "resamples": 10})  # fmt: skip
     compress_study(spec, best_dir, shared.data_dir, settings)
@@ -79,5 +111,6 @@ def test_predict_and_compress_treat_the_ensemble_as_one_model(ensembled, tmp_pat
 
 
 def test_an_ensemble_with_cross_fitted_thresholds_is_refused():
-    with pytest.raises(ValidationError, match="ensemble: true needs thresholds: val"):
+    with pytest.raises(ValidationError, match="ensemble: seeds needs thresholds: val"):
         SelectionSpec(ensemble=True, thresholds="cross_fit")
+    assert SelectionSpec(ensemble=True).ensemble == "seeds" and SelectionSpec().ensemble == "none"

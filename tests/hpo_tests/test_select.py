@@ -39,7 +39,7 @@ def test_the_lucky_trial_loses_on_its_mean_and_a_bad_one_is_stopped(tmp_path: Pa
 
     attrs = study.user_attrs
     assert attrs[stored.SELECTED_TRIAL] == 0 and set(stored.selections_of(attrs)) == {0, 1, 2}
-    assert stored.selections_of(attrs)[1]["standard_error"] == pytest.approx(lucky.standard_error)
+    assert stored.selections_of(attrs)[1].standard_error == pytest.approx(lucky.standard_error)
     assert best_trial(study).number == 0  # hpo retrain retrains the selected trial
     assert "stopped: clearly behind" in "\n".join(selection_lines(candidates, "tuned_macro_f1"))
 
