@@ -70,15 +70,14 @@ def train(config: TrainConfig, cross_fit_folds: int | None = None) -> Trained:
     from trainers.reporting import PrintReporter
 
     result = train_and_evaluate(config, PrintReporter(config.monitor), keep_model=True)
-    extractor = result.extras.get("feature_extractor")
-    trained = _with_thresholds(config, result.model, result.tokenizer, extractor, result.val_probs, result.best_metrics)  # fmt: skip
+    thresholds = None
     if cross_fit_folds and config.task == "multi_label":
         from trainers.crossfit import crossfit_thresholds
 
         thresholds = crossfit_thresholds(config, cross_fit_folds, seed=config.hyper.seed)
-        trained.best = trained.best._replace(thresholds=thresholds)
-        trained.thresholds = thresholds
-    return trained
+    extractor = result.extras.get("feature_extractor")
+    return _with_thresholds(config, result.model, result.tokenizer, extractor, result.val_probs,
+                            result.best_metrics, thresholds)  # fmt: skip
 
 
 def train_ensemble(config: TrainConfig, members: list[TrainConfig]) -> Trained:
@@ -108,15 +107,15 @@ def train_ensemble(config: TrainConfig, members: list[TrainConfig]) -> Trained:
 
 
 def _with_thresholds(
-    config: TrainConfig, model, tokenizer, extractor, val_probs, val_metrics
+    config: TrainConfig, model, tokenizer, extractor, val_probs, val_metrics, thresholds=None
 ) -> Trained:
-    """The model with per-label thresholds chosen on its validation probabilities."""
+    """The model with its per-label thresholds: `thresholds`, or chosen on its validation
+    probabilities."""
     from trainers.checkpoint import BestModel, LabelInfo
     from trainers.data import load_split
     from trainers.thresholds import best_f1_thresholds
 
-    thresholds = None
-    if config.task == "multi_label":
+    if thresholds is None and config.task == "multi_label":
         val = load_split(config.data.val_path, config.data, config.task)
         thresholds = best_f1_thresholds(val.labels.astype(np.int64), val_probs)
     best = BestModel(model, tokenizer, LabelInfo.of(config), thresholds, extractor)
