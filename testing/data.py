@@ -51,9 +51,14 @@ class RealData:
         return dest
 
 
+# Resolved when first imported (test collection), so a test that changes directory still finds
+# a relative DATA_DIR.
+_DATA_ROOT = Path(os.environ.get("DATA_DIR") or REPO.parent / "shared" / "data").resolve()
+
+
 def default_data_root() -> Path:
     """$DATA_DIR, or ../shared/data beside the checkout."""
-    return Path(os.environ.get("DATA_DIR") or REPO.parent / "shared" / "data")
+    return _DATA_ROOT
 
 
 def add_data_dir_argument(parser) -> None:

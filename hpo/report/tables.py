@@ -91,7 +91,8 @@ def trials_table(study: optuna.Study, spec: StudySpec) -> pd.DataFrame:
 
 
 def batch_size_tables(trials: pd.DataFrame, task: str) -> dict[Any, pd.DataFrame]:
-    """Per batch size, one row per learning rate: loss trend, validation F1/accuracy, state."""
+    """Per batch size, one row per learning rate: the objective, loss trend, validation
+    F1/accuracy, state (the objective first: a study may optimise none of the other columns)."""
     accuracy = "val_subset_accuracy" if task == "multi_label" else "val_accuracy"
     f1 = (
         ["val_micro_f1", "val_macro_f1"]
@@ -101,6 +102,7 @@ def batch_size_tables(trials: pd.DataFrame, task: str) -> dict[Any, pd.DataFrame
     columns = [
         "learning_rate",
         "trial",
+        "objective",
         "train_loss_first",
         "train_loss_last",
         "train_loss_change",

@@ -104,6 +104,8 @@ def test_batch_size_tables_pivot_and_best(study_copy):
         3e-3,
     ]  # the complete and the pruned trial at 1e-3
     assert set(tables[32]["state"]) == {"COMPLETE", "FAIL"}
+    done = tables[16][tables[16]["state"] == "COMPLETE"]
+    assert list(done["objective"]) == [complete[(16, lr)] for lr in done["learning_rate"]]
     pivot = objective_pivot(trials, "batch_size", "learning_rate", maximize=True)
     for (bs, lr), value in complete.items():
         assert pivot.loc[bs, lr] == value  # the pruned (0.01) and failed trials do not enter
