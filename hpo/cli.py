@@ -667,9 +667,10 @@ def cmd_retrain(args) -> int:
 
 def _members_dir(study) -> Path:
     """Where selection re-runs keep the models an ensemble is built from (hpo.best.members)."""
+    from hpo.best.members import MEMBERS_DIR
     from storage import run_dir
 
-    return run_dir(study.study_name) / "members"
+    return run_dir(study.study_name) / MEMBERS_DIR
 
 
 def cmd_select(args) -> int:

@@ -22,6 +22,7 @@ from trainers.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
+MEMBERS_DIR = "members"  # in runs/<study>/, beside best/
 SEED_STRIDE = 1000  # seed i of trial n is base + n + i * SEED_STRIDE: never a search trial's seed
 
 

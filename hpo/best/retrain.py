@@ -11,6 +11,7 @@ import logging
 import math
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -71,14 +72,14 @@ def train(config: TrainConfig, cross_fit_folds: int | None = None) -> Trained:
     from trainers.reporting import PrintReporter
 
     result = train_and_evaluate(config, PrintReporter(config.monitor), keep_model=True)
-    thresholds = None
     if cross_fit_folds and config.task == "multi_label":
         from trainers.crossfit import crossfit_thresholds
 
         thresholds = crossfit_thresholds(config, cross_fit_folds, seed=config.hyper.seed)
+    else:
+        thresholds = _val_thresholds(config, _val_labels(config), result.val_probs)
     extractor = result.extras.get("feature_extractor")
-    return _with_thresholds(config, result.model, result.tokenizer, extractor, result.val_probs,
-                            result.best_metrics, thresholds)  # fmt: skip
+    return _trained(config, result.model, result.tokenizer, extractor, result.best_metrics, thresholds)  # fmt: skip
 
 
 def train_ensemble(config: TrainConfig, members: list[tuple[int, TrainConfig]]) -> Trained:
@@ -95,20 +96,20 @@ def train_ensemble(config: TrainConfig, members: list[tuple[int, TrainConfig]]) 
         log.info("ensemble member %d of %d: seed %d", k + 1, len(members), member.hyper.seed)
         got.append(obtain(member))
     log.info("%d of %d members reused", sum(m.reused for m in got), len(got))
-    trials = [trial for trial, _ in members]
+    trials = [trial for trial, _ in members]  # grouped: each trial's seeds together
     y = _val_labels(config)
-    keep, metrics = None, None
-    for j, trial in enumerate(dict.fromkeys(trials)):
-        n = len(trials) - trials[::-1].index(trial)  # members up to this trial's last
-        scored = _mean_metrics(config, got[:n], y)
+    keep, probs, metrics, n = 0, None, None, 0
+    for j, (_, seeds) in enumerate(groupby(trials)):
+        n += len(list(seeds))  # the members of the first j + 1 trials
+        mean, scored = _mean_metrics(config, got[:n], y)
         log.info("members of the first %d trial(s) (%d models): validation %s %.4f",
                  j + 1, n, config.monitor, scored["monitor_value"])  # fmt: skip
         if metrics is None or _better(config, scored["monitor_value"], metrics["monitor_value"]):
-            keep, metrics = n, scored
+            keep, probs, metrics = n, mean, scored
     got = got[:keep]
     model = SeedEnsemble([m.model for m in got], config.task)
-    probs = np.mean([m.val_probs for m in got], axis=0)
-    trained = _with_thresholds(config, model, got[0].tokenizer, got[0].extractor, probs, metrics)
+    thresholds = _val_thresholds(config, y, probs)
+    trained = _trained(config, model, got[0].tokenizer, got[0].extractor, metrics, thresholds)
     trained.members = [EnsembleMember(trial=t, seed=c.hyper.seed) for t, c in members[:keep]]
     return trained
 
@@ -120,33 +121,34 @@ def _val_labels(config: TrainConfig) -> np.ndarray:
     return val.labels.astype(np.int64) if config.task == "multi_label" else val.labels
 
 
-def _mean_metrics(config: TrainConfig, got: list, y: np.ndarray) -> dict:
-    """Validation metrics of the members' mean probability."""
+def _mean_metrics(config: TrainConfig, got: list, y: np.ndarray) -> tuple[np.ndarray, dict]:
+    """The members' mean validation probability and its metrics."""
     from trainers.metrics import compute_metrics
 
-    metrics = compute_metrics(config.task, y, np.mean([m.val_probs for m in got], axis=0), config.data.label_names)  # fmt: skip
+    probs = np.mean([m.val_probs for m in got], axis=0)
+    metrics = compute_metrics(config.task, y, probs, config.data.label_names)
     metrics["monitor_value"] = metrics[config.monitor]
     metrics["member_values"] = [m.best_value for m in got]
     metrics["epoch"] = max(m.best_epoch for m in got)
-    return metrics
+    return probs, metrics
 
 
 def _better(config: TrainConfig, value: float, than: float) -> bool:
     return value > than if config.monitor_mode == "max" else value < than
 
 
-def _with_thresholds(
-    config: TrainConfig, model, tokenizer, extractor, val_probs, val_metrics, thresholds=None
-) -> Trained:
-    """The model with its per-label thresholds: `thresholds`, or chosen on its validation
-    probabilities."""
-    from trainers.checkpoint import BestModel, LabelInfo
-    from trainers.data import load_split
+def _val_thresholds(
+    config: TrainConfig, y: np.ndarray, val_probs: np.ndarray
+) -> np.ndarray | None:
+    """Multi-label: each label's threshold chosen on the validation probabilities."""
     from trainers.thresholds import best_f1_thresholds
 
-    if thresholds is None and config.task == "multi_label":
-        val = load_split(config.data.val_path, config.data, config.task)
-        thresholds = best_f1_thresholds(val.labels.astype(np.int64), val_probs)
+    return best_f1_thresholds(y, val_probs) if config.task == "multi_label" else None
+
+
+def _trained(config: TrainConfig, model, tokenizer, extractor, val_metrics, thresholds) -> Trained:
+    from trainers.checkpoint import BestModel, LabelInfo
+
     best = BestModel(model, tokenizer, LabelInfo.of(config), thresholds, extractor)
     return Trained(config, best, val_metrics, thresholds)
 
@@ -239,10 +241,12 @@ def retrain_best(
         config.hyper.epochs,
         trial.params,
     )
+    from hpo.best.members import MEMBERS_DIR
+
     selection = spec.selection
     if selection and selection.ensemble != "none":
         members = ensemble_members(
-            study, spec, trial, data_dir, members_dir or out_dir.parent / "members"
+            study, spec, trial, data_dir, members_dir or out_dir.parent / MEMBERS_DIR
         )
         trained = train_ensemble(config, members)
     else:

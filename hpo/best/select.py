@@ -48,9 +48,8 @@ class Candidate:
         )
 
     def as_attr(self) -> dict:
-        se = self.standard_error
         return stored.SelectionRecord(scores=self.scores, mean=self.mean, search_value=self.search_value,
-                                      standard_error=None if math.isnan(se) else se, pruned=self.pruned).attr()  # fmt: skip
+                                      standard_error=self.standard_error, pruned=self.pruned).attr()  # fmt: skip
 
 
 def select(
