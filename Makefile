@@ -80,14 +80,14 @@ storage-proxy: venv
 	$(BIN)/hpo storage-proxy --host $(HOST) --port $(PROXY_PORT)
 
 test: venv
-	DATA_DIR=$(abspath $(or $(DATA_DIR),../shared/data)) $(BIN)/python -m pytest -q -n 2 --dist loadfile
+	DATA_DIR=$(or $(DATA_DIR),../shared/data) $(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 bench: venv
-	DATA_DIR=$(abspath $(or $(DATA_DIR),../shared/data)) $(BIN)/python -m benchmarks
+	DATA_DIR=$(or $(DATA_DIR),../shared/data) $(BIN)/python -m benchmarks
 
 clean-runs:
 	rm -rf runs

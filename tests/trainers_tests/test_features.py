@@ -7,13 +7,13 @@ assertion, so a changed lexicon or tokenisation shows up as a failing number.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from testing.data import default_data_root
 from trainers.features import (
     FEATURES_FILE,
     RAW_FEATURE_NAMES,
@@ -22,9 +22,7 @@ from trainers.features import (
     raw_features,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DATA_DIR = Path(os.environ.get("DATA_DIR", REPO_ROOT / ".." / "shared" / "data"))
-COVID_DIR = DATA_DIR / "covid-tweets"
+COVID_DIR = default_data_root() / "covid-tweets"
 
 TRAIN = [
     "I LOVE this, it's not bad at all!! So happy @bob https://t.co/x1Y2",
