@@ -76,6 +76,13 @@ def run_hpo(
     )
 
 
+def interruptible() -> None:
+    """A `preexec_fn` that gives the child the default SIGINT. A shell starts background jobs
+    with SIGINT ignored and Python keeps an ignored SIGINT, so a suite run in the background
+    would otherwise send an interrupt that the `hpo` it tests never sees."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextlib.contextmanager
 def hpo_in_background(
     *args: str, log: Path, cwd: Path = REPO, **env: str
@@ -90,6 +97,7 @@ def hpo_in_background(
             stdout=out,
             stderr=subprocess.STDOUT,
             text=True,
+            preexec_fn=interruptible,
         )
         try:
             yield proc

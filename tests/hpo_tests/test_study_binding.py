@@ -22,6 +22,7 @@ from hpo.report import open_existing_study
 from hpo.study import n_finished
 from storage import StorageError, run_dir
 from testing.data import REPO
+from testing.workers import interruptible
 from tests.hpo_tests.edge_support import cli, edge_spec, hpo
 
 
@@ -267,6 +268,7 @@ def test_ctrl_c_prints_one_line_and_keeps_the_finished_trials(here, data):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=interruptible,
     )
     try:
         deadline = time.monotonic() + 120
