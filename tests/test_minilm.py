@@ -24,11 +24,11 @@ def test_minilm_study_learns_and_prunes(tmp_path, monkeypatch, real_data):
     """Two trials on real UCC comments: a learning rate that learns, and one too small to move
     the pretrained model; the second is pruned at epoch 1 by the median of the first."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    data = real_data.slice(tmp_path / "data", "ucc", {"train": 300, "val": 150})
+    data = real_data.slice(tmp_path / "data", "ucc", {"train": 192, "val": 120})
     spec_path = tiny_ucc_spec(
         tmp_path / "minilm.yaml",
         name="minilm-e2e",
-        model={"name_or_path": PACKAGED_MINILM, "from_config": None, "max_length": 64},
+        model={"name_or_path": PACKAGED_MINILM, "from_config": None, "max_length": 48},
         data={"test": None},
         training={"epochs": 2, "batch_size": 16, "freeze_word_embeddings": True},
         search_space={"learning_rate": {"type": "categorical", "choices": [1e-4, 1e-9]}},

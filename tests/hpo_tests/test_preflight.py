@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from testing.specs import tiny_architecture
-from tests.hpo_tests.edge_support import cli, edge_spec, hpo, rewrite
+from tests.hpo_tests.edge_support import cli, edge_spec, rewrite
 
 
 def _val(data, tmp_path, change) -> str:
@@ -186,12 +186,13 @@ def _project(tmp_path, data) -> tuple:
         ("broken:train", "broken.py, line 1"),
     ],
 )
-def test_hpo_check_finds_the_trainer_without_importing_it(tmp_path, data, trainer, outcome):
+def test_hpo_check_finds_the_trainer_without_importing_it(
+    capsys, monkeypatch, tmp_path, data, trainer, outcome
+):
     project, marker, spec = _project(tmp_path, data)
     rewrite(spec, lambda raw: raw.update(trainer=trainer))
-    ran = hpo(
-        "check", spec.name, "--data-dir", data, cwd=project
-    )  # the project's folder is where its modules are found
+    monkeypatch.chdir(project)  # the project's folder is where its modules are found
+    ran = cli(capsys, "check", spec.name, "--data-dir", data)
     if outcome == "ok":
         assert ran.code == 0 and "warning: trainer" not in ran.out, ran.err
     elif outcome.startswith("warning"):
