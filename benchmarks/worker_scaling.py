@@ -17,9 +17,14 @@ it are measured with all k workers running, not while the last ones are still st
 Efficiency is throughput with k workers / (k x throughput with one), i.e. cycle with one worker /
 cycle with k; the overhead per trial is the cycle minus the trial's sleep. While a run runs, a
 thread samples PostgreSQL's client connections (pg_stat_activity) and the memory of every process
-the benchmark started (benchmarks.monitor). A run that breaks (workers that cannot connect,
-failed trials) is reported, not raised. PostgreSQL is a throwaway server (testing/pg_server.py)
-started with --max-connections.
+the benchmark started (benchmarks.monitor). Through the proxy, the proxy process's CPU time per
+finished trial is read from /proc, from the barrier on (the workers' start-up left out, and with
+it the first round's trial creation, about a quarter of a trial's calls): one Python process
+serves every worker, so a core can serve at most 60 / that many trials a minute, wherever the
+workers run. A run that breaks (workers that
+cannot connect, failed trials) is reported, not raised, with the first error lines of the
+workers' log. PostgreSQL is a throwaway server (testing/pg_server.py) started with
+--max-connections.
 
     python -m benchmarks.worker_scaling [--quick] [--workers 1,2,4,8] [--backends sqlite,postgresql,proxy]
     python -m benchmarks.worker_scaling --scale   # 1,16,32,64,128 workers on postgresql and proxy, max_connections 50
@@ -66,6 +71,7 @@ class Target:
     reader_url: str
     socket_dir: Path | None = None
     port: int | None = None
+    proxy_pid: int | None = None
 
 
 @dataclass
@@ -79,9 +85,11 @@ class Run:
     warmup_s: float  # how much longer a worker's first cycle was (includes waiting at the barrier)
     wall_s: float  # first trial start to last trial end
     states: Counter = field(default_factory=Counter)
-    worker_errors: int = 0  # workers that exited non-zero or had to be stopped
+    worker_errors: int = 0  # workers that exited non-zero
     running_max: int = 0  # most trials seen running at once
     peaks: Peaks = field(default_factory=Peaks)
+    workers_stopped: int = 0  # workers still running at RUN_LIMIT_S, stopped by the benchmark
+    proxy_cpu_s: float = math.nan  # the proxy process's CPU seconds per finished trial
 
     @property
     def finished(self) -> int:
@@ -154,11 +162,40 @@ def service_run(
             stdout=log.fileno(),
         )
         running_max = _release_when_all_started(study, procs, barrier)
-        running_max = max(running_max, _wait_bounded(study, procs))
-    errors = sum(1 for p in procs if p.returncode != 0)
-    return _measured(
-        study, backend, "service", workers, rounds, "worker", errors, running_max, monitor
+        proxy_cpu = process_cpu_s(target.proxy_pid)  # the workers' start-up left out
+        most, stopped = _wait_bounded(study, procs)
+        proxy_cpu = process_cpu_s(target.proxy_pid) - proxy_cpu
+    errors = sum(1 for p in procs if p.returncode != 0) - stopped
+    run = _measured(
+        study,
+        backend,
+        "service",
+        workers,
+        rounds,
+        "worker",
+        errors,
+        max(running_max, most),
+        monitor,
     )
+    run.workers_stopped, run.proxy_cpu_s = stopped, proxy_cpu / max(run.finished, 1)
+    if errors:
+        print(f"  workers' first errors: {'; '.join(first_errors(folder / f'{name}.log'))}")
+    return run
+
+
+def process_cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds a live process has used so far (NaN without one)."""
+    if pid is None:
+        return math.nan
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def first_errors(log: Path, n: int = 3) -> list[str]:
+    """The first `n` distinct error lines the workers printed."""
+    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+    found = [line.strip() for line in lines if line.lstrip().startswith(("error:", "Traceback"))]
+    return list(dict.fromkeys(found))[:n] or ["none printed"]
 
 
 def _release_when_all_started(
@@ -184,16 +221,18 @@ def _release_when_all_started(
     return most
 
 
-def _wait_bounded(study: optuna.Study, procs: list[subprocess.Popen]) -> int:
-    """Wait for the workers, sampling how many trials run at once; stop those left at the limit."""
+def _wait_bounded(study: optuna.Study, procs: list[subprocess.Popen]) -> tuple[int, int]:
+    """Wait for the workers, sampling how many trials run at once; stop those left at the
+    limit. Returns (most trials running at once, workers stopped)."""
     most, deadline = 0, time.monotonic() + RUN_LIMIT_S
     while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
         most = max(most, len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))))
         time.sleep(1)
-    stop_workers([p for p in procs if p.poll() is None], grace_s=10)
+    left = [p for p in procs if p.poll() is None]
+    stop_workers(left, grace_s=10)
     for p in procs:
         p.wait()
-    return most
+    return most, len(left)
 
 
 def optuna_run(backend: str, target: Target, workers: int, rounds: int, epoch_s: float) -> Run:
@@ -265,7 +304,7 @@ def print_table(runs: list[Run], epoch_s: float) -> None:
     print(
         f"{'backend':11s}{'path':8s}{'workers':>8s}{'trials':>7s}{'finished':>9s}{'failed':>7s}{'errors':>7s}"
         f"{'trials/min':>11s}{'effic.':>7s}{'cycle s':>8s}{'overhead s':>11s}{'db conns':>9s}{'running':>8s}"
-        f"{'PSS GB':>7s}{'RSS GB':>7s}{'wall s':>7s}"
+        f"{'PSS GB':>7s}{'RSS GB':>7s}{'wall s':>7s}{'stopped':>8s}{'proxy CPU s/trial':>18s}"
     )
     for r in runs:
         efficiency = (
@@ -277,6 +316,7 @@ def print_table(runs: list[Run], epoch_s: float) -> None:
             f"{r.backend:11s}{r.path:8s}{r.workers:8d}{r.n_trials:7d}{r.finished:9d}{r.states['FAIL']:7d}{r.worker_errors:7d}"
             f"{r.per_minute:11.1f}{efficiency:7.3f}{r.cycle_s:8.2f}{r.cycle_s - EPOCHS * epoch_s:11.2f}{r.peaks.connections:9d}"
             f"{r.running_max:8d}{r.peaks.pss_gb:7.2f}{r.peaks.rss_gb:7.2f}{r.wall_s:7.1f}"
+            f"{r.workers_stopped:8d}{r.proxy_cpu_s:18.3f}"
         )
 
 
@@ -289,16 +329,23 @@ def summarize(runs: list[Run], epoch_s: float, max_connections: int) -> None:
         )
         one = by.get((backend, "service", 1))
         for r in service:
-            broken = r.finished != r.n_trials or r.states["FAIL"] or r.worker_errors
+            broken = (
+                r.finished != r.n_trials
+                or r.states["FAIL"]
+                or r.worker_errors
+                or r.workers_stopped
+            )
             efficiency = r.per_minute / (r.workers * one.per_minute) if one else math.nan
             verdict = "BROKE" if broken else "ok"
             print(
                 f"{backend} {r.workers:3d} workers: {verdict}: {r.finished}/{r.n_trials} finished, {r.states['FAIL']} failed, "
-                f"{r.worker_errors} workers failed; efficiency {efficiency:.3f} (target >= {TARGET_EFFICIENCY}); "
+                f"{r.worker_errors} workers failed, {r.workers_stopped} stopped at {RUN_LIMIT_S} s; "
+                f"efficiency {efficiency:.3f} (target >= {TARGET_EFFICIENCY}); "
                 f"PostgreSQL held up to {r.peaks.connections} client connections (max_connections {max_connections}); "
                 f"processes up to {r.peaks.processes}, PSS {r.peaks.pss_gb:.1f} GB",
                 flush=True,
             )
+        capacity(backend, service, one)
         reference = by.get((backend, "optuna", 1))
         if one and reference:
             print(
@@ -368,6 +415,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def capacity(backend: str, service: list[Run], one: Run | None) -> None:
+    """What one proxy process can serve, from its CPU per trial (lowest of the runs: the
+    figure a proxy with a core of its own would show, not one inflated by a busy machine)."""
+    costs = [r.proxy_cpu_s for r in service if math.isfinite(r.proxy_cpu_s)]
+    if not costs or one is None:
+        return
+    per_minute = 60 / min(costs)
+    workers = per_minute / (TARGET_EFFICIENCY * one.per_minute)
+    print(
+        f"{backend}: the proxy used {min(costs):.3f}-{max(costs):.3f} CPU s per trial: one proxy process on a core of "
+        f"its own serves at most {per_minute:.0f} trials/min, {workers:.0f} workers of these trials "
+        f"at efficiency {TARGET_EFFICIENCY}",
+        flush=True,
+    )
+
+
 def _progress(r: Run) -> None:
     print(
         f"  {r.backend} {r.path}, {r.workers} workers: {r.finished}/{r.n_trials} finished, {r.per_minute:.1f} trials/min, "
@@ -395,14 +458,14 @@ def _storage(backend: str, folder: Path, max_connections: int) -> Iterator[Targe
         if backend == "postgresql":
             yield Target(server.url, reader, server.socket_dir, server.port)
         else:
-            with _proxy(server.url, folder) as proxy_url:
-                yield Target(proxy_url, reader, server.socket_dir, server.port)
+            with _proxy(server.url, folder) as (proxy_url, pid):
+                yield Target(proxy_url, reader, server.socket_dir, server.port, pid)
     finally:
         teardown(server)
 
 
 @contextlib.contextmanager
-def _proxy(database_url: str, folder: Path) -> Iterator[str]:
+def _proxy(database_url: str, folder: Path) -> Iterator[tuple[str, int]]:
     """`hpo storage-proxy` as its own process, as it runs in production, on a free loopback port."""
     from testing.pg_server import free_port
 
@@ -413,7 +476,10 @@ def _proxy(database_url: str, folder: Path) -> Iterator[str]:
             cmd, env={**os.environ, "HPO_STORAGE": database_url}, stdout=log, stderr=log
         )
     try:
-        yield f"grpc://127.0.0.1:{port}"  # workers wait for it to answer (storage.proxy_client)
+        yield (
+            f"grpc://127.0.0.1:{port}",
+            proc.pid,
+        )  # workers wait for it to answer (storage.proxy_client)
     finally:
         proc.terminate()
         proc.wait(30)

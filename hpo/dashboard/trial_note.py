@@ -10,25 +10,39 @@ SYSTEM_ATTR_MAX_LENGTH characters, all study system attributes keyed by the tria
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import optuna
 
 SYSTEM_ATTR_MAX_LENGTH = 2045
 
 
-def save_trial_note(trial: optuna.Trial, body: str) -> None:
-    """What optuna_dashboard.save_note(trial, body) does."""
-    storage, study_id, trial_id = trial.storage, trial.study._study_id, trial._trial_id
-    prefix = f"dashboard:{trial_id}:note_str:"
-    version_key = f"dashboard:{trial_id}:note_ver"
-    attrs = storage.get_study_system_attrs(study_id)  # read once: it holds every trial's note
-    older = sum(1 for k in attrs if k.startswith(prefix))
-    storage.set_study_system_attr(study_id, version_key, attrs.get(version_key, 0) + 1)
-    chunks = [
-        body[i * SYSTEM_ATTR_MAX_LENGTH : (i + 1) * SYSTEM_ATTR_MAX_LENGTH]
-        for i in range(math.ceil(len(body) / SYSTEM_ATTR_MAX_LENGTH))
-    ]
-    for i, chunk in enumerate(chunks):
-        storage.set_study_system_attr(study_id, f"{prefix}{i}", chunk)
-    for i in range(len(chunks), older):  # a shorter note than before: blank the rest
-        storage.set_study_system_attr(study_id, f"{prefix}{i}", "")
+@dataclass
+class TrialNote:
+    """What optuna_dashboard.save_note(trial, body) does, for a trial this worker created.
+
+    The dashboard's own save reads every study system attribute to find the note's version and
+    chunk count, and those attributes hold every trial's note: a read that grows with the study,
+    once per trial. The worker that created the trial knows both, so it never reads. A note typed
+    into the dashboard while the trial runs is replaced when the trial ends."""
+
+    trial: optuna.Trial
+    version: int = 0
+    chunks: int = 0
+
+    def save(self, body: str) -> None:
+        storage, study_id = self.trial.storage, self.trial.study._study_id
+        prefix = f"dashboard:{self.trial._trial_id}:note_str:"
+        self.version += 1
+        storage.set_study_system_attr(
+            study_id, f"dashboard:{self.trial._trial_id}:note_ver", self.version
+        )
+        chunks = [
+            body[i * SYSTEM_ATTR_MAX_LENGTH : (i + 1) * SYSTEM_ATTR_MAX_LENGTH]
+            for i in range(math.ceil(len(body) / SYSTEM_ATTR_MAX_LENGTH))
+        ]
+        for i, chunk in enumerate(chunks):
+            storage.set_study_system_attr(study_id, f"{prefix}{i}", chunk)
+        for i in range(len(chunks), self.chunks):  # a shorter note than before: blank the rest
+            storage.set_study_system_attr(study_id, f"{prefix}{i}", "")
+        self.chunks = max(self.chunks, len(chunks))

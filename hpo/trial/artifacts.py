@@ -24,7 +24,7 @@ import optuna
 from optuna.artifacts import upload_artifact
 
 from hpo import stored
-from hpo.dashboard.trial_note import save_trial_note
+from hpo.dashboard.trial_note import TrialNote
 from hpo.spec import StudySpec
 from hpo.trial.process import TrialOutcome
 from storage import artifact_store, run_dir
@@ -95,8 +95,8 @@ class TrialRecorder:
         for key, value in headline(best or {}).items():
             self.trial.set_user_attr(stored.headline_key(key), value)
         note = epochs_markdown(history, self.spec.objective.metric, best_epoch, outcome)
-        save_trial_note(
-            self.trial, f"{note}\n\nArtifacts below: {', '.join(f.name for f in files)}."
+        TrialNote(self.trial).save(
+            f"{note}\n\nArtifacts below: {', '.join(f.name for f in files)}."
         )
         upload(self.trial, files, self.artifact_dir)
 

@@ -8,7 +8,7 @@ import sys
 import optuna
 from optuna_dashboard import get_note, save_note
 
-from hpo.dashboard.trial_note import SYSTEM_ATTR_MAX_LENGTH, save_trial_note
+from hpo.dashboard.trial_note import SYSTEM_ATTR_MAX_LENGTH, TrialNote
 from testing.data import REPO
 
 
@@ -16,8 +16,9 @@ def test_a_note_reads_back_through_optuna_dashboard_even_when_it_shrinks() -> No
     study = optuna.create_study()
     trial, theirs = study.ask(), study.ask()
     long = "x" * (2 * SYSTEM_ATTR_MAX_LENGTH + 7)
+    note = TrialNote(trial)
     for body in (long, "**short** now"):
-        save_trial_note(trial, body)
+        note.save(body)
         save_note(theirs, body)
         assert get_note(trial) == get_note(theirs) == body
     attrs = study._storage.get_study_system_attrs(study._study_id)
