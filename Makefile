@@ -77,7 +77,7 @@ dashboard: venv
 	$(BIN)/hpo dashboard --host $(HOST) --port $(PORT)
 
 storage-proxy: venv
-	$(BIN)/hpo storage-proxy --host $(HOST) --port $(PROXY_PORT)
+	$(BIN)/hpo storage-proxy --host $(HOST) --port $(PROXY_PORT) --processes $(or $(PROCESSES),1)
 
 test: venv
 	DATA_DIR=$(or $(DATA_DIR),../shared/data) $(BIN)/python -m pytest -q -n 2 --dist loadfile

@@ -184,11 +184,14 @@ def service_run(
 
 
 def process_cpu_s(pid: int | None) -> float:
-    """User + system CPU seconds a live process has used so far (NaN without one)."""
+    """User + system CPU seconds a live process and its live children (a proxy's server
+    processes) have used so far; NaN without a process."""
     if pid is None:
         return math.nan
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(process_cpu_s(int(child)) for child in children)
 
 
 def first_errors(log: Path, n: int = 3) -> list[str]:
@@ -380,6 +383,12 @@ def main(argv: list[str] | None = None) -> int:
         help="trials per worker (default 4, --quick and --scale 3; at least 3: the first is warm-up)",
     )
     parser.add_argument(
+        "--proxy-processes",
+        type=int,
+        default=1,
+        help="hpo storage-proxy --processes (default 1)",
+    )
+    parser.add_argument(
         "--max-connections",
         type=int,
         default=50,
@@ -401,14 +410,21 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[Run] = []
     with tempfile.TemporaryDirectory(prefix="hpo-scaling-") as tmp:
         for backend in backends:
-            with _storage(backend, Path(tmp), args.max_connections) as target:
+            label = (
+                f"proxy-x{args.proxy_processes}"
+                if backend == "proxy" and args.proxy_processes > 1
+                else backend
+            )
+            with _storage(
+                backend, Path(tmp), args.max_connections, args.proxy_processes
+            ) as target:
                 for k in counts:
-                    runs.append(service_run(backend, target, k, rounds, epoch_s, Path(tmp)))
+                    runs.append(service_run(label, target, k, rounds, epoch_s, Path(tmp)))
                     _progress(runs[-1])
                     if k == 1 or (
                         k == max(counts) and not args.scale
                     ):  # the reference's own scaling is not the question
-                        runs.append(optuna_run(backend, target, k, rounds, epoch_s))
+                        runs.append(optuna_run(label, target, k, rounds, epoch_s))
                         _progress(runs[-1])
     print_table(runs, epoch_s)
     summarize(runs, epoch_s, args.max_connections)
@@ -440,7 +456,9 @@ def _progress(r: Run) -> None:
 
 
 @contextlib.contextmanager
-def _storage(backend: str, folder: Path, max_connections: int) -> Iterator[Target]:
+def _storage(
+    backend: str, folder: Path, max_connections: int, proxy_processes: int = 1
+) -> Iterator[Target]:
     """A fresh SQLite file, or a throwaway PostgreSQL server (behind a proxy process for "proxy")."""
     if backend == "sqlite":
         url = f"sqlite:///{folder}/scaling.db"
@@ -458,19 +476,20 @@ def _storage(backend: str, folder: Path, max_connections: int) -> Iterator[Targe
         if backend == "postgresql":
             yield Target(server.url, reader, server.socket_dir, server.port)
         else:
-            with _proxy(server.url, folder) as (proxy_url, pid):
+            with _proxy(server.url, folder, proxy_processes) as (proxy_url, pid):
                 yield Target(proxy_url, reader, server.socket_dir, server.port, pid)
     finally:
         teardown(server)
 
 
 @contextlib.contextmanager
-def _proxy(database_url: str, folder: Path) -> Iterator[tuple[str, int]]:
+def _proxy(database_url: str, folder: Path, processes: int) -> Iterator[tuple[str, int]]:
     """`hpo storage-proxy` as its own process, as it runs in production, on a free loopback port."""
     from testing.pg_server import free_port
 
     port = free_port()
     cmd = [sys.executable, "-m", "hpo", "storage-proxy", "--port", str(port)]
+    cmd += ["--processes", str(processes)]
     with (folder / "proxy.log").open("w") as log:
         proc = subprocess.Popen(
             cmd, env={**os.environ, "HPO_STORAGE": database_url}, stdout=log, stderr=log

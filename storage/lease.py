@@ -1,8 +1,9 @@
 """Study leases held in the storage proxy: the study lock for workers that reach the database
 only through the proxy.
 
-A lease is a token per study with a time to live, kept in the proxy process's memory and timed
-by its clock alone (the workers' clocks never matter). A worker that dies or loses its link
+A lease is a token per study with a time to live, kept in the proxy's memory and timed by its
+machine's monotonic clock alone (the workers' clocks never matter). A proxy of several
+processes shares one table (`shared_lease_table`). A worker that dies or loses its link
 holding one delays the others by at most the time to live. Being late is not enough to corrupt a
 count: the writes that add to it (creating a trial, taking a queued one) carry the token and are
 refused once another worker holds the lease (`fenced`).
@@ -13,24 +14,34 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from multiprocessing.context import BaseContext
+from typing import Any, NamedTuple
 
 
-@dataclass
-class _Lease:
+class _Lease(NamedTuple):
     token: str
     expires: float
 
 
 class LeaseTable:
-    """One lease per study id; thread-safe (the proxy serves each call on a thread of its own)."""
+    """One lease per study id; thread-safe (the proxy serves each call on a thread of its own).
+    `condition` and `held` default to this process's own; `shared_lease_table` passes ones that
+    processes forked from the caller share."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, max_waiters: int = 32) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        max_waiters: int = 32,
+        *,
+        condition: Any = None,
+        held: MutableMapping[int, _Lease] | None = None,
+    ) -> None:
         self._clock = clock
-        self._changed = threading.Condition()
-        self._held: dict[int, _Lease] = {}
+        self._changed = condition if condition is not None else threading.Condition()
+        self._held: MutableMapping[int, _Lease] = {} if held is None else held
+        # Waiters are counted per process: each waits on one of its own process's threads.
         self._waiters, self._max_waiters = 0, max_waiters
 
     def acquire(self, study_id: int, ttl_s: float, wait_s: float) -> str | None:
@@ -74,3 +85,12 @@ class LeaseTable:
         with self._changed:
             lease = self._held.get(study_id)
             yield lease is not None and lease.token == token
+
+
+def shared_lease_table(ctx: BaseContext, max_waiters: int) -> tuple[LeaseTable, Any]:
+    """A table for the proxy processes the caller forks after this call, and the manager process
+    that keeps its leases (shut it down after them). The lock is a process-shared condition; on
+    Linux CLOCK_MONOTONIC is one clock for every process of the machine."""
+    manager = ctx.Manager()
+    table = LeaseTable(max_waiters=max_waiters, condition=ctx.Condition(), held=manager.dict())
+    return table, manager

@@ -7,11 +7,22 @@ every worker from it. It is Optuna's own servicer with two additions:
 - fencing: a call that creates a trial or takes a queued one while carrying a lease token is
   refused (ABORTED) unless that token still holds the study's lease, so a worker that lost its
   lease while cut off cannot add a trial beyond n_trials when its link returns.
+
+One Python process serves calls on one core at a time (the GIL), about 0.2 CPU seconds per trial
+of the sleep trainer (benchmarks/worker_scaling.py). `processes` > 1 forks that many servers on
+one port (SO_REUSEPORT: the kernel spreads the workers' connections over them), each with its own
+database pool, all sharing one lease table.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing as mp
+import multiprocessing.connection
+import os
+import signal
+import socket
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -24,7 +35,7 @@ from optuna.storages._grpc.servicer import OptunaStorageProxyService, _to_proto_
 
 from storage import proxy_wire as wire
 from storage.errors import StorageError
-from storage.lease import LeaseTable
+from storage.lease import LeaseTable, shared_lease_table
 from storage.pg_budget import check_room
 from storage.rdb import Pool, open_storage
 from storage.shared_reads import SharedReads
@@ -50,28 +61,32 @@ class ProxySettings:
     threads: int = 128  # concurrent calls; lease waits (<= MAX_WAIT_S, half the threads at most) hold one each
     pool: Pool = Pool(
         size=10, overflow=0
-    )  # the database connections: this is all the proxy ever opens
+    )  # each process's database connections: this is all the proxy ever opens
+    processes: int = 1
 
     @property
     def max_connections(self) -> int:
-        return self.pool.size + self.pool.overflow
+        return self.processes * (self.pool.size + self.pool.overflow)
+
+    @property
+    def max_waiters(self) -> int:
+        return max(1, self.threads // 2)  # the other half serves the holder and the trials
 
 
-def make_proxy_server(settings: ProxySettings) -> tuple[grpc.Server, int]:
-    """The server, bound but not started, and the port it bound (port 0 picks a free one)."""
-    if proxy_address(settings.storage_url) is not None:
-        raise StorageError(
-            "hpo storage-proxy needs a database URL (postgresql://… or sqlite:///…), not another proxy"
-        )
-    check_room(settings.storage_url, 1, settings.pool, what="the storage proxy")
+def make_proxy_server(
+    settings: ProxySettings, leases: LeaseTable | None = None
+) -> tuple[grpc.Server, int]:
+    """The server, bound but not started, and the port it bound (port 0 picks a free one).
+    `leases`: a table shared with the proxy's other processes; by default one of its own."""
+    _refuse_a_proxy_behind(settings.storage_url)
+    if leases is None:
+        check_room(settings.storage_url, 1, settings.pool, what="the storage proxy")
+        leases = LeaseTable(max_waiters=settings.max_waiters)
     rdb = open_storage(settings.storage_url, heartbeat_interval=None, pool=settings.pool)
     server = grpc.server(
         ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="proxy"),
-        options=_SERVER_OPTIONS,
+        options=[*_SERVER_OPTIONS, ("grpc.so_reuseport", int(settings.processes > 1))],
     )
-    leases = LeaseTable(
-        max_waiters=max(1, settings.threads // 2)
-    )  # the other half serves the holder and the trials
     storage = SharedReads(
         rdb
     )  # Optuna's cached layer (finished trials are read once), without its queueing
@@ -86,22 +101,109 @@ def make_proxy_server(settings: ProxySettings) -> tuple[grpc.Server, int]:
     return server, port
 
 
+def _refuse_a_proxy_behind(storage_url: str) -> None:
+    if proxy_address(storage_url) is not None:
+        raise StorageError(
+            "hpo storage-proxy needs a database URL (postgresql://… or sqlite:///…), not another proxy"
+        )
+
+
 def serve_proxy(settings: ProxySettings) -> None:
     """Serve until Ctrl-C or SIGTERM; calls in flight get a few seconds to finish."""
+    if settings.processes > 1:
+        _serve_processes(settings)
+        return
     server, port = make_proxy_server(settings)
     server.start()
+    _announce(settings, port)
+    _serve_until_stopped(server)
+
+
+def _announce(settings: ProxySettings, port: int) -> None:
+    each = f"{settings.processes} processes × " if settings.processes > 1 else ""
     print(
         f"storage proxy for {redact(settings.storage_url)} on grpc://{settings.host}:{port} "
-        f"({settings.threads} threads, at most {settings.max_connections} database connections); "
+        f"({each}{settings.threads} threads, at most {settings.max_connections} database connections); "
         f"workers: --storage grpc://{settings.host}:{port}",
         flush=True,
     )
+
+
+def _serve_until_stopped(server: grpc.Server) -> None:
     try:
         server.wait_for_termination()
     except KeyboardInterrupt:
         pass
     finally:
         server.stop(grace=5).wait()
+
+
+def _serve_processes(settings: ProxySettings) -> None:
+    """`settings.processes` servers forked from here before any gRPC object exists (gRPC does not
+    survive a fork), on one fixed port, sharing one lease table."""
+    if settings.port == 0:
+        raise StorageError(
+            "hpo storage-proxy --processes needs a fixed --port: its servers share it"
+        )
+    _refuse_a_proxy_behind(settings.storage_url)
+    _refuse_a_taken_port(settings.host, settings.port)
+    check_room(settings.storage_url, settings.processes, settings.pool, what="the storage proxy")
+    # Create or upgrade the schema once, here: servers starting together on a new database
+    # would race to create its tables. No connection is left open across the fork.
+    open_storage(settings.storage_url, heartbeat_interval=None, pool=settings.pool).engine.dispose()
+    ctx = mp.get_context("fork")
+    leases, manager = shared_lease_table(ctx, settings.max_waiters)
+    children = [
+        ctx.Process(target=_child_server, args=(settings, leases), daemon=True)
+        for _ in range(settings.processes)
+    ]
+    for child in children:
+        child.start()
+    _announce(settings, settings.port)
+    try:  # one server that stops (it could not bind, it crashed) stops the proxy
+        mp.connection.wait([child.sentinel for child in children])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for child in children:
+            if child.is_alive():
+                child.terminate()  # each stops its server with the same grace (_child_server)
+        for child in children:
+            child.join(10)
+        manager.shutdown()
+    failed = [c.exitcode for c in children if c.exitcode not in (0, -signal.SIGTERM)]
+    if failed:
+        raise StorageError(
+            f"storage proxy: {len(failed)} of its processes failed (exit codes {failed})"
+        )
+
+
+def _refuse_a_taken_port(host: str, port: int) -> None:
+    """Servers sharing a port with SO_REUSEPORT would also share it with another such proxy of
+    the same user, splitting the workers between two lease tables: a plain bind tells."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as e:
+        raise StorageError(f"storage proxy cannot listen on {host}:{port}: {e.strerror}") from e
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _child_server(settings: ProxySettings, leases: LeaseTable) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        server, _ = make_proxy_server(settings, leases)
+    except StorageError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        os._exit(2)  # at once: the parent stops the siblings, and its SIGTERM must find none here
+    except KeyboardInterrupt:  # stopped while starting: a sibling could not start
+        return
+    server.start()
+    _serve_until_stopped(server)
 
 
 class _FencedService(OptunaStorageProxyService):

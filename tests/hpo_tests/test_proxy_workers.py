@@ -4,6 +4,7 @@ killed worker's trial retried, the dashboard and the trials' artifacts on a grpc
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -15,8 +16,16 @@ from hpo.dashboard import dashboard_url, make_dashboard_server
 from hpo.study import n_finished
 from hpo.study.workers import wait_workers
 from storage import default_artifact_dir
+from testing.pg_server import free_port
 from testing.specs import sleep_spec
-from testing.workers import FINISHED, kill_mid_trial, states, stop_all
+from testing.workers import (
+    FINISHED,
+    hpo_in_background,
+    kill_mid_trial,
+    states,
+    stop_all,
+    wait_until,
+)
 from testing.workers import start_study_workers as create_and_start
 from tests.proxy_support import running_proxy
 
@@ -45,6 +54,40 @@ def test_workers_through_the_proxy_finish_exactly_n_trials(
     assert states(study) == {"COMPLETE": 10}  # not one more, none failed
     assert len({t.user_attrs["worker"] for t in trials}) >= 2
     assert all("hpo:beat" in t.system_attrs for t in trials)  # heartbeats went through the proxy
+
+
+def _answers(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.postgres
+def test_a_proxy_of_two_processes_keeps_exactly_n_trials(
+    postgres, tmp_path: Path, monkeypatch
+) -> None:
+    """`hpo storage-proxy --processes 2`: two servers on one port, the kernel spreading the
+    workers over them, one study lease between them."""
+    monkeypatch.setenv("SLEEP_EPOCH_S", "0.1")
+    port = free_port()
+    log = tmp_path / "proxy.log"
+    command = ("storage-proxy", "--processes", "2", "--port", str(port))
+    with hpo_in_background(*command, log=log, HPO_STORAGE=postgres.url) as proxy:
+        url = f"grpc://127.0.0.1:{port}"
+        wait_until(lambda: _answers(port) or proxy.poll() is not None, 120, "the proxy's port")
+        assert proxy.poll() is None, log.read_text()
+        study, procs = create_and_start(sleep_spec(tmp_path, n_trials=12), url, n_workers=4)
+        try:
+            assert wait_workers(procs) == 0
+        finally:
+            stop_all(procs)
+        assert states(study) == {"COMPLETE": 12}  # not one more, none failed
+        children = Path(f"/proc/{proxy.pid}/task/{proxy.pid}/children").read_text().split()
+        assert len(children) == 3  # two servers and the lease table's manager
+    assert proxy.returncode == 0, log.read_text()
+    assert f"on grpc://127.0.0.1:{port} (2 processes × 64 threads" in log.read_text()
 
 
 def test_the_dashboard_serves_a_proxy_study_with_its_artifacts(

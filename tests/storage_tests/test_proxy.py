@@ -4,6 +4,7 @@ loopback, real SQLite behind it."""
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import socket
 import threading
 import time
@@ -17,7 +18,7 @@ from optuna.trial import TrialState
 
 from storage import StorageError, artifact_store, open_storage, proxy_address, resolve_storage_url
 from storage.attr_heartbeat import BEAT_ATTR, StaleWatch
-from storage.lease import LeaseTable
+from storage.lease import LeaseTable, shared_lease_table
 from storage.proxy_client import ProxyStorage, open_proxy
 from storage.shared_reads import SharedReads
 from tests.proxy_support import running_proxy
@@ -97,6 +98,42 @@ def test_waiting_for_a_lease_takes_at_most_max_waiters_threads() -> None:
         leases.acquire(1, ttl_s=10, wait_s=1.0) is None and time.monotonic() - started < 0.5
     )  # answered at once
     waiter.join()
+
+
+def _acquire_in_child(leases: LeaseTable, wait_s: float, out) -> None:
+    out.send(leases.acquire(1, ttl_s=30, wait_s=wait_s))
+
+
+def _in_another_process(leases: LeaseTable, ctx, wait_s: float, meanwhile=lambda: None):
+    reader, writer = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_acquire_in_child, args=(leases, wait_s, writer))
+    child.start()
+    meanwhile()
+    assert reader.poll(20), "the other process never answered"
+    token = reader.recv()
+    child.join(10)
+    return token
+
+
+def test_a_lease_shared_by_proxy_processes_holds_across_them() -> None:
+    """The processes of `hpo storage-proxy --processes N` see one lease per study: one taken
+    here is refused there, and a release here wakes a waiter there."""
+    ctx = mp.get_context("fork")
+    leases, manager = shared_lease_table(ctx, max_waiters=4)
+    try:
+        mine = leases.acquire(1, ttl_s=30, wait_s=0)
+        assert mine and _in_another_process(leases, ctx, wait_s=0) is None
+        theirs = _in_another_process(
+            leases,
+            ctx,
+            wait_s=15,
+            meanwhile=lambda: (time.sleep(0.5), leases.release(1, mine)),
+        )
+        assert theirs and theirs != mine
+        with leases.fenced(1, mine) as held_mine, leases.fenced(1, theirs) as held_theirs:
+            assert held_theirs and not held_mine
+    finally:
+        manager.shutdown()
 
 
 def test_a_turn_counts_states_and_reads_the_queue_alone(proxy_url: str) -> None:
