@@ -28,6 +28,7 @@ workers' log. PostgreSQL is a throwaway server (testing/pg_server.py) started wi
 
     python -m benchmarks.worker_scaling [--quick] [--workers 1,2,4,8] [--backends sqlite,postgresql,proxy]
     python -m benchmarks.worker_scaling --scale   # 1,16,32,64,128 workers on postgresql and proxy, max_connections 50
+    python -m benchmarks.worker_scaling --workers 1,16,32,64 --backends proxy --proxy-processes 2
 """
 
 from __future__ import annotations
