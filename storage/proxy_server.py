@@ -150,7 +150,9 @@ def _serve_processes(settings: ProxySettings) -> None:
     check_room(settings.storage_url, settings.processes, settings.pool, what="the storage proxy")
     # Create or upgrade the schema once, here: servers starting together on a new database
     # would race to create its tables. No connection is left open across the fork.
-    open_storage(settings.storage_url, heartbeat_interval=None, pool=settings.pool).engine.dispose()
+    open_storage(
+        settings.storage_url, heartbeat_interval=None, pool=settings.pool
+    ).engine.dispose()
     ctx = mp.get_context("fork")
     leases, manager = shared_lease_table(ctx, settings.max_waiters)
     children = [
