@@ -171,7 +171,9 @@ def _workers(study) -> set[int]:
 def test_sigterm_fails_the_running_trial_and_stops_its_process(
     tmp_path: Path, monkeypatch
 ) -> None:
-    monkeypatch.setenv("SLEEP_EPOCH_S", "0.4")
+    # 1 s epochs: a trial seen in its second epoch has over a second left, however late a busy
+    # machine lets this process send the signal (with 0.4 s the victim sometimes finished first).
+    monkeypatch.setenv("SLEEP_EPOCH_S", "1.0")
     study, procs = start_study_workers(
         sleep_spec(tmp_path, n_trials=4), f"sqlite:///{tmp_path}/optuna.db", n_workers=2
     )
