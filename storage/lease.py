@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from multiprocessing.context import BaseContext
+from multiprocessing.managers import SyncManager
 from typing import Any, NamedTuple
 
 
@@ -87,10 +88,14 @@ class LeaseTable:
             yield lease is not None and lease.token == token
 
 
-def shared_lease_table(ctx: BaseContext, max_waiters: int) -> tuple[LeaseTable, Any]:
+def shared_lease_table(
+    ctx: BaseContext, max_waiters: int, initializer: Callable[[], None] | None = None
+) -> tuple[LeaseTable, Any]:
     """A table for the proxy processes the caller forks after this call, and the manager process
-    that keeps its leases (shut it down after them). The lock is a process-shared condition; on
-    Linux CLOCK_MONOTONIC is one clock for every process of the machine."""
-    manager = ctx.Manager()
+    that keeps its leases (shut it down after them; `initializer` runs in it first). The lock is
+    a process-shared condition; on Linux CLOCK_MONOTONIC is one clock for every process of the
+    machine."""
+    manager = SyncManager(ctx=ctx)
+    manager.start(initializer)
     table = LeaseTable(max_waiters=max_waiters, condition=ctx.Condition(), held=manager.dict())
     return table, manager

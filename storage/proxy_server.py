@@ -16,6 +16,8 @@ database pool, all sharing one lease table.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import multiprocessing as mp
 import multiprocessing.connection
@@ -42,6 +44,7 @@ from storage.shared_reads import SharedReads
 from storage.urls import proxy_address, redact
 
 _log = logging.getLogger(__name__)
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", -1),
     ("grpc.max_send_message_length", -1),
@@ -154,7 +157,7 @@ def _serve_processes(settings: ProxySettings) -> None:
         settings.storage_url, heartbeat_interval=None, pool=settings.pool
     ).engine.dispose()
     ctx = mp.get_context("fork")
-    leases, manager = shared_lease_table(ctx, settings.max_waiters)
+    leases, manager = shared_lease_table(ctx, settings.max_waiters, _start_manager)
     children = [
         ctx.Process(target=_child_server, args=(settings, leases), daemon=True)
         for _ in range(settings.processes)
@@ -194,9 +197,26 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _die_with_parent() -> None:
+    """SIGTERM this process when the proxy's parent dies, even by SIGKILL (Linux's
+    PR_SET_PDEATHSIG), so no orphaned server keeps the port; elsewhere nothing."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+def _start_manager() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which shuts it down
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _die_with_parent()
+
+
 def _child_server(settings: ProxySettings, leases: LeaseTable) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
     signal.signal(signal.SIGTERM, _interrupt)
+    _die_with_parent()
     try:
         server, _ = make_proxy_server(settings, leases)
     except StorageError as e:

@@ -22,6 +22,7 @@ from testing.workers import (
     FINISHED,
     hpo_in_background,
     kill_mid_trial,
+    process_gone,
     states,
     stop_all,
     wait_until,
@@ -88,6 +89,23 @@ def test_a_proxy_of_two_processes_keeps_exactly_n_trials(
         assert len(children) == 3  # two servers and the lease table's manager
     assert proxy.returncode == 0, log.read_text()
     assert f"on grpc://127.0.0.1:{port} (2 processes × 64 threads" in log.read_text()
+
+
+def test_a_killed_proxy_takes_its_server_processes_with_it(tmp_path: Path) -> None:
+    """SIGKILL leaves the parent no chance to stop its servers: they must not keep the port."""
+    port = free_port()
+    command = ("storage-proxy", "--processes", "2", "--port", str(port))
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    with hpo_in_background(*command, log=tmp_path / "proxy.log", HPO_STORAGE=url) as proxy:
+        wait_until(lambda: _answers(port) or proxy.poll() is not None, 120, "the proxy's port")
+        children = Path(f"/proc/{proxy.pid}/task/{proxy.pid}/children").read_text().split()
+        assert len(children) == 3
+        proxy.kill()
+        proxy.wait()
+        wait_until(
+            lambda: all(process_gone(int(pid)) for pid in children), 30, "its servers to stop"
+        )
+    assert not _answers(port)
 
 
 def test_the_dashboard_serves_a_proxy_study_with_its_artifacts(
