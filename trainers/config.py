@@ -197,6 +197,10 @@ class TrainConfig(_Strict):
             raise ValueError("multi_class needs data.label_column and data.class_names")
         return self
 
+    def improves(self, value: float, than: float) -> bool:
+        """Whether `value` of the monitored metric is better than `than`."""
+        return value > than if self.monitor_mode == "max" else value < than
+
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)
 

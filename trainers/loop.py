@@ -263,7 +263,6 @@ def train_and_evaluate(
     best: dict | None = None
     best_state = best_probs = None
     stopped = False
-    sign = 1 if config.monitor_mode == "max" else -1
     for epoch in range(1, config.hyper.epochs_to_run + 1):
         measured = (
             (lambda: report_resources(reporter, measure_resources(run.device)))
@@ -276,7 +275,7 @@ def train_and_evaluate(
         metrics.update(val_loss=val_loss, epoch=epoch, **train_stats, **eval_stats)
         metrics["monitor_value"] = metrics[config.monitor]
         history.append(metrics)
-        if best is None or sign * (metrics["monitor_value"] - best["monitor_value"]) > 0:
+        if best is None or config.improves(metrics["monitor_value"], best["monitor_value"]):
             best, best_probs = metrics, probs
             if keep_model or config.measure_deployed:
                 best_state = copy.deepcopy(

@@ -20,6 +20,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo import stored
+from hpo.best.members import MEMBERS_DIR, member_config, obtain
 from hpo.errors import HpoError
 from hpo.objectives import chosen_trial, primary_value
 from hpo.report.baseline import collapse_warnings, majority_baseline
@@ -88,7 +89,6 @@ def train_ensemble(config: TrainConfig, members: list[tuple[int, TrainConfig]]) 
     are chosen on that mean's validation predictions. Of several trials' members it keeps those
     of the first j trials, j chosen on validation: a weaker configuration's seeds can dilute the
     mean (ucc-best: 3 models of the chosen trial 0.7832 val macro ROC-AUC, all 9 0.7777)."""
-    from hpo.best.members import obtain
     from trainers.ensemble import SeedEnsemble
 
     got = []
@@ -104,7 +104,7 @@ def train_ensemble(config: TrainConfig, members: list[tuple[int, TrainConfig]]) 
         mean, scored = _mean_metrics(config, got[:n], y)
         log.info("members of the first %d trial(s) (%d models): validation %s %.4f",
                  j + 1, n, config.monitor, scored["monitor_value"])  # fmt: skip
-        if metrics is None or _better(config, scored["monitor_value"], metrics["monitor_value"]):
+        if metrics is None or config.improves(scored["monitor_value"], metrics["monitor_value"]):
             keep, probs, metrics = n, mean, scored
     got = got[:keep]
     model = SeedEnsemble([m.model for m in got], config.task)
@@ -133,10 +133,6 @@ def _mean_metrics(config: TrainConfig, got: list, y: np.ndarray) -> tuple[np.nda
     return probs, metrics
 
 
-def _better(config: TrainConfig, value: float, than: float) -> bool:
-    return value > than if config.monitor_mode == "max" else value < than
-
-
 def _val_thresholds(
     config: TrainConfig, y: np.ndarray, val_probs: np.ndarray
 ) -> np.ndarray | None:
@@ -158,8 +154,6 @@ def ensemble_members(
 ) -> list[tuple[int, TrainConfig]]:
     """The members `selection.ensemble` asks for: the chosen trial's seeds, or every seed of
     every candidate `hpo select` did not stop (best mean first); each saved under `root`."""
-    from hpo.best.members import member_config
-
     selection = spec.selection
     trials = [chosen]
     if selection.ensemble == "candidates":
@@ -241,8 +235,6 @@ def retrain_best(
         config.hyper.epochs,
         trial.params,
     )
-    from hpo.best.members import MEMBERS_DIR
-
     selection = spec.selection
     if selection and selection.ensemble != "none":
         members = ensemble_members(
