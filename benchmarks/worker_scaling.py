@@ -21,10 +21,9 @@ the benchmark started (benchmarks.monitor). Through the proxy, the proxy process
 finished trial is read from /proc, from the barrier on (the workers' start-up left out, and with
 it the first round's trial creation, about a quarter of a trial's calls): one Python process
 serves every worker, so a core can serve at most 60 / that many trials a minute, wherever the
-workers run. A run that breaks (workers that
-cannot connect, failed trials) is reported, not raised, with the first error lines of the
-workers' log. PostgreSQL is a throwaway server (testing/pg_server.py) started with
---max-connections.
+workers run. A run that breaks (workers that cannot connect, failed trials) is reported, not
+raised, with the first error lines of the workers' log. PostgreSQL is a throwaway server
+(testing/pg_server.py) started with --max-connections.
 
     python -m benchmarks.worker_scaling [--quick] [--workers 1,2,4,8] [--backends sqlite,postgresql,proxy]
     python -m benchmarks.worker_scaling --scale   # 1,16,32,64,128 workers on postgresql and proxy, max_connections 50
@@ -52,7 +51,7 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
 
-from benchmarks.monitor import BENCH_APP, Monitor, Peaks
+from benchmarks.monitor import BENCH_APP, Monitor, Peaks, descendants
 from hpo.spec import load_spec
 from hpo.study import open_study
 from hpo.study.workers import start_workers, stop_workers, worker_envs
@@ -166,7 +165,7 @@ def service_run(
         proxy_cpu = process_cpu_s(target.proxy_pid)  # the workers' start-up left out
         most, stopped = _wait_bounded(study, procs)
         proxy_cpu = process_cpu_s(target.proxy_pid) - proxy_cpu
-    errors = sum(1 for p in procs if p.returncode != 0) - stopped
+    errors = sum(1 for p in procs if p.returncode != 0 and p not in stopped)
     run = _measured(
         study,
         backend,
@@ -178,21 +177,26 @@ def service_run(
         max(running_max, most),
         monitor,
     )
-    run.workers_stopped, run.proxy_cpu_s = stopped, proxy_cpu / max(run.finished, 1)
+    run.workers_stopped, run.proxy_cpu_s = len(stopped), proxy_cpu / max(run.finished, 1)
     if errors:
         print(f"  workers' first errors: {'; '.join(first_errors(folder / f'{name}.log'))}")
     return run
 
 
 def process_cpu_s(pid: int | None) -> float:
-    """User + system CPU seconds a live process and its live children (a proxy's server
+    """User + system CPU seconds a live process and its live descendants (a proxy's server
     processes) have used so far; NaN without a process."""
     if pid is None:
         return math.nan
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return own + sum(process_cpu_s(int(child)) for child in children)
+    return sum(_own_cpu_s(p) for p in (pid, *descendants(pid)))
+
+
+def _own_cpu_s(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0  # it ended meanwhile
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def first_errors(log: Path, n: int = 3) -> list[str]:
@@ -225,9 +229,11 @@ def _release_when_all_started(
     return most
 
 
-def _wait_bounded(study: optuna.Study, procs: list[subprocess.Popen]) -> tuple[int, int]:
+def _wait_bounded(
+    study: optuna.Study, procs: list[subprocess.Popen]
+) -> tuple[int, list[subprocess.Popen]]:
     """Wait for the workers, sampling how many trials run at once; stop those left at the
-    limit. Returns (most trials running at once, workers stopped)."""
+    limit. Returns (most trials running at once, the workers stopped)."""
     most, deadline = 0, time.monotonic() + RUN_LIMIT_S
     while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
         most = max(most, len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))))
@@ -236,7 +242,7 @@ def _wait_bounded(study: optuna.Study, procs: list[subprocess.Popen]) -> tuple[i
     stop_workers(left, grace_s=10)
     for p in procs:
         p.wait()
-    return most, len(left)
+    return most, left
 
 
 def optuna_run(backend: str, target: Target, workers: int, rounds: int, epoch_s: float) -> Run:
