@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import threading
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -65,6 +67,22 @@ def _answers(port: int) -> bool:
     return True
 
 
+@contextmanager
+def _proxy_of_two(
+    storage_url: str, log: Path
+) -> Iterator[tuple[subprocess.Popen, int, list[int]]]:
+    """`hpo storage-proxy --processes 2` on a free port, once it answers: (the process, its
+    port, its children: two servers and the lease table's manager)."""
+    port = free_port()
+    command = ("storage-proxy", "--processes", "2", "--port", str(port))
+    with hpo_in_background(*command, log=log, HPO_STORAGE=storage_url) as proxy:
+        wait_until(lambda: _answers(port) or proxy.poll() is not None, 120, "the proxy's port")
+        assert proxy.poll() is None, log.read_text()
+        children = Path(f"/proc/{proxy.pid}/task/{proxy.pid}/children").read_text().split()
+        assert len(children) == 3
+        yield proxy, port, [int(pid) for pid in children]
+
+
 @pytest.mark.postgres
 def test_a_proxy_of_two_processes_keeps_exactly_n_trials(
     postgres, tmp_path: Path, monkeypatch
@@ -72,39 +90,26 @@ def test_a_proxy_of_two_processes_keeps_exactly_n_trials(
     """`hpo storage-proxy --processes 2`: two servers on one port, the kernel spreading the
     workers over them, one study lease between them."""
     monkeypatch.setenv("SLEEP_EPOCH_S", "0.1")
-    port = free_port()
     log = tmp_path / "proxy.log"
-    command = ("storage-proxy", "--processes", "2", "--port", str(port))
-    with hpo_in_background(*command, log=log, HPO_STORAGE=postgres.url) as proxy:
+    with _proxy_of_two(postgres.url, log) as (proxy, port, _):
         url = f"grpc://127.0.0.1:{port}"
-        wait_until(lambda: _answers(port) or proxy.poll() is not None, 120, "the proxy's port")
-        assert proxy.poll() is None, log.read_text()
         study, procs = create_and_start(sleep_spec(tmp_path, n_trials=12), url, n_workers=4)
         try:
             assert wait_workers(procs) == 0
         finally:
             stop_all(procs)
         assert states(study) == {"COMPLETE": 12}  # not one more, none failed
-        children = Path(f"/proc/{proxy.pid}/task/{proxy.pid}/children").read_text().split()
-        assert len(children) == 3  # two servers and the lease table's manager
     assert proxy.returncode == 0, log.read_text()
     assert f"on grpc://127.0.0.1:{port} (2 processes × 64 threads" in log.read_text()
 
 
 def test_a_killed_proxy_takes_its_server_processes_with_it(tmp_path: Path) -> None:
     """SIGKILL leaves the parent no chance to stop its servers: they must not keep the port."""
-    port = free_port()
-    command = ("storage-proxy", "--processes", "2", "--port", str(port))
     url = f"sqlite:///{tmp_path}/optuna.db"
-    with hpo_in_background(*command, log=tmp_path / "proxy.log", HPO_STORAGE=url) as proxy:
-        wait_until(lambda: _answers(port) or proxy.poll() is not None, 120, "the proxy's port")
-        children = Path(f"/proc/{proxy.pid}/task/{proxy.pid}/children").read_text().split()
-        assert len(children) == 3
+    with _proxy_of_two(url, tmp_path / "proxy.log") as (proxy, port, children):
         proxy.kill()
         proxy.wait()
-        wait_until(
-            lambda: all(process_gone(int(pid)) for pid in children), 30, "its servers to stop"
-        )
+        wait_until(lambda: all(map(process_gone, children)), 30, "its servers to stop")
     assert not _answers(port)
 
 
