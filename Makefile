@@ -80,7 +80,7 @@ storage-proxy: venv
 	$(BIN)/hpo storage-proxy --host $(HOST) --port $(PROXY_PORT) --processes $(or $(PROCESSES),1)
 
 test: venv
-	DATA_DIR=$(or $(DATA_DIR),../shared/data) $(BIN)/python -m pytest -q -n 2 --dist loadfile
+	DATA_DIR=$(or $(DATA_DIR),../shared/data) $(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15
 
 lint: venv
 	$(BIN)/ruff check .

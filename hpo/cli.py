@@ -625,11 +625,11 @@ def _stored_study(args):
 
 def cmd_report(args) -> int:
     from hpo.dashboard.attach import attach_to_best_trial
-    from hpo.report import report_study
+    from hpo.report import write_report
     from storage import default_artifact_dir
 
-    url, study, _, data_dir = _stored_study(args)
-    path = report_study(args.name, url, data_dir)
+    url, study, spec, data_dir = _stored_study(args)
+    path = write_report(study, spec, data_dir)
     attach_to_best_trial(study, [path], default_artifact_dir(url))
     print(f"report: {path} (and report.md, one CSV per table, in {path.parent})")
     return 0

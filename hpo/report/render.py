@@ -16,6 +16,7 @@ from hpo.report.figures import Figure, fmt, study_figures
 from hpo.report.read import changed_data, open_existing_study
 from hpo.report.summary import StudySummary
 from hpo.report.tables import summarize
+from hpo.spec import StudySpec
 from hpo.stored import BestMetrics, read_profile
 
 CSS = """
@@ -31,12 +32,20 @@ th { background: #f2f2f2; }
 def report_study(
     name: str, storage_url: str, data_dir: Path, runs_root: str | Path = "runs"
 ) -> Path:
-    """Write runs/<study>/report/ from the study in storage. The data, when found, gives the
-    all-majority baseline; runs/<study>/best/metrics.json, when there, the retrained model."""
+    """Write runs/<study>/report/ from the study in storage (see `write_report`)."""
+    study, spec = open_existing_study(name, storage_url)
+    return write_report(study, spec, data_dir, runs_root)
+
+
+def write_report(
+    study: optuna.Study, spec: StudySpec, data_dir: Path, runs_root: str | Path = "runs"
+) -> Path:
+    """Write runs/<study>/report/ for an open study and the spec it stored. The data, when found,
+    gives the all-majority baseline; runs/<study>/best/metrics.json, when there, the retrained
+    model."""
     from storage import run_dir
     from trainers.errors import DataError
 
-    study, spec = open_existing_study(name, storage_url)
     root = run_dir(study.study_name, runs_root)
     baseline, note = None, None
     changed = changed_data(study, spec, data_dir)
