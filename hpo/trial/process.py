@@ -62,10 +62,12 @@ class TrialOutcome:
     best_value: float | None = None
     error: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    exit_code: int | None = None  # the process's; negative: the signal that ended it
 
 
 OnEpoch = Callable[[int, dict], bool]
 OnResources = Callable[[dict], None]
+EXIT_GRACE_S = 10.0  # for a child that has sent its outcome to finish exiting by itself
 
 
 def run_trial_process(
@@ -95,11 +97,18 @@ def run_trial_process(
     process = ctx.Process(target=_child_main, args=args, daemon=True)
     process.start()
     child.close()
+    outcome = None
     try:
-        return _serve(parent, process, on_epoch, on_resources or (lambda _: None))
+        outcome = _serve(parent, process, on_epoch, on_resources or (lambda _: None))
+        return outcome
     finally:
-        _stop(process)
+        # A child that has sent its outcome is exiting: its exit handlers unlink the semaphores
+        # its libraries made, and a SIGTERM then would leave the resource tracker warning of
+        # leaks. Only a runner interrupted mid-trial stops the child at once.
+        _stop(process, settle=EXIT_GRACE_S if outcome else 0.0)
         parent.close()
+        if outcome:
+            outcome.exit_code = process.exitcode
 
 
 def _serve(conn, process, on_epoch: OnEpoch, on_resources: OnResources) -> TrialOutcome:
@@ -131,7 +140,8 @@ def _died(process) -> TrialOutcome:
     return TrialOutcome(status="failed", error=f"training process died: {why}{hint}")
 
 
-def _stop(process, grace: float = 10.0) -> None:
+def _stop(process, settle: float, grace: float = 10.0) -> None:
+    process.join(settle)
     if process.is_alive():
         process.terminate()
         process.join(grace)
