@@ -116,6 +116,8 @@ def serve_proxy(settings: ProxySettings) -> None:
     if settings.processes > 1:
         _serve_processes(settings)
         return
+    if settings.port:  # before gRPC, whose own bind failure logs a line of its own first
+        _refuse_a_taken_port(settings.host, settings.port)
     server, port = make_proxy_server(settings)
     server.start()
     _announce(settings, port)
@@ -190,7 +192,8 @@ def _refuse_a_taken_port(host: str, port: int) -> None:
         with socket.create_server((host, port)):
             pass
     except OSError as e:
-        raise StorageError(f"storage proxy cannot listen on {host}:{port}: {e.strerror}") from e
+        why = os.strerror(e.errno) if e.errno else str(e)  # create_server appends the address
+        raise StorageError(f"storage proxy cannot listen on {host}:{port}: {why}") from e
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -288,3 +288,17 @@ def test_concurrent_reads_share_queries_and_each_sees_every_earlier_write(tmp_pa
         t.join()
     assert not stale_reads
     assert len(queries) < 8 * 15 / 2  # most reads were answered by a query another read started
+
+
+def test_a_taken_port_is_one_line_from_hpo_storage_proxy(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "hpo", "storage-proxy", "--storage", f"sqlite:///{tmp_path}/o.db",
+                               "--port", str(port)], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode != 0 and done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        f"error: storage proxy cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]
