@@ -11,7 +11,8 @@ import optuna
 from optuna.trial import TrialState, create_trial
 
 from hpo import stored
-from hpo.cli import _load, _parser
+from hpo.cli.parser import build_parser
+from hpo.cli.search import load_args_spec
 from hpo.spec import load_spec
 from hpo.study.budget import check_budget, expected_duration_s
 from hpo.study.workers import wait_workers
@@ -72,6 +73,6 @@ def test_workers_stop_at_the_budget_and_no_trial_is_left_running(
 
 def test_budget_flag_overrides_the_spec(tmp_path: Path) -> None:
     path = sleep_spec(tmp_path)
-    args = _parser().parse_args(["study", str(path), "--budget-min", "30"])
-    spec, _, _ = _load(args)
+    args = build_parser().parse_args(["study", str(path), "--budget-min", "30"])
+    spec, _, _ = load_args_spec(args)
     assert spec.budget.minutes == 30 and load_spec(str(path)).budget is None
