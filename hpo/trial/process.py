@@ -80,17 +80,19 @@ def run_trial_process(
     on_resources: OnResources | None = None,
 ) -> TrialOutcome:
     """Start the training process, hand each epoch to `on_epoch` (True → stop it), wait for it.
-    The process's stdout and stderr go to `log_path` when given. `trainer` is a `module:function`
-    taking (config, reporter) and returning an object with best_epoch, best_value and
-    stopped_early, like trainers.loop.train_and_evaluate. `on_resources` gets the run's measured
-    device memory (trainers.reporting.Resources as a dict) when the trainer reports it."""
+    It runs in this process's environment as it is now (updated with `env`), not as it was
+    when the forkserver started, as a subprocess started now would. The process's stdout and
+    stderr go to `log_path` when given. `trainer` is a `module:function` taking (config,
+    reporter) and returning an object with best_epoch, best_value and stopped_early, like
+    trainers.loop.train_and_evaluate. `on_resources` gets the run's measured device memory
+    (trainers.reporting.Resources as a dict) when the trainer reports it."""
     ctx = context(trainer)
     parent, child = ctx.Pipe()
     args = (
         config.to_json(),
         child,
         os.getpid(),
-        env or {},
+        {**os.environ, **(env or {})},
         str(log_path) if log_path else None,
         trainer,
     )
@@ -178,6 +180,7 @@ def _child_main(
 ) -> None:
     # Ctrl-C reaches the whole process group: the runner alone decides how its trial ends.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ.clear()  # the forkserver's copy dates from its start
     os.environ.update(env)
     if log_path:
         _redirect_output(log_path)

@@ -1,7 +1,9 @@
 """Trainers for sampler, pruner and feasibility tests run in-process (spec field `trainer`):
-no sleep, so their speed does not depend on the environment the forkserver started with."""
+no sleep, so a trial costs only the service's own work."""
 
 from __future__ import annotations
+
+import os
 
 from testing.sleep_trainer import SleepResult, score
 from trainers.config import TrainConfig
@@ -38,5 +40,12 @@ def crash_at_batch_64(config: TrainConfig, reporter: Reporter) -> SleepResult:
 def lucky_seed_1(config: TrainConfig, reporter: Reporter) -> SleepResult:
     """One epoch of the sleep trainer's curve, 0.3 higher for seed 1 alone: a lucky search run."""
     value = score(config.hyper.learning_rate, 1) + (0.3 if config.hyper.seed == 1 else 0.0)
+    reporter.report(1, {config.monitor: value, "monitor_value": value, "epoch": 1})
+    return SleepResult(1, value, stopped_early=False)
+
+
+def reports_its_environment(config: TrainConfig, reporter: Reporter) -> SleepResult:
+    """One epoch whose value is $HPO_TEST_VALUE, or -1 when the trial's process lacks it."""
+    value = float(os.environ.get("HPO_TEST_VALUE", "-1"))
     reporter.report(1, {config.monitor: value, "monitor_value": value, "epoch": 1})
     return SleepResult(1, value, stopped_early=False)

@@ -40,3 +40,24 @@ def test_a_trial_process_that_has_reported_exits_by_itself(
     assert outcome.status == status
     assert epochs == {"finished": [1, 2, 3], "stopped": [1], "failed": []}[status]
     assert outcome.exit_code == 0  # not -15: no SIGTERM cut its exit handlers short
+
+
+def test_a_trial_process_sees_the_runners_environment_as_it_is_when_the_trial_starts(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The forkserver's environment dates from the first trial; each later trial gets the
+    runner's current one, variables added and removed alike."""
+    trainer = "tests.hpo_tests.instant_trainers:reports_its_environment"
+    seen: list[float] = []
+
+    def record(epoch: int, metrics: dict) -> bool:
+        seen.append(metrics["monitor_value"])
+        return False
+
+    monkeypatch.setenv("HPO_TEST_VALUE", "1")
+    run_trial_process(_config(tmp_path, 1e-3), record, trainer=trainer)  # starts the forkserver
+    monkeypatch.setenv("HPO_TEST_VALUE", "2")
+    run_trial_process(_config(tmp_path, 1e-3), record, trainer=trainer)
+    monkeypatch.delenv("HPO_TEST_VALUE")
+    run_trial_process(_config(tmp_path, 1e-3), record, trainer=trainer)
+    assert seen == [1.0, 2.0, -1.0]
