@@ -8,6 +8,9 @@ workers needs from it that Optuna's client lacks.
 - The study lease (`study_lease`): the study lock, held in the proxy. While a worker holds it,
   its calls carry the token, and the proxy refuses its trial-creating writes once the lease has
   passed to someone else.
+- A claimed trial (`claim_trial`): the common turn (count, then take a queued trial or create
+  one) made by the proxy in one call, holding the lease for milliseconds rather than for a
+  worker's round trips; the worker's next `ask` gets the claimed trial.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import random
 import time
 import warnings
 from collections import Counter
-from collections.abc import Container
+from collections.abc import Callable, Container
 from typing import Any
 
 import grpc
@@ -36,6 +39,7 @@ from storage.errors import StorageError
 CALL_TIMEOUT_S = 60.0  # a GetTrials of a large study on a busy proxy stays well under this
 LEASE_TTL_S = 10.0  # a worker killed while holding the lease delays the others this long at most
 RECENT_READ_S = 1.0
+ACQUIRE_BACKOFF_S = (0.05, 1.0)  # a refused worker's first and longest pause before it asks again
 _CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", -1),
     ("grpc.keepalive_time_ms", 10_000),  # a dead link is noticed within ~15 s
@@ -63,6 +67,7 @@ class ProxyStorage(GrpcStorageProxy, AttrHeartbeat):
         self._timeout_s = timeout_s
         self._lease: tuple[int, str] | None = None
         self._read_at: dict[int, float] = {}
+        self._claimed: dict[int, int] = {}  # study id → the trial claimed for the next ask
         self.init_heartbeat(heartbeat_interval, grace_period, retry_failed_trials)
         with warnings.catch_warnings():  # "experimental" since Optuna 4.2
             warnings.simplefilter("ignore", ExperimentalWarning)
@@ -79,6 +84,7 @@ class ProxyStorage(GrpcStorageProxy, AttrHeartbeat):
         self._count_states = self._channel.unary_unary(
             f"/{wire.SERVICE}/{wire.COUNT_STATES}", **json_call
         )
+        self._claim = self._channel.unary_unary(f"/{wire.SERVICE}/{wire.CLAIM_TRIAL}", **json_call)
         self._waiting_trials = self._channel.unary_unary(
             f"/{wire.SERVICE}/{wire.WAITING_TRIALS}",
             request_serializer=wire.encode,
@@ -91,16 +97,18 @@ class ProxyStorage(GrpcStorageProxy, AttrHeartbeat):
             "_acquire",
             "_release",
             "_count_states",
+            "_claim",
             "_waiting_trials",
             "_watch",
             "_lease",
             "_read_at",
+            "_claimed",
         ):
             state.pop(key, None)
         return state
 
     def __setstate__(self, state: dict[Any, Any]) -> None:
-        self._lease, self._read_at = None, {}
+        self._lease, self._read_at, self._claimed = None, {}, {}
         super().__setstate__(state)
         self.init_heartbeat(
             self._beat_interval, self._grace_s, self._retry._max_retry or 0, self._clock
@@ -110,11 +118,30 @@ class ProxyStorage(GrpcStorageProxy, AttrHeartbeat):
         self, study_id: int, deepcopy: bool = True, states: Container[TrialState] | None = None
     ) -> list[FrozenTrial]:
         if states is not None and list(states) == [TrialState.WAITING]:
+            if study_id in self._claimed:  # the trial for this ask is claimed: take no other
+                return []
             return self.waiting_trials(study_id)  # Optuna taking a queued trial: the queue alone
         read_at = self._clock()
         trials = super().get_all_trials(study_id, deepcopy=deepcopy, states=states)
         self._read_at[study_id] = read_at
         return trials
+
+    def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
+        if template_trial is None and study_id in self._claimed:
+            return self._claimed.pop(study_id)  # Optuna's ask, after a claim: the claimed trial
+        return super().create_new_trial(study_id, template_trial)
+
+    def claim_trial(self, study_id: int, n_trials: int) -> bool:
+        """Have the proxy count the study's finished and running trials and, while they leave
+        room under `n_trials`, take a queued trial or create one, all under the study lease in
+        one call (storage.proxy_server.claim_trial). True: the trial is RUNNING, and this
+        worker's next `ask` gets it. False: by the database's count there is no room."""
+        request = {"study_id": study_id, "n_trials": n_trials}
+        reply = _until_granted(lambda: self._claim(request), lambda r: not r.get("busy"))
+        if reply["trial_id"] is None:
+            return False
+        self._claimed[study_id] = int(reply["trial_id"])
+        return True
 
     def running_trials(self, study_id: int) -> tuple[list[FrozenTrial], float]:
         """From the last read when it is under RECENT_READ_S old (with that read's time): each
@@ -149,15 +176,13 @@ class ProxyLease:
         self.storage, self.study_id, self.ttl_s = storage, study_id, ttl_s
 
     def acquire(self) -> None:
+        """Ask until the proxy grants the lease. The proxy lets a bounded number of calls wait
+        for it and refuses the rest at once, so a refused worker backs off (doubling, with
+        jitter, up to a second) instead of asking again and again: a crowd of workers spinning
+        on the proxy would slow down the very calls the lease's holder makes."""
         request = {"study_id": self.study_id, "ttl_s": self.ttl_s, "wait_s": wire.MAX_WAIT_S}
-        while True:
-            token = self.storage._acquire(request)["token"]
-            if token:
-                self.storage._lease = (self.study_id, token)
-                return
-            time.sleep(
-                random.uniform(0, 0.05)
-            )  # the proxy waited, or had too many waiting: spread the retries
+        reply = _until_granted(lambda: self.storage._acquire(request), lambda r: r["token"])
+        self.storage._lease = (self.study_id, reply["token"])
 
     def release(self) -> None:
         held, self.storage._lease = self.storage._lease, None
@@ -167,6 +192,16 @@ class ProxyLease:
             self.storage._release({"study_id": held[0], "token": held[1]})
         except grpc.RpcError:
             pass  # the proxy is unreachable: the lease runs out by itself
+
+
+def _until_granted(call: Callable[[], dict], granted: Callable[[dict], Any]) -> dict:
+    """`call` again until its reply is `granted`, pausing between refusals: doubling, with
+    jitter, up to a second."""
+    backoff = ACQUIRE_BACKOFF_S[0]
+    while not granted(reply := call()):
+        time.sleep(random.uniform(0.5, 1.0) * backoff)
+        backoff = min(2 * backoff, ACQUIRE_BACKOFF_S[1])
+    return reply
 
 
 class _Details(

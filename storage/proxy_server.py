@@ -27,13 +27,15 @@ import socket
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 import grpc
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.storages._grpc.auto_generated import api_pb2, api_pb2_grpc
 from optuna.storages._grpc.servicer import OptunaStorageProxyService, _to_proto_trial
+from optuna.trial import TrialState
 
 from storage import proxy_wire as wire
 from storage.errors import StorageError
@@ -260,8 +262,34 @@ class _FencedService(OptunaStorageProxyService):
             yield
 
 
+def claim_trial(storage: SharedReads, leases: LeaseTable, study_id: int, n_trials: int) -> dict:
+    """A worker's whole turn in one call, under the study lease taken here for the few
+    milliseconds it needs: while the finished and running trials leave room under n_trials,
+    take the oldest queued trial or create a new one, RUNNING, for the caller. A worker that
+    holds the lease itself (to fail stale trials and queue their retries, to place a grid point)
+    excludes every claim meanwhile. {"busy": True} when the lease stayed taken for MAX_WAIT_S."""
+    token = leases.acquire(study_id, wire.CLAIM_TTL_S, wire.MAX_WAIT_S)
+    if token is None:
+        return {"busy": True}
+    try:
+        states = storage.count_states(study_id)
+        taken = (
+            states[TrialState.COMPLETE] + states[TrialState.PRUNED] + states[TrialState.RUNNING]
+        )
+        if taken >= n_trials:
+            return {"trial_id": None}
+        for trial in sorted(storage.waiting_trials(study_id), key=lambda t: t.number):
+            with suppress(UpdateFinishedTrialError):  # finished meanwhile: not ours to take
+                if storage.set_trial_state_values(trial._trial_id, TrialState.RUNNING):
+                    return {"trial_id": trial._trial_id}
+        return {"trial_id": storage.create_new_trial(study_id)}
+    finally:
+        leases.release(study_id, token)
+
+
 def _study_handler(leases: LeaseTable, storage: SharedReads) -> grpc.GenericRpcHandler:
-    """The calls the proxy adds to Optuna's: the lease, and the two reads of a turn under it."""
+    """The calls the proxy adds to Optuna's: the lease, the two reads of a turn under it, and
+    the common turn as one call."""
 
     def acquire(body: dict, context: grpc.ServicerContext) -> dict:
         wait = min(float(body["wait_s"]), wire.MAX_WAIT_S)
@@ -279,7 +307,15 @@ def _study_handler(leases: LeaseTable, storage: SharedReads) -> grpc.GenericRpcH
             trials=[_to_proto_trial(t) for t in storage.waiting_trials(int(body["study_id"]))]
         )
 
-    json_methods = {wire.ACQUIRE: acquire, wire.RELEASE: release, wire.COUNT_STATES: count_states}
+    def claim(body: dict, context: grpc.ServicerContext) -> dict:
+        return claim_trial(storage, leases, int(body["study_id"]), int(body["n_trials"]))
+
+    json_methods = {
+        wire.ACQUIRE: acquire,
+        wire.RELEASE: release,
+        wire.COUNT_STATES: count_states,
+        wire.CLAIM_TRIAL: claim,
+    }
     methods = {
         name: grpc.unary_unary_rpc_method_handler(
             fn, request_deserializer=wire.decode, response_serializer=wire.encode

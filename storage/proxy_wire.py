@@ -1,5 +1,6 @@
 """What the storage proxy and its workers agree on beyond Optuna's own gRPC service: the study
-lease, two small reads for the turn taken under it, and the metadata that fences trial creation.
+lease, two small reads for the turn taken under it, the whole common turn as one call (ClaimTrial),
+and the metadata that fences trial creation.
 
 They are plain gRPC methods with JSON bodies (no generated code to keep in step); the queued
 trials come back as Optuna's own GetTrialsReply.
@@ -12,17 +13,19 @@ from typing import Any
 
 DEFAULT_PORT = 13000
 SERVICE = "hpo.StudyProxy"
-ACQUIRE, RELEASE, COUNT_STATES, WAITING_TRIALS = (
+ACQUIRE, RELEASE, COUNT_STATES, WAITING_TRIALS, CLAIM_TRIAL = (
     "Acquire",
     "Release",
     "CountStates",
     "WaitingTrials",
+    "ClaimTrial",
 )
 LEASE_HEADER = (
     "hpo-lease"  # "<study id>:<token>", sent by a worker while it holds the study's lease
 )
 LEASE_LOST = "the study lease was lost (another worker holds it now); the turn is retried"
-MAX_WAIT_S = 1.0  # an Acquire call waits at most this long on the proxy
+MAX_WAIT_S = 1.0  # an Acquire (or ClaimTrial) call waits at most this long for the lease
+CLAIM_TTL_S = 30.0  # the lease a ClaimTrial call holds in the proxy while it counts and creates
 
 
 def encode(body: dict[str, Any]) -> bytes:

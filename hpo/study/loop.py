@@ -94,34 +94,46 @@ def run_study(
 def _take_turn(
     study: optuna.Study, slots: TrialSlots, objective: Objective, failures: _FailureGuard
 ) -> Turn:
-    """One trial (or none) under the study lock, which is held until the trial exists."""
+    """One trial (or none): claimed from the storage proxy in one call, or under the study
+    lock, which is held until the trial exists."""
     if (seen := slots.peek()) is not Turn.RUN:
         return seen
+    if (claimed := slots.claim()) is not None:
+        if claimed is Turn.RUN:
+            _run_one(study, slots, objective, failures)
+        return claimed
     slots.lock.acquire()
     try:
         turn = slots.next_turn()
         if turn is Turn.RUN:
-            run = _Admitted(objective, slots)
-            try:
-                # No gc_after_trial: training ran in its own process, and a collection costs ~0.3 s.
-                callbacks = [
-                    partial(print_trial, n_trials=slots.n_trials, budget_min=slots.budget_min),
-                    failures,
-                    requeue_alone_after_oom,
-                    objective.tracker.trial_finished,
-                ]
-                study.optimize(run, n_trials=1, callbacks=callbacks, catch=(TrialFailed,))
-            except Exception:
-                if run.taken_over is None:
-                    raise
-                log.warning(
-                    "trial %d was failed by another worker while it ran here (its heartbeat was late); "
-                    "it is retried with the same parameters",
-                    run.taken_over,
-                )
+            _run_one(study, slots, objective, failures)
         return turn
     finally:
         slots.lock.release()
+
+
+def _run_one(
+    study: optuna.Study, slots: TrialSlots, objective: Objective, failures: _FailureGuard
+) -> None:
+    """The admitted trial, through Optuna's own loop (ask, heartbeat, tell, callbacks)."""
+    run = _Admitted(objective, slots)
+    try:
+        # No gc_after_trial: training ran in its own process, and a collection costs ~0.3 s.
+        callbacks = [
+            partial(print_trial, n_trials=slots.n_trials, budget_min=slots.budget_min),
+            failures,
+            requeue_alone_after_oom,
+            objective.tracker.trial_finished,
+        ]
+        study.optimize(run, n_trials=1, callbacks=callbacks, catch=(TrialFailed,))
+    except Exception:
+        if run.taken_over is None:
+            raise
+        log.warning(
+            "trial %d was failed by another worker while it ran here (its heartbeat was late); "
+            "it is retried with the same parameters",
+            run.taken_over,
+        )
 
 
 def _db_outage(e: BaseException | None) -> bool:
@@ -144,12 +156,17 @@ class _Admitted:
         )
 
     def __call__(self, trial: optuna.Trial) -> float:
-        # Where the trial runs is written before the lock is freed: a worker packing trials on
-        # the same GPU counts it from its first moment.
+        # When trials are packed on a GPU, where this one runs is written before the lock is
+        # freed: a worker packing trials on the same GPU counts it from its first moment.
+        # Otherwise the lock is freed first: every call made holding it delays every worker.
+        packed = self.slots.gpu is not None
+        if not packed:
+            self.slots.lock.release()  # the trial exists: every other worker counts it from now on
         trial.set_user_attr(stored.WORKER, WORKER)
         if os.environ.get("CUDA_VISIBLE_DEVICES"):
             trial.set_user_attr(stored.GPU, os.environ["CUDA_VISIBLE_DEVICES"])
-        self.slots.lock.release()  # the trial exists: every other worker counts it from now on
+        if packed:
+            self.slots.lock.release()
         try:
             return self.objective(trial)
         except UpdateFinishedTrialError:

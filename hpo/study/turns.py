@@ -6,7 +6,9 @@ workers that start together near the end finish up to k-1 extra trials; GridSamp
 point to two workers once trials fail or are retried, so grid points are queued here instead.
 Here a worker fails stale trials (their retries join the queue) and, when a trial may start,
 takes a study-wide lock, counts finished and running trials, queues the next free grid point,
-and creates its trial before it lets go: every count it acts on is exact.
+and creates its trial before it lets go: every count it acts on is exact. Through the storage
+proxy the common turn (no grid, budget or GPU packing, no stale trial) is one call instead: the
+proxy counts and creates under the lock itself.
 
 The lock (hpo.study.lock) is freed by the server, the kernel or the storage proxy when a killed
 worker dies.
@@ -68,6 +70,27 @@ class TrialSlots:
         if time.monotonic() - self._stale_checked >= STALE_CHECK_S:
             return Turn.RUN
         return self._count(self.study.get_trials(deepcopy=False))
+
+    def claim(self) -> Turn | None:
+        """The turn in one call to the storage proxy, no lock held here (its `claim_trial`): RUN
+        with a trial taken for this worker's next ask, or WAIT or DONE as counted. None where
+        the turn must take the lock: another storage; a grid, a budget or GPU packing, which
+        need the trials themselves; a stale trial to fail (failing it and queueing its retry
+        are two writes, counted by nobody in between); or room the proxy's count cannot see
+        (it counts infeasible trials as finished)."""
+        storage = self.study._storage
+        claim_trial = getattr(storage, "claim_trial", None)
+        if claim_trial is None or self.grid or self.budget_min is not None or self.gpu:
+            return None
+        if time.monotonic() - self._stale_checked >= STALE_CHECK_S:
+            self._stale_checked = time.monotonic()
+            if storage._get_stale_trial_ids(self.study._study_id):
+                self._stale_checked = -math.inf  # the lock's turn fails them now
+                return None
+        if claim_trial(self.study._study_id, self.n_trials):
+            return Turn.RUN
+        turn = self._count(self.study.get_trials(deepcopy=False))
+        return None if turn is Turn.RUN else turn
 
     def next_turn(self) -> Turn:
         """Call with `lock` held; on RUN, keep holding it until the new trial exists."""

@@ -7,6 +7,7 @@ import json
 import socket
 import subprocess
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -161,3 +162,28 @@ def test_a_worker_killed_through_the_proxy_has_its_trial_failed_and_retried(
 def _get(url: str) -> bytes:
     with urllib.request.urlopen(url, timeout=30) as response:
         return response.read()
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+def test_a_turn_through_the_proxy_is_one_claim_unless_it_needs_the_lock(tmp_path: Path) -> None:
+    """The common turn is claimed from the proxy; a grid (its free point is read from the
+    trials) and a stale trial to fail (two writes no one may count between) take the lock."""
+    from hpo.spec import load_spec
+    from hpo.study import open_study
+    from hpo.study.turns import TrialSlots, Turn
+
+    with running_proxy(f"sqlite:///{tmp_path}/optuna.db") as url:
+        spec = load_spec(str(sleep_spec(tmp_path, n_trials=2)))
+        study = open_study(spec, url, heartbeat_interval=1)
+        slots = TrialSlots(study, spec)
+        assert slots.claim() is Turn.RUN
+        assert study.ask().number == 0 and slots.claim() is Turn.RUN
+        study.ask()
+        assert slots.claim() is Turn.WAIT  # two running trials fill n_trials 2
+        assert study._storage._get_stale_trial_ids(study._study_id) == []  # beats first seen
+        time.sleep(2.5)  # no beat comes (no heartbeat thread outside optimize) for the grace, 2 s
+        assert slots.claim() is None  # so this turn fails them under the lock
+
+        grid = load_spec(str(sleep_spec(tmp_path, n_trials=2, sampler={"type": "grid"},
+                                        search_space={"learning_rate": {"type": "categorical", "choices": [0.1, 0.2]}})))  # fmt: skip
+        assert TrialSlots(open_study(grid, url), grid).claim() is None

@@ -148,6 +148,65 @@ def test_a_turn_counts_states_and_reads_the_queue_alone(proxy_url: str) -> None:
     ]
 
 
+def test_a_claim_takes_the_queue_first_then_creates_and_stops_at_n_trials(proxy_url: str) -> None:
+    storage = client(proxy_url, heartbeat_interval=None)
+    study = optuna.create_study(storage=storage, study_name="claims")
+    study.enqueue_trial({"x": 0.5})
+    x = {"x": optuna.distributions.FloatDistribution(0, 1)}
+    asked = []
+    for _ in range(2):
+        assert storage.claim_trial(study._study_id, n_trials=2)
+        asked.append(study.ask(x))  # Optuna's ask gets the claimed trial, and pops no other
+    assert [t.number for t in asked] == [0, 1] and asked[0].params == {"x": 0.5}
+    assert storage.count_states(study._study_id) == {TrialState.RUNNING: 2}
+    assert not storage.claim_trial(study._study_id, n_trials=2)  # running trials fill it
+    study.tell(asked[0], 1.0)
+    study.tell(asked[1], state=TrialState.FAIL)  # a failed trial frees its place
+    study.enqueue_trial({"x": 0.7})
+    assert storage.claim_trial(study._study_id, n_trials=2)
+    assert study.ask(x).params == {"x": 0.7}
+    assert storage.count_states(study._study_id) == {
+        TrialState.COMPLETE: 1, TrialState.FAIL: 1, TrialState.RUNNING: 1
+    }  # fmt: skip
+
+
+def test_concurrent_claims_take_exactly_the_room_left(proxy_url: str) -> None:
+    storage = client(proxy_url, heartbeat_interval=None)
+    study_id = optuna.create_study(storage=storage, study_name="crowd")._study_id
+    workers = [client(proxy_url, heartbeat_interval=None) for _ in range(12)]
+    claimed: list[bool] = []
+    threads = [
+        threading.Thread(target=lambda w=w: claimed.append(w.claim_trial(study_id, n_trials=5)))
+        for w in workers
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(claimed) == [False] * 7 + [True] * 5
+    assert storage.count_states(study_id) == {TrialState.RUNNING: 5}
+
+
+def test_a_claim_waits_for_a_worker_holding_the_lease(proxy_url: str) -> None:
+    """A worker failing stale trials and queueing their retries holds the lease: no claim
+    counts in between."""
+    holder, claimer = client(proxy_url), client(proxy_url, heartbeat_interval=None)
+    study = optuna.create_study(storage=holder, study_name="held")
+    lease = holder.study_lease(study._study_id)
+    lease.acquire()
+    done = threading.Event()
+    thread = threading.Thread(
+        target=lambda: (claimer.claim_trial(study._study_id, n_trials=1), done.set())
+    )
+    thread.start()
+    time.sleep(1.5)  # longer than one wait in the proxy: the claim was refused and asks again
+    assert not done.is_set()
+    holder.create_new_trial(study._study_id, template_trial=None)  # the holder's own trial
+    lease.release()
+    thread.join(30)
+    assert done.is_set() and claimer.count_states(study._study_id) == {TrialState.RUNNING: 1}
+
+
 def test_a_worker_that_lost_its_lease_cannot_create_a_trial(proxy_url: str) -> None:
     late, other = client(proxy_url), client(proxy_url)
     study = optuna.create_study(storage=late, study_name="fenced")
