@@ -46,16 +46,22 @@ class StaleWatch:
     def stale(self, running: list[FrozenTrial], read_at: float, grace_s: float) -> list[int]:
         """Ids of the trials whose counter has not moved over `grace_s` seconds of reads;
         `running` was read at `read_at`."""
+        beats = {t._trial_id: t.system_attrs.get(BEAT_ATTR) for t in running}
+        return self.stale_ids(beats, read_at, grace_s)
+
+    def stale_ids(self, beats: dict[int, object], read_at: float, grace_s: float) -> list[int]:
+        """The same for `beats` (trial id → what stands for its beat, read at `read_at`); a
+        trial missing from `beats` is forgotten."""
         out = []
         with self._lock:
             before, self._seen = self._seen, {}
-            for t in running:
-                beat, seen = t.system_attrs.get(BEAT_ATTR), before.get(t._trial_id)
+            for trial_id, beat in beats.items():
+                seen = before.get(trial_id)
                 if seen is None or seen.beat != beat:
                     seen = _Seen(beat, read_at)
                 elif read_at - seen.since >= grace_s:
-                    out.append(t._trial_id)
-                self._seen[t._trial_id] = seen
+                    out.append(trial_id)
+                self._seen[trial_id] = seen
         return out
 
 

@@ -12,10 +12,13 @@ from typing import Any, TypeVar
 import optuna
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages._rdb import models
+from optuna.trial import TrialState
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
+from storage.attr_heartbeat import StaleWatch
 from storage.errors import StorageError
 from storage.outage import is_proxy_outage
 from storage.urls import proxy_address, redact
@@ -143,10 +146,43 @@ class _Storage(RDBStorage):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         _tune_engine(self.engine)
+        self._beatless_watch = StaleWatch()
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state = super().__getstate__()
+        state.pop("_beatless_watch", None)  # holds a lock; what it saw is this process's
+        return state
 
     def __setstate__(self, state: dict[Any, Any]) -> None:
         super().__setstate__(state)  # unpickling (e.g. into a worker process) builds a new engine
         _tune_engine(self.engine)
+        self._beatless_watch = StaleWatch()
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        """Optuna's stale trials (a heartbeat older than the grace period), and the running
+        trials that have had no heartbeat at all for the grace period by this process's clock:
+        Optuna never looks at those, yet a worker cut off by an outage between creating its
+        trial and its first beat leaves one, RUNNING for good, and the study waits on it."""
+        stale = super()._get_stale_trial_ids(study_id)
+        read_at = time.monotonic()
+        beatless = {trial_id: None for trial_id in self._beatless_running(study_id)}
+        grace = self.grace_period or 2 * (self.heartbeat_interval or 0)
+        return stale + self._beatless_watch.stale_ids(beatless, read_at, grace)
+
+    def _beatless_running(self, study_id: int) -> list[int]:
+        session = self.scoped_session()
+        try:
+            heartbeats = models.TrialHeartbeatModel
+            rows = (
+                session.query(models.TrialModel.trial_id)
+                .outerjoin(heartbeats, heartbeats.trial_id == models.TrialModel.trial_id)
+                .filter(models.TrialModel.study_id == study_id)
+                .filter(models.TrialModel.state == TrialState.RUNNING)
+                .filter(heartbeats.trial_heartbeat_id.is_(None))
+            )
+            return [trial_id for (trial_id,) in rows]
+        finally:
+            self.scoped_session.remove()
 
     def record_heartbeat(self, trial_id: int) -> None:
         # Optuna's heartbeat thread dies on the first exception, after which the live trial goes

@@ -90,6 +90,28 @@ class TestContract:
         assert retry.user_attrs == {"worker": "hang"}
         assert RetryHeartbeatStaleTrialCallback.retried_trial_number(retry) == 0
 
+    @pytest.mark.filterwarnings(
+        "ignore::optuna.exceptions.ExperimentalWarning", "ignore:Heartbeat of storage"
+    )
+    def test_a_running_trial_that_never_beat_goes_stale_after_the_grace_period(
+        self, storage_url: str, study_name: str
+    ) -> None:
+        """A worker cut off between creating its trial and its first heartbeat leaves a RUNNING
+        trial with no heartbeat at all, which Optuna alone never fails: the study would wait on
+        it for good."""
+        storage = open_storage(storage_url, heartbeat_interval=1, grace_period=2)
+        study = optuna.create_study(study_name=study_name, storage=storage)
+        orphan = study.ask()  # outside optimize: no heartbeat thread, no heartbeat row
+        assert storage._get_stale_trial_ids(study._study_id) == []  # first seen without a beat
+        time.sleep(1.0)
+        assert storage._get_stale_trial_ids(study._study_id) == []  # within the grace period
+        time.sleep(1.2)
+        optuna.storages.fail_stale_trials(study)
+        failed, retry = study.get_trials(deepcopy=False)
+        assert failed.number == orphan.number and failed.state == TrialState.FAIL
+        assert retry.state == TrialState.WAITING
+        assert RetryHeartbeatStaleTrialCallback.retried_trial_number(retry) == orphan.number
+
     def test_storage_survives_pickling(self, storage_url: str, study_name: str) -> None:
         storage = pickle.loads(pickle.dumps(open_storage(storage_url)))
         optuna.create_study(study_name=study_name, storage=storage).optimize(objective, n_trials=1)
