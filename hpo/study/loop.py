@@ -159,15 +159,17 @@ class _Admitted:
         # When trials are packed on a GPU, where this one runs is written before the lock is
         # freed: a worker packing trials on the same GPU counts it from its first moment.
         # Otherwise the lock is freed first: every call made holding it delays every worker.
+        # A trial failed by another worker before its first write (its worker was cut off for
+        # longer than the grace period) is taken over like one failed while it trains.
         packed = self.slots.gpu is not None
-        if not packed:
-            self.slots.lock.release()  # the trial exists: every other worker counts it from now on
-        trial.set_user_attr(stored.WORKER, WORKER)
-        if os.environ.get("CUDA_VISIBLE_DEVICES"):
-            trial.set_user_attr(stored.GPU, os.environ["CUDA_VISIBLE_DEVICES"])
-        if packed:
-            self.slots.lock.release()
         try:
+            if not packed:
+                self.slots.lock.release()  # the trial exists: every worker counts it from now on
+            trial.set_user_attr(stored.WORKER, WORKER)
+            if os.environ.get("CUDA_VISIBLE_DEVICES"):
+                trial.set_user_attr(stored.GPU, os.environ["CUDA_VISIBLE_DEVICES"])
+            if packed:
+                self.slots.lock.release()
             return self.objective(trial)
         except UpdateFinishedTrialError:
             self.taken_over = trial.number  # Optuna's tell fails next; the retry runs elsewhere

@@ -281,3 +281,26 @@ def test_a_database_outage_is_recognised_however_optuna_wraps_it() -> None:
     except UnboundLocalError as e:
         assert _db_outage(e)
     assert not _db_outage(ValueError("not a database problem"))
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+def test_a_trial_failed_by_another_worker_before_its_first_write_is_taken_over(
+    tmp_path: Path,
+) -> None:
+    """Its worker was cut off between creating it and writing where it runs, for longer than
+    the grace period: the first write is refused, and the worker hands the trial over (a
+    warning, the next turn) instead of dying."""
+    import optuna
+    from optuna.exceptions import UpdateFinishedTrialError
+
+    from hpo.study.loop import _Admitted
+    from hpo.study.turns import TrialSlots
+
+    spec = load_spec(str(sleep_spec(tmp_path, n_trials=2)))
+    study = open_study(spec, f"sqlite:///{tmp_path}/optuna.db")
+    trial = study.ask()
+    study.tell(trial.number, state=TrialState.FAIL)  # by the worker that found it silent
+    admitted = _Admitted(objective=None, slots=TrialSlots(study, spec))  # never reached
+    with pytest.raises(UpdateFinishedTrialError):
+        admitted(optuna.Trial(study, trial._trial_id))
+    assert admitted.taken_over == trial.number
