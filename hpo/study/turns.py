@@ -71,6 +71,11 @@ class TrialSlots:
             return Turn.RUN
         return self._count(self.study.get_trials(deepcopy=False))
 
+    @property
+    def _needs_trials(self) -> bool:
+        """Grids, budgets and GPU packing decide a turn from the trials themselves, not counts."""
+        return bool(self.grid) or self.budget_min is not None or self.gpu is not None
+
     def claim(self) -> Turn | None:
         """The turn in one call to the storage proxy, no lock held here (its `claim_trial`): RUN
         with a trial taken for this worker's next ask, or WAIT or DONE as counted. None where
@@ -80,7 +85,7 @@ class TrialSlots:
         (it counts infeasible trials as finished)."""
         storage = self.study._storage
         claim_trial = getattr(storage, "claim_trial", None)
-        if claim_trial is None or self.grid or self.budget_min is not None or self.gpu:
+        if claim_trial is None or self._needs_trials:
             return None
         if time.monotonic() - self._stale_checked >= STALE_CHECK_S:
             self._stale_checked = time.monotonic()
@@ -119,7 +124,7 @@ class TrialSlots:
         ones, so it can only overstate them, and room it sees is room. Grids, budgets and GPU
         packing need the trials themselves."""
         count_states = getattr(self.study._storage, "count_states", None)
-        if count_states is None or self.grid or self.budget_min is not None or self.gpu:
+        if count_states is None or self._needs_trials:
             return False
         states = count_states(self.study._study_id)
         finished = states[TrialState.COMPLETE] + states[TrialState.PRUNED]
