@@ -56,6 +56,7 @@ from hpo.spec import load_spec
 from hpo.study import open_study
 from hpo.study.workers import start_workers, stop_workers, worker_envs
 from storage import open_storage
+from storage.proxy_client import open_proxy
 
 EPOCHS = 3
 TARGET_EFFICIENCY, TARGET_OVERHEAD_S = 0.85, 0.5
@@ -502,10 +503,10 @@ def _proxy(database_url: str, folder: Path, processes: int) -> Iterator[tuple[st
             cmd, env={**os.environ, "HPO_STORAGE": database_url}, stdout=log, stderr=log
         )
     try:
-        yield (
-            f"grpc://127.0.0.1:{port}",
-            proc.pid,
-        )  # workers wait for it to answer (storage.proxy_client)
+        # Answering before the workers start, as a proxy does in production: started together,
+        # its start-up competes with k workers' imports for the cores and may outlast their wait.
+        open_proxy("127.0.0.1", port, connect_timeout_s=120).close()
+        yield f"grpc://127.0.0.1:{port}", proc.pid
     finally:
         proc.terminate()
         proc.wait(30)
