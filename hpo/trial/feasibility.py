@@ -16,6 +16,7 @@ out of memory alone is it infeasible.
 from __future__ import annotations
 
 import optuna
+from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
 from optuna.trial import FrozenTrial
 
 from hpo import stored
@@ -35,8 +36,12 @@ def is_own_oom(trial: optuna.Trial, reason: str | None) -> bool:
 
 
 def mark_feasible(trial: optuna.Trial) -> None:
-    # Every finished trial carries the constraint: GPSampler needs the same ones on all trials.
-    trial.set_constraint(stored.OOM_CONSTRAINT, 0.0)
+    """Every finished trial carries the constraint: GPSampler needs the same ones on all trials.
+    Written where `trial.set_constraint` writes it, without the read of every system attribute
+    it makes first to refuse a second value: one worker sets it, once, as its trial ends."""
+    trial.storage.set_trial_system_attr(
+        trial._trial_id, f"{_CONSTRAINTS_KEY}:{stored.OOM_CONSTRAINT}", 0.0
+    )
 
 
 def prune_as_infeasible(trial: optuna.Trial, reason: str) -> optuna.TrialPruned:
