@@ -4,6 +4,7 @@ Knows nothing of models or training; depends only on optuna and sqlalchemy.
 """
 
 from storage.artifacts import artifact_store, default_artifact_dir, run_dir
+from storage.batched_writes import WriteBatch
 from storage.errors import StorageError
 from storage.rdb import open_storage, with_retries
 from storage.urls import (
@@ -17,6 +18,7 @@ from storage.urls import (
 __all__ = [
     "DEFAULT_STORAGE_URL",
     "StorageError",
+    "WriteBatch",
     "artifact_store",
     "default_artifact_dir",
     "open_storage",

@@ -2,27 +2,24 @@
 their own (Optuna's gRPC proxy client).
 
 A running trial's worker bumps a counter in one of the trial's system attributes every interval.
-Another worker declares the trial stale once it has seen the same counter for the grace period
-by its own monotonic clock, so no two machines' clocks are ever compared. Optuna's machinery then
-does the rest as on a database: `fail_stale_trials` fails the trial, and the stale-trial callback
-(RetryHeartbeatStaleTrialCallback) re-queues its parameters with the same `failed_trial` and
-`retry_history` system attributes.
+The storage proxy declares the trial stale once it has seen the same counter for the grace period
+by its own monotonic clock (`StaleWatch`), so no two machines' clocks are ever compared. Optuna's
+machinery then does the rest as on a database: `fail_stale_trials` fails the trial, and the
+stale-trial callback (RetryHeartbeatStaleTrialCallback) re-queues its parameters with the same
+`failed_trial` and `retry_history` system attributes.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 import warnings
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages._heartbeat import BaseHeartbeat
-from optuna.trial import FrozenTrial, TrialState
 
 from storage.outage import is_proxy_outage
 
@@ -43,15 +40,10 @@ class StaleWatch:
         self._seen: dict[int, _Seen] = {}
         self._lock = threading.Lock()
 
-    def stale(self, running: list[FrozenTrial], read_at: float, grace_s: float) -> list[int]:
-        """Ids of the trials whose counter has not moved over `grace_s` seconds of reads;
-        `running` was read at `read_at`."""
-        beats = {t._trial_id: t.system_attrs.get(BEAT_ATTR) for t in running}
-        return self.stale_ids(beats, read_at, grace_s)
-
     def stale_ids(self, beats: dict[int, object], read_at: float, grace_s: float) -> list[int]:
-        """The same for `beats` (trial id → what stands for its beat, read at `read_at`); a
-        trial missing from `beats` is forgotten."""
+        """Ids of the trials whose beat has not moved over `grace_s` seconds of reads: `beats`
+        (running trial id → what stands for its beat) was read at `read_at`; a trial missing
+        from it is forgotten."""
         out = []
         with self._lock:
             before, self._seen = self._seen, {}
@@ -66,23 +58,21 @@ class StaleWatch:
 
 
 class AttrHeartbeat(BaseHeartbeat):
-    """Mixin for a BaseStorage: heartbeats as a counter in a trial system attribute."""
+    """Mixin for a BaseStorage: heartbeats as a counter in a trial system attribute. The storage
+    still says which trials are stale (`_get_stale_trial_ids`)."""
 
     def init_heartbeat(
         self,
         interval_s: int | None,
         grace_period_s: int | None,
         max_retry: int,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._clock = clock
         self._beat_interval = interval_s
         self._grace_s = grace_period_s or 2 * (interval_s or 0)
         with warnings.catch_warnings():  # "experimental" since Optuna 2.8
             warnings.simplefilter("ignore", ExperimentalWarning)
             self._retry = RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
         self._beats: defaultdict[int, int] = defaultdict(int)
-        self._watch = StaleWatch()
 
     def record_heartbeat(self, trial_id: int) -> None:
         # Optuna's heartbeat thread ends at the first exception: skip a beat rather than die.
@@ -96,17 +86,6 @@ class AttrHeartbeat(BaseHeartbeat):
             if not is_proxy_outage(e):
                 raise
             _log.warning("heartbeat for trial id %d skipped: %s", trial_id, type(e).__name__)
-
-    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-        running, read_at = self.running_trials(study_id)
-        return self._watch.stale(running, read_at, self._grace_s)
-
-    def running_trials(self, study_id: int) -> tuple[list[FrozenTrial], float]:
-        """The study's running trials and when (self._clock) they were read; a storage may answer
-        from a read it made a moment ago."""
-        assert isinstance(self, BaseStorage)
-        read_at = self._clock()
-        return self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)), read_at
 
     def get_heartbeat_interval(self) -> int | None:
         return self._beat_interval

@@ -11,12 +11,12 @@ workers needs from it that Optuna's client lacks.
 - A claimed trial (`claim_trial`): the common turn (count, then take a queued trial or create
   one) made by the proxy in one call, holding the lease for milliseconds rather than for a
   worker's round trips; the worker's next `ask` gets the claimed trial.
+- A batch of writes (storage.batched_writes) in one call.
 """
 
 from __future__ import annotations
 
 import collections
-import math
 import random
 import time
 import warnings
@@ -25,7 +25,7 @@ from collections.abc import Callable, Container
 from typing import Any
 
 import grpc
-from optuna.exceptions import ExperimentalWarning
+from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.storages import GrpcStorageProxy
 from optuna.storages._grpc.auto_generated import api_pb2, api_pb2_grpc
 from optuna.storages._grpc.client import GrpcClientCache
@@ -34,11 +34,12 @@ from optuna.trial import FrozenTrial, TrialState
 
 from storage import proxy_wire as wire
 from storage.attr_heartbeat import AttrHeartbeat
+from storage.batched_writes import BatchedWrites, Write
 from storage.errors import StorageError
+from storage.tally import Tally
 
 CALL_TIMEOUT_S = 60.0  # a GetTrials of a large study on a busy proxy stays well under this
 LEASE_TTL_S = 10.0  # a worker killed while holding the lease delays the others this long at most
-RECENT_READ_S = 1.0
 ACQUIRE_BACKOFF_S = (0.05, 1.0)  # a refused worker's first and longest pause before it asks again
 _CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", -1),
@@ -51,8 +52,9 @@ _CHANNEL_OPTIONS = [
 ]
 
 
-class ProxyStorage(GrpcStorageProxy, AttrHeartbeat):
-    """GrpcStorageProxy with deadlines, storage-API heartbeats and the study lease."""
+class ProxyStorage(BatchedWrites, GrpcStorageProxy, AttrHeartbeat):
+    """GrpcStorageProxy with deadlines, storage-API heartbeats, the study lease and batched
+    writes."""
 
     def __init__(
         self,
@@ -66,7 +68,6 @@ class ProxyStorage(GrpcStorageProxy, AttrHeartbeat):
     ) -> None:
         self._timeout_s = timeout_s
         self._lease: tuple[int, str] | None = None
-        self._read_at: dict[int, float] = {}
         self._claimed: dict[int, int] = {}  # study id → the trial claimed for the next ask
         self.init_heartbeat(heartbeat_interval, grace_period, retry_failed_trials)
         with warnings.catch_warnings():  # "experimental" since Optuna 4.2
@@ -85,6 +86,12 @@ class ProxyStorage(GrpcStorageProxy, AttrHeartbeat):
             f"/{wire.SERVICE}/{wire.COUNT_STATES}", **json_call
         )
         self._claim = self._channel.unary_unary(f"/{wire.SERVICE}/{wire.CLAIM_TRIAL}", **json_call)
+        self._stale_trials = self._channel.unary_unary(
+            f"/{wire.SERVICE}/{wire.STALE_TRIALS}", **json_call
+        )
+        self._apply_writes = self._channel.unary_unary(
+            f"/{wire.SERVICE}/{wire.APPLY_WRITES}", **json_call
+        )
         self._waiting_trials = self._channel.unary_unary(
             f"/{wire.SERVICE}/{wire.WAITING_TRIALS}",
             request_serializer=wire.encode,
@@ -98,21 +105,19 @@ class ProxyStorage(GrpcStorageProxy, AttrHeartbeat):
             "_release",
             "_count_states",
             "_claim",
+            "_apply_writes",
+            "_stale_trials",
             "_waiting_trials",
-            "_watch",
             "_lease",
-            "_read_at",
             "_claimed",
         ):
             state.pop(key, None)
         return state
 
     def __setstate__(self, state: dict[Any, Any]) -> None:
-        self._lease, self._read_at, self._claimed = None, {}, {}
+        self._lease, self._claimed = None, {}
         super().__setstate__(state)
-        self.init_heartbeat(
-            self._beat_interval, self._grace_s, self._retry._max_retry or 0, self._clock
-        )
+        self.init_heartbeat(self._beat_interval, self._grace_s, self._retry._max_retry or 0)
 
     def get_all_trials(
         self, study_id: int, deepcopy: bool = True, states: Container[TrialState] | None = None
@@ -121,10 +126,7 @@ class ProxyStorage(GrpcStorageProxy, AttrHeartbeat):
             if study_id in self._claimed:  # the trial for this ask is claimed: take no other
                 return []
             return self.waiting_trials(study_id)  # Optuna taking a queued trial: the queue alone
-        read_at = self._clock()
-        trials = super().get_all_trials(study_id, deepcopy=deepcopy, states=states)
-        self._read_at[study_id] = read_at
-        return trials
+        return super().get_all_trials(study_id, deepcopy=deepcopy, states=states)
 
     def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
         if template_trial is None and study_id in self._claimed:
@@ -143,20 +145,33 @@ class ProxyStorage(GrpcStorageProxy, AttrHeartbeat):
         self._claimed[study_id] = int(reply["trial_id"])
         return True
 
-    def running_trials(self, study_id: int) -> tuple[list[FrozenTrial], float]:
-        """From the last read when it is under RECENT_READ_S old (with that read's time): each
-        read sends every unfinished trial again, which is most of what the proxy serves."""
-        entry, read_at = self._cache.studies.get(study_id), self._read_at.get(study_id, -math.inf)
-        if entry is None or self._clock() - read_at > RECENT_READ_S:
-            return super().running_trials(study_id)
-        with self._cache.lock:
-            return [t for t in entry.trials.values() if t.state == TrialState.RUNNING], read_at
+    def apply_writes(self, writes: list[Write]) -> None:
+        """The writes in one call and one transaction (storage.proxy_server), with the errors
+        Optuna's client raises for each."""
+        try:
+            self._apply_writes({"writes": [w.to_wire() for w in writes]})
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.NOT_FOUND:
+                raise KeyError(e.details()) from e
+            if e.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                raise UpdateFinishedTrialError(e.details()) from e
+            raise
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        """Asked of the proxy, which watches the running trials' beats by its own clock with one
+        small query (storage.proxy_server): no worker reads every running trial to look."""
+        if self.get_heartbeat_interval() is None:
+            return []
+        reply = self._stale_trials({"study_id": study_id, "grace_s": self._grace_s})
+        return [int(i) for i in reply["trial_ids"]]
 
     def count_states(self, study_id: int) -> Counter[TrialState]:
         """How many of the study's trials are in each state, counted by the database now."""
-        return Counter(
-            {TrialState[name]: n for name, n in self._count_states({"study_id": study_id}).items()}
-        )
+        return self.tally(study_id).states
+
+    def tally(self, study_id: int) -> Tally:
+        """The state counts and the finished trials' durations (storage.tally), from the database."""
+        return Tally.from_wire(self._count_states({"study_id": study_id}))
 
     def waiting_trials(self, study_id: int) -> list[FrozenTrial]:
         """The study's queued trials, read from the database now."""

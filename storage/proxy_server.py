@@ -4,6 +4,7 @@ The workers hold no database connection: the proxy holds a bounded pool (`Pool`)
 every worker from it. It is Optuna's own servicer with two additions:
 - the study lease (storage.lease), the study lock of workers that cannot take a database lock,
   and two small reads for the turn taken under it (storage.shared_reads);
+- a batch of writes (storage.batched_writes) in one call and one transaction;
 - fencing: a call that creates a trial or takes a queued one while carrying a lease token is
   refused (ABORTED) unless that token still holds the study's lease, so a worker that lost its
   lease while cut off cannot add a trial beyond n_trials when its link returns.
@@ -25,7 +26,9 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Iterator
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -38,6 +41,8 @@ from optuna.storages._grpc.servicer import OptunaStorageProxyService, _to_proto_
 from optuna.trial import TrialState
 
 from storage import proxy_wire as wire
+from storage.attr_heartbeat import StaleWatch
+from storage.batched_writes import Write, write_in_one_transaction
 from storage.errors import StorageError
 from storage.lease import LeaseTable, shared_lease_table
 from storage.pg_budget import check_room
@@ -79,10 +84,13 @@ class ProxySettings:
 
 
 def make_proxy_server(
-    settings: ProxySettings, leases: LeaseTable | None = None
+    settings: ProxySettings,
+    leases: LeaseTable | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> tuple[grpc.Server, int]:
     """The server, bound but not started, and the port it bound (port 0 picks a free one).
-    `leases`: a table shared with the proxy's other processes; by default one of its own."""
+    `leases`: a table shared with the proxy's other processes; by default one of its own.
+    `clock` times the trials' heartbeats."""
     _refuse_a_proxy_behind(settings.storage_url)
     if leases is None:
         check_room(settings.storage_url, 1, settings.pool, what="the storage proxy")
@@ -96,7 +104,7 @@ def make_proxy_server(
         rdb
     )  # Optuna's cached layer (finished trials are read once), without its queueing
     api_pb2_grpc.add_StorageServiceServicer_to_server(_FencedService(storage, leases), server)
-    server.add_generic_rpc_handlers([_study_handler(leases, storage)])
+    server.add_generic_rpc_handlers([_study_handler(leases, storage, clock)])
     try:
         port = server.add_insecure_port(f"{settings.host}:{settings.port}")
     except RuntimeError as e:
@@ -287,9 +295,12 @@ def claim_trial(storage: SharedReads, leases: LeaseTable, study_id: int, n_trial
         leases.release(study_id, token)
 
 
-def _study_handler(leases: LeaseTable, storage: SharedReads) -> grpc.GenericRpcHandler:
-    """The calls the proxy adds to Optuna's: the lease, the two reads of a turn under it, and
-    the common turn as one call."""
+def _study_handler(
+    leases: LeaseTable, storage: SharedReads, clock: Callable[[], float]
+) -> grpc.GenericRpcHandler:
+    """The calls the proxy adds to Optuna's: the lease, the two reads of a turn under it, the
+    common turn as one call, a batch of writes as one call, and the stale trials."""
+    watches: defaultdict[int, StaleWatch] = defaultdict(StaleWatch)  # per study
 
     def acquire(body: dict, context: grpc.ServicerContext) -> dict:
         wait = min(float(body["wait_s"]), wire.MAX_WAIT_S)
@@ -300,7 +311,7 @@ def _study_handler(leases: LeaseTable, storage: SharedReads) -> grpc.GenericRpcH
         return {}
 
     def count_states(body: dict, context: grpc.ServicerContext) -> dict:
-        return {state.name: n for state, n in storage.count_states(int(body["study_id"])).items()}
+        return storage.tally(int(body["study_id"])).to_wire()
 
     def waiting_trials(body: dict, context: grpc.ServicerContext) -> api_pb2.GetTrialsReply:
         return api_pb2.GetTrialsReply(
@@ -310,11 +321,30 @@ def _study_handler(leases: LeaseTable, storage: SharedReads) -> grpc.GenericRpcH
     def claim(body: dict, context: grpc.ServicerContext) -> dict:
         return claim_trial(storage, leases, int(body["study_id"]), int(body["n_trials"]))
 
+    def stale_trials(body: dict, context: grpc.ServicerContext) -> dict:
+        study_id, read_at = int(body["study_id"]), clock()
+        beats = storage.running_beats(study_id)
+        return {"trial_ids": watches[study_id].stale_ids(beats, read_at, float(body["grace_s"]))}
+
+    def apply_writes(body: dict, context: grpc.ServicerContext) -> dict:
+        # The status codes of Optuna's servicer, which its client turns back into these errors.
+        try:
+            write_in_one_transaction(
+                storage._backend, [Write.from_wire(w) for w in body["writes"]]
+            )
+        except KeyError as e:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(e))
+        except UpdateFinishedTrialError as e:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
+        return {}
+
     json_methods = {
         wire.ACQUIRE: acquire,
         wire.RELEASE: release,
         wire.COUNT_STATES: count_states,
         wire.CLAIM_TRIAL: claim,
+        wire.APPLY_WRITES: apply_writes,
+        wire.STALE_TRIALS: stale_trials,
     }
     methods = {
         name: grpc.unary_unary_rpc_method_handler(

@@ -1,5 +1,6 @@
 """What the storage proxy and its workers agree on beyond Optuna's own gRPC service: the study
 lease, two small reads for the turn taken under it, the whole common turn as one call (ClaimTrial),
+a batch of writes as one call (ApplyWrites), the trials whose heartbeats stopped (StaleTrials),
 and the metadata that fences trial creation.
 
 They are plain gRPC methods with JSON bodies (no generated code to keep in step); the queued
@@ -13,12 +14,14 @@ from typing import Any
 
 DEFAULT_PORT = 13000
 SERVICE = "hpo.StudyProxy"
-ACQUIRE, RELEASE, COUNT_STATES, WAITING_TRIALS, CLAIM_TRIAL = (
+ACQUIRE, RELEASE, COUNT_STATES, WAITING_TRIALS, CLAIM_TRIAL, APPLY_WRITES, STALE_TRIALS = (
     "Acquire",
     "Release",
     "CountStates",
     "WaitingTrials",
     "ClaimTrial",
+    "ApplyWrites",
+    "StaleTrials",
 )
 LEASE_HEADER = (
     "hpo-lease"  # "<study id>:<token>", sent by a worker while it holds the study's lease

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from storage.attr_heartbeat import StaleWatch
+from storage.batched_writes import BatchedWrites, Write, write_in_one_transaction
 from storage.errors import StorageError
 from storage.outage import is_proxy_outage
 from storage.urls import proxy_address, redact
@@ -140,8 +141,9 @@ def with_retries(
     return fn()
 
 
-class _Storage(RDBStorage):
-    """RDBStorage that tunes SQLite connections and keeps heartbeats alive across DB blips."""
+class _Storage(BatchedWrites, RDBStorage):
+    """RDBStorage that tunes SQLite connections, keeps heartbeats alive across DB blips and
+    writes a batch of writes in one transaction."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -157,6 +159,9 @@ class _Storage(RDBStorage):
         super().__setstate__(state)  # unpickling (e.g. into a worker process) builds a new engine
         _tune_engine(self.engine)
         self._beatless_watch = StaleWatch()
+
+    def apply_writes(self, writes: list[Write]) -> None:
+        write_in_one_transaction(self, writes)
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         """Optuna's stale trials (a heartbeat older than the grace period), and the running

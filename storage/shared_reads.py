@@ -6,8 +6,10 @@ every other call on the proxy (a trial's parameter, a cached trial) waits for. H
 - the query runs outside that lock, and only the merge into the cache takes it;
 - concurrent reads of one study share a query: a read joins the next query to start, so it sees
   every write that completed before it arrived (a query already under way is never joined);
-- `count_states` and `waiting_trials` answer the study lock's two questions (how many trials
-  are finished or running, which are queued) with small queries instead of the whole study.
+- `count_states` (or `tally`, with the finished trials' durations) and `waiting_trials` answer
+  the study lock's two questions (how many trials are finished or running, which are queued)
+  with small queries instead of the whole study, and `running_beats` reads the running trials'
+  heartbeats alone.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from optuna.storages import RDBStorage
 from optuna.storages._cached_storage import _CachedStorage, _StudyInfo
 from optuna.storages._rdb import models
 from optuna.trial import FrozenTrial, TrialState
-from sqlalchemy import func
+
+from storage.attr_heartbeat import BEAT_ATTR
+from storage.tally import Tally, query_tally
 
 
 class SharedReads(_CachedStorage):
@@ -35,14 +39,25 @@ class SharedReads(_CachedStorage):
         self._busy: set[int] = set()
 
     def count_states(self, study_id: int) -> Counter[TrialState]:
+        return self.tally(study_id).states
+
+    def tally(self, study_id: int) -> Tally:
+        return query_tally(self._backend, study_id)
+
+    def running_beats(self, study_id: int) -> dict[int, str | None]:
+        """Each running trial's heartbeat attribute as stored (None before its first beat)."""
+        trial, attr = models.TrialModel, models.TrialSystemAttributeModel
         session = self._backend.scoped_session()
         try:
-            rows = session.query(models.TrialModel.state, func.count()).filter(
-                models.TrialModel.study_id == study_id
+            rows = (
+                session.query(trial.trial_id, attr.value_json)
+                .outerjoin(attr, (attr.trial_id == trial.trial_id) & (attr.key == BEAT_ATTR))
+                .filter(trial.study_id == study_id, trial.state == TrialState.RUNNING)
+                .all()
             )
-            return Counter({state: n for state, n in rows.group_by(models.TrialModel.state)})
         finally:
             self._backend.scoped_session.remove()
+        return dict(rows)
 
     def waiting_trials(self, study_id: int) -> list[FrozenTrial]:
         return self._backend._get_trials(

@@ -12,6 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hpo import stored
 from hpo.objectives import PARETO_RULE, is_multi_objective, values_text
 from hpo.study.progress import study_progress
+from storage.tally import study_tally
 
 _TAG = (
     f"{os.environ['HPO_WORKER']} " if os.environ.get("HPO_WORKER") else ""
@@ -41,7 +42,7 @@ def print_trial(
         else ""
     )
     progress = (
-        f"  {study_progress(study.get_trials(deepcopy=False), n_trials, _budget_left_s(study, budget_min))}"
+        f"  {study_progress(study_tally(study._storage, study._study_id), n_trials, _budget_left_s(study, budget_min))}"
         if n_trials
         else ""
     )

@@ -8,7 +8,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
+
+from storage.tally import Tally
 
 
 @dataclass(frozen=True)
@@ -28,22 +30,19 @@ class Progress:
         return f"[{self.done}/{self.done + self.remaining} done, {self.remaining} to go{left}]"
 
 
-def study_progress(
-    trials: list[FrozenTrial], n_trials: int, budget_left_s: float | None = None
-) -> Progress:
-    """From every trial of the study (all workers'): finished ones count, running ones run in
+def study_progress(tally: Tally, n_trials: int, budget_left_s: float | None = None) -> Progress:
+    """From the whole study's counts (all workers'): finished trials count, running ones run in
     parallel with this worker, so the remaining trials go that many at a time."""
-    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    remaining = max(0, n_trials - len(finished))
-    seconds = [t.duration.total_seconds() for t in finished if t.duration is not None]
-    if not seconds:
-        return Progress(len(finished), remaining, None)
-    running = sum(t.state == TrialState.RUNNING for t in trials)
-    at_once = max(1, min(remaining, running + 1))
-    estimate = math.ceil(remaining / at_once) * sum(seconds) / len(seconds)
+    finished = tally.finished
+    remaining = max(0, n_trials - finished)
+    mean_s = tally.mean_finished_s
+    if mean_s is None:
+        return Progress(finished, remaining, None)
+    at_once = max(1, min(remaining, tally.states[TrialState.RUNNING] + 1))
+    estimate = math.ceil(remaining / at_once) * mean_s
     if budget_left_s is not None and budget_left_s < estimate:
-        return Progress(len(finished), remaining, max(0.0, budget_left_s), budget_ends_first=True)
-    return Progress(len(finished), remaining, estimate)
+        return Progress(finished, remaining, max(0.0, budget_left_s), budget_ends_first=True)
+    return Progress(finished, remaining, estimate)
 
 
 def duration(seconds: float) -> str:

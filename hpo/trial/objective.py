@@ -14,8 +14,8 @@ from hpo.spec import StudySpec
 from hpo.tracking import NO_TRACKING, TrialEvents
 from hpo.trial.artifacts import TrialRecorder
 from hpo.trial.feasibility import is_own_oom, mark_feasible, prune_as_infeasible
-from hpo.trial.process import run_trial_process
-from storage import with_retries
+from hpo.trial.process import TrialOutcome, run_trial_process
+from storage import WriteBatch, with_retries
 
 
 class TrialFailed(Exception):
@@ -39,17 +39,21 @@ class Objective:
         config = self.spec.train_config(self.data_dir, params, seed=self.seed_base + trial.number)
         metric = self.spec.objective.metric
         epochs_seen = 0
+        writes = WriteBatch(trial.storage)  # kept for the trial: a failed write is sent again
         self.tracker.trial_started(trial, config)
 
         def record(epoch: int, metrics: dict) -> bool:
-            trial.set_user_attr(stored.epoch_key(epoch), stored.json_safe(metrics))
             value = metrics[metric]
-            if value is None or not math.isfinite(value):
+            reportable = value is not None and math.isfinite(value)
+            with writes.collecting():  # the epoch's metrics and value: one write
+                trial.set_user_attr(stored.epoch_key(epoch), stored.json_safe(metrics))
+                # Optuna refuses report() and should_prune() in multi-objective studies: the
+                # epochs are kept as user attributes only.
+                if reportable and not self.spec.multi_objective:
+                    trial.report(value, epoch)
+            writes.flush()
+            if not reportable:
                 return False  # nothing to compare; the pruner would treat NaN as worst anyway
-            # Optuna refuses report() and should_prune() in multi-objective studies: the epochs
-            # are kept as user attributes only.
-            if not self.spec.multi_objective:
-                trial.report(value, epoch)
             # The last epoch is never pruned: its compute is spent, and pruning it would only hide
             # a finished result (successive halving's top rung often falls on it) from selection.
             last = epoch >= config.hyper.epochs_to_run
@@ -85,19 +89,31 @@ class Objective:
             if self.artifact_dir
             else None
         )
-        outcome = None
         try:
-            log_path = recorder.log_path if recorder else None
             outcome = run_trial_process(
                 config,
                 on_epoch,
-                log_path=log_path,
+                log_path=recorder.log_path if recorder else None,
                 trainer=self.spec.trainer,
                 on_resources=on_resources,
             )
-        finally:
+        except BaseException:
             if recorder:
-                recorder.finish(outcome)
+                recorder.finish(None)
+            raise
+        try:
+            with writes.collecting():  # the trial's record and result: one write
+                if recorder:
+                    recorder.finish(outcome)
+                return self._result(trial, outcome, epochs_seen)
+        finally:
+            with_retries(writes.flush, what=f"trial {trial.number}: recording its result")
+
+    def _result(
+        self, trial: optuna.Trial, outcome: TrialOutcome, epochs_seen: int
+    ) -> float | list[float]:
+        """The trial's value(s) from a finished training process, or the exception that ends it."""
+        metric = self.spec.objective.metric
         if outcome.status == "failed" and is_own_oom(trial, outcome.error):
             raise prune_as_infeasible(trial, outcome.error)
         if outcome.status == "failed":

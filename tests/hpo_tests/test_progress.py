@@ -12,6 +12,7 @@ from optuna.trial import TrialState, create_trial
 
 from hpo.study.console import print_trial
 from hpo.study.progress import duration, study_progress
+from storage.tally import tally_of
 from trainers import progress
 
 
@@ -34,19 +35,19 @@ def test_time_left_from_the_finished_trials_and_the_ones_running_alongside():
         _trial(TrialState.PRUNED, 20),
         _trial(TrialState.FAIL, 1),
     ]
-    alone = study_progress(trials, n_trials=6)
+    alone = study_progress(tally_of(trials), n_trials=6)
     assert (alone.done, alone.remaining, alone.seconds_left) == (
         2,
         4,
         4 * 40,
     )  # failed trials neither count nor time
     assert str(alone) == "[2/6 done, 4 to go, ~3 min left]"
-    two_workers = study_progress([*trials, _trial(TrialState.RUNNING)], n_trials=6)
+    two_workers = study_progress(tally_of([*trials, _trial(TrialState.RUNNING)]), n_trials=6)
     assert (
         two_workers.seconds_left == 2 * 40
     )  # the other worker's trial runs alongside: two at a time
-    assert str(study_progress(trials[:2], n_trials=2)) == "[2/2 done, 0 to go]"
-    assert study_progress([], n_trials=3).seconds_left is None
+    assert str(study_progress(tally_of(trials[:2]), n_trials=2)) == "[2/2 done, 0 to go]"
+    assert study_progress(tally_of([]), n_trials=3).seconds_left is None
 
 
 def test_durations_read_in_the_right_unit():
@@ -82,8 +83,8 @@ def test_bars_only_on_a_terminal_outside_ci(monkeypatch):
 
 def test_a_time_budget_that_ends_first_bounds_the_time_left():
     trials = [_trial(TrialState.COMPLETE, 600), _trial(TrialState.PRUNED, 120)]
-    bounded = study_progress(trials, n_trials=40, budget_left_s=25 * 60)
+    bounded = study_progress(tally_of(trials), n_trials=40, budget_left_s=25 * 60)
     assert bounded.seconds_left == 25 * 60 and bounded.budget_ends_first
     assert str(bounded) == "[2/40 done, 38 to go, ~25 min left in the time budget]"
-    roomy = study_progress(trials, n_trials=3, budget_left_s=3600)
+    roomy = study_progress(tally_of(trials), n_trials=3, budget_left_s=3600)
     assert roomy.seconds_left == 360 and str(roomy) == "[2/3 done, 1 to go, ~6 min left]"

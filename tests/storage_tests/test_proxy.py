@@ -227,56 +227,46 @@ def test_a_worker_that_lost_its_lease_cannot_create_a_trial(proxy_url: str) -> N
 @pytest.mark.filterwarnings(
     "ignore::optuna.exceptions.ExperimentalWarning", "ignore:Heartbeat of storage"
 )
-def test_a_trial_whose_beats_stop_is_failed_and_retried_by_another_worker(proxy_url: str) -> None:
-    runner, watcher = (
-        client(proxy_url, heartbeat_interval=1),
-        client(proxy_url, heartbeat_interval=1, grace_period=2),
-    )
-    watcher._clock = clock = FakeClock()  # the watching worker's own clock, nobody else's
-    study = optuna.create_study(storage=runner, study_name="beats")
-    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
-    runner.record_heartbeat(trial._trial_id)
-    watching = optuna.load_study(study_name="beats", storage=watcher)
-    optuna.storages.fail_stale_trials(watching)  # first sight of beat 1
-    clock.now += 1.5
-    runner.record_heartbeat(trial._trial_id)  # beat 2: alive
-    optuna.storages.fail_stale_trials(watching)
-    clock.now += 1.5
-    optuna.storages.fail_stale_trials(watching)  # 1.5 s since beat 2 was first seen: alive
-    assert watcher.get_trial(trial._trial_id).state == TrialState.RUNNING
-    clock.now += 0.5
-    optuna.storages.fail_stale_trials(watching)  # answered from the read 0.5 s ago: 1.5 s, alive
-    assert watcher.get_trial(trial._trial_id).state == TrialState.RUNNING
-    clock.now += 1
-    optuna.storages.fail_stale_trials(watching)  # read again: 3 s without a new beat, stale
-    failed, retry = watcher.get_all_trials(study._study_id)
-    assert failed.state == TrialState.FAIL and failed.system_attrs[BEAT_ATTR] == 2
-    assert retry.state == TrialState.WAITING and retry.params == failed.params
-    assert retry.system_attrs["failed_trial"] == 0 and retry.system_attrs["retry_history"] == [0]
-    runner.record_heartbeat(trial._trial_id)  # the cut worker's late beat changes nothing
+def test_a_trial_whose_beats_stop_is_failed_and_retried_by_another_worker(tmp_path: Path) -> None:
+    clock = FakeClock()  # the proxy's own clock, nobody else's
+    with running_proxy(f"sqlite:///{tmp_path}/optuna.db", clock=clock) as proxy_url:
+        runner, watcher = (
+            client(proxy_url, heartbeat_interval=1),
+            client(proxy_url, heartbeat_interval=1, grace_period=2),
+        )
+        study = optuna.create_study(storage=runner, study_name="beats")
+        trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+        watching = optuna.load_study(study_name="beats", storage=watcher)
+        optuna.storages.fail_stale_trials(watching)  # first sight, before any beat
+        clock.now += 1.5
+        runner.record_heartbeat(trial._trial_id)  # beat 1: alive
+        optuna.storages.fail_stale_trials(watching)
+        clock.now += 1.5
+        runner.record_heartbeat(trial._trial_id)  # beat 2
+        optuna.storages.fail_stale_trials(watching)
+        clock.now += 1.5
+        optuna.storages.fail_stale_trials(watching)  # 1.5 s since beat 2 was first seen: alive
+        assert watcher.get_trial(trial._trial_id).state == TrialState.RUNNING
+        clock.now += 1
+        optuna.storages.fail_stale_trials(watching)  # 2.5 s without a new beat: stale
+        failed, retry = watcher.get_all_trials(study._study_id)
+        assert failed.state == TrialState.FAIL and failed.system_attrs[BEAT_ATTR] == 2
+        assert retry.state == TrialState.WAITING and retry.params == failed.params
+        assert retry.system_attrs["failed_trial"] == 0 and retry.system_attrs["retry_history"] == [
+            0
+        ]
+        runner.record_heartbeat(trial._trial_id)  # the cut worker's late beat changes nothing
+        assert watcher._get_stale_trial_ids(study._study_id) == []  # only running trials count
 
 
 def test_stale_watch_times_each_trial_from_its_reads() -> None:
     watch = StaleWatch()
-    trial = optuna.trial.create_trial(state=TrialState.RUNNING, system_attrs={BEAT_ATTR: 5})
-    trial._trial_id = 3
-    assert watch.stale([trial], read_at=100, grace_s=2) == []
-    assert watch.stale([trial], read_at=101, grace_s=2) == []
-    assert watch.stale([trial], read_at=102, grace_s=2) == [3]
-    assert watch.stale([], read_at=103, grace_s=2) == []  # finished: forgotten
-    assert watch.stale([trial], read_at=110, grace_s=2) == []  # seen again: timed afresh
-
-
-def test_a_recent_read_answers_the_stale_check_with_that_reads_time(proxy_url: str) -> None:
-    storage = client(proxy_url, heartbeat_interval=1)
-    storage._clock = clock = FakeClock()
-    study = optuna.create_study(storage=storage, study_name="recent")
-    trial = study.ask()
-    study.get_trials()
-    clock.now += 0.5
-    assert storage.running_trials(study._study_id) == ([storage.get_trial(trial._trial_id)], 100.0)
-    clock.now += 1
-    assert storage.running_trials(study._study_id)[1] == 101.5  # too old: read again
+    assert watch.stale_ids({3: "5"}, read_at=100, grace_s=2) == []
+    assert watch.stale_ids({3: "5"}, read_at=101, grace_s=2) == []
+    assert watch.stale_ids({3: "5"}, read_at=102, grace_s=2) == [3]
+    assert watch.stale_ids({}, read_at=103, grace_s=2) == []  # finished: forgotten
+    assert watch.stale_ids({3: "5"}, read_at=110, grace_s=2) == []  # seen again: timed afresh
+    assert watch.stale_ids({3: "6"}, read_at=113, grace_s=2) == []  # a new beat: timed afresh
 
 
 def test_artifacts_and_notes_pass_through_the_proxy(proxy_url: str, tmp_path: Path) -> None:
