@@ -11,7 +11,8 @@ workers needs from it that Optuna's client lacks.
 - A claimed trial (`claim_trial`): the common turn (count, then take a queued trial or create
   one) made by the proxy in one call, holding the lease for milliseconds rather than for a
   worker's round trips; the worker's next `ask` gets the claimed trial.
-- A batch of writes (storage.batched_writes) in one call.
+- A batch of writes (storage.batched_writes) in one call, and the stale trials asked of the
+  proxy, which watches the heartbeats.
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
 """`hpo storage-proxy`: Optuna's gRPC storage proxy in front of one database, for many workers.
 
 The workers hold no database connection: the proxy holds a bounded pool (`Pool`) and serves
-every worker from it. It is Optuna's own servicer with two additions:
+every worker from it. It is Optuna's own servicer with these additions:
 - the study lease (storage.lease), the study lock of workers that cannot take a database lock,
   and two small reads for the turn taken under it (storage.shared_reads);
 - a batch of writes (storage.batched_writes) in one call and one transaction;
+- the stale trials: the running trials' heartbeats (storage.attr_heartbeat), read with one small
+  query and timed by this process's clock;
 - fencing: a call that creates a trial or takes a queued one while carrying a lease token is
   refused (ABORTED) unless that token still holds the study's lease, so a worker that lost its
   lease while cut off cannot add a trial beyond n_trials when its link returns.
