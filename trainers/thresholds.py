@@ -11,7 +11,6 @@ tuning on one random half and scoring the other, bagging raised macro F1 from 0.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import precision_recall_curve
 
 N_RESAMPLES = 50
 
@@ -29,33 +28,49 @@ def best_f1_thresholds(
     of that threshold over `n_resamples` bootstrap resamples (seeded, so repeatable).
     """
     y_true, probs = np.asarray(y_true), np.asarray(probs)
+    n = len(y_true)
     if n_resamples == 0:
-        return np.array(
-            [_best_threshold(y_true[:, j], probs[:, j], default) for j in range(y_true.shape[1])]
-        )
-    rng = np.random.default_rng(seed)
-    rows = rng.integers(0, len(y_true), size=(n_resamples, len(y_true)))
-    return np.array(
-        [
-            _bagged_threshold(y_true[:, j], probs[:, j], rows, default)
-            for j in range(y_true.shape[1])
-        ]
-    )
+        draws = np.ones((1, n))
+    else:
+        rows = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
+        draws = _times_drawn(rows, n)
+    thresholds = []
+    for j in range(y_true.shape[1]):
+        picks = _best_thresholds(y_true[:, j], probs[:, j], draws)
+        picks = picks[~np.isnan(picks)]  # a resample may miss every positive
+        thresholds.append(float(np.median(picks)) if len(picks) else default)
+    return np.array(thresholds)
 
 
-def _bagged_threshold(y: np.ndarray, p: np.ndarray, rows: np.ndarray, default: float) -> float:
-    picks = [_best_threshold(y[r], p[r], np.nan) for r in rows]
-    picks = [t for t in picks if not np.isnan(t)]  # a resample may miss every positive
-    return float(np.median(picks)) if picks else default
+def _times_drawn(rows: np.ndarray, n: int) -> np.ndarray:
+    """(resamples, n): how often each row is drawn in each resample; a bootstrap resample is
+    these weights on the original rows."""
+    offsets = n * np.arange(len(rows))[:, None]
+    return np.bincount((rows + offsets).ravel(), minlength=len(rows) * n).reshape(len(rows), n)
 
 
-def _best_threshold(y: np.ndarray, p: np.ndarray, default: float) -> float:
-    if y.sum() == 0:
-        return default
-    precision, recall, thresholds = precision_recall_curve(y, p)
-    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
-    # The last PR point has no threshold; it is recall 0 and never the best.
-    return float(thresholds[int(np.argmax(f1[:-1]))])
+def _best_thresholds(y: np.ndarray, p: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """Per row of `draws`, the best-F1 threshold of the sample it weights, NaN where it holds no
+    positive: precision_recall_curve's curve, bit for bit, for every resample in one pass.
+
+    The candidates are the distinct scores (descending); at each, TP and the predicted count are
+    running sums of the weights. A score no row of the resample holds is no candidate of it. Of
+    equal F1s the lowest threshold wins, as argmax over precision_recall_curve's order gives.
+    """
+    order = np.argsort(p, kind="mergesort")[::-1]
+    scores = p[order]
+    ends = np.r_[np.flatnonzero(np.diff(scores)), len(p) - 1]  # last row of each distinct score
+    weights = draws[:, order].astype(np.float64)
+    tp = np.cumsum(weights * y[order], axis=1)[:, ends]
+    predicted = np.cumsum(weights, axis=1)[:, ends]
+    held = np.diff(predicted, axis=1, prepend=0) > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = tp / predicted
+        recall = tp / tp[:, -1:]
+        f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    f1 = np.where(held, f1, -np.inf)[:, ::-1]  # ascending thresholds
+    best = scores[ends][::-1][np.argmax(f1, axis=1)].astype(np.float64)
+    return np.where(tp[:, -1] > 0, best, np.nan)
 
 
 def apply_thresholds(probs: np.ndarray, thresholds: np.ndarray | float) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from sklearn.metrics import f1_score
+from sklearn.metrics import f1_score, precision_recall_curve
 
 from trainers.thresholds import best_f1_thresholds
 
@@ -57,3 +57,18 @@ def test_bagged_threshold_is_the_median_over_the_seeds_resamples():
     assert (
         len({best_f1_thresholds(y, p, seed=seed)[0] for seed in range(4)}) > 1
     )  # other seeds, other resamples
+
+
+def test_each_resample_gets_precision_recall_curves_best_point_even_with_tied_scores():
+    """The resamples are scored in one pass over weights; each must match scikit-learn's curve
+    computed on the resample itself, ties and scores the resample lacks included."""
+    rng = np.random.default_rng(3)
+    y = (rng.random((300, 1)) < 0.1).astype(int)
+    p = np.round(rng.random((300, 1)) * 0.6 + 0.3 * y, 2)  # two decimals: many ties
+    rows = np.random.default_rng(11).integers(0, 300, size=(50, 300))
+    picks = []
+    for r in rows:
+        precision, recall, thresholds = precision_recall_curve(y[r, 0], p[r, 0])
+        f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+        picks.append(thresholds[int(np.argmax(f1[:-1]))])
+    assert best_f1_thresholds(y, p, seed=11)[0] == np.median(picks)
