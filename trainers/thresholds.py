@@ -29,6 +29,8 @@ def best_f1_thresholds(
     """
     y_true, probs = np.asarray(y_true), np.asarray(probs)
     n = len(y_true)
+    if n == 0:
+        return np.full(y_true.shape[1], default)
     if n_resamples == 0:
         draws = np.ones((1, n))
     else:
