@@ -48,7 +48,8 @@ def _times_drawn(rows: np.ndarray, n: int) -> np.ndarray:
     """(resamples, n): how often each row is drawn in each resample; a bootstrap resample is
     these weights on the original rows."""
     offsets = n * np.arange(len(rows))[:, None]
-    return np.bincount((rows + offsets).ravel(), minlength=len(rows) * n).reshape(len(rows), n)
+    counts = np.bincount((rows + offsets).ravel(), minlength=len(rows) * n)
+    return counts.reshape(len(rows), n).astype(np.float64)
 
 
 def _best_thresholds(y: np.ndarray, p: np.ndarray, draws: np.ndarray) -> np.ndarray:
@@ -62,7 +63,7 @@ def _best_thresholds(y: np.ndarray, p: np.ndarray, draws: np.ndarray) -> np.ndar
     order = np.argsort(p, kind="mergesort")[::-1]
     scores = p[order]
     ends = np.r_[np.flatnonzero(np.diff(scores)), len(p) - 1]  # last row of each distinct score
-    weights = draws[:, order].astype(np.float64)
+    weights = draws[:, order]
     tp = np.cumsum(weights * y[order], axis=1)[:, ends]
     predicted = np.cumsum(weights, axis=1)[:, ends]
     held = np.diff(predicted, axis=1, prepend=0) > 0
