@@ -13,6 +13,7 @@ Targets (issue): onnx-int8 or int8 ≥ 2.5× fp32 at batch 64 within 0.005 test 
 (COVID: accuracy within 0.03); pruned ≥ 30 % smaller within 0.01.
 
     python -m benchmarks.inference [--quick] [--studies ucc-minilm,covid-minilm-small] [--runs runs]
+        [--profile-ops onnx-int8]
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--predict-variant",
         default="onnx-int8",
         help="a variant `hpo predict` is timed on, beside fp32 and the report's best trade-off (default onnx-int8)",
+    )
+    parser.add_argument(
+        "--profile-ops",
+        metavar="VARIANT",
+        help="an ONNX variant (e.g. onnx-int8) whose kernel time per operator type is printed, from ONNX Runtime's profiler over 1,000 test texts",
     )
     return parser.parse_args(argv)
 
@@ -129,6 +135,8 @@ def bench_study(name: str, best: Path, args: argparse.Namespace) -> None:
         print(f"{variant:10s} {speed:10.1f} {speed / base_speed:7.2f} {_pct(latencies, 50):7.1f} {_pct(latencies, 95):7.1f} "
               f"{value:13.4f} {value - base_metric:+8.4f} {size:7.1f} {size / base_size - 1:+10.1%}", flush=True)  # fmt: skip
         del predictor
+    if args.profile_ops:
+        profile_operators(best.parent / "deploy" / args.profile_ops, texts[:1000])
     if not args.quick:
         bench_predict(best, splits.test_texts, spec.data.text_column, args.predict_variant, spec)
 
@@ -179,6 +187,22 @@ def bench_predict(best: Path, texts: list[str], column: str, variant: str, spec)
                 f"hpo predict --variant {label}: {rows} texts in {seconds:.1f} s end to end = {rows / seconds:.0f} texts/s",
                 flush=True,
             )
+
+
+def profile_operators(directory: Path, texts: list[str], top: int = 6) -> None:
+    """Print each operator type's share of an ONNX variant's kernel time at batch 64: what
+    quantising the weight matrices can shrink (the int8 MatMuls) against what it cannot
+    (attention's core, normalisation, activations)."""
+    from hpo.deploy.runtime import OnnxPredictor, load_predictor
+
+    predictor = load_predictor(directory)
+    if not isinstance(predictor, OnnxPredictor):
+        print(f"--profile-ops: {directory} is not an ONNX variant; choose onnx, onnx-int8 or distilled-onnx-int8", flush=True)  # fmt: skip
+        return
+    by_op = predictor.kernel_seconds_by_operator(texts)
+    total = sum(by_op.values())
+    shares = ", ".join(f"{op} {s:.2f} s ({s / total:.0%})" for op, s in list(by_op.items())[:top])
+    print(f"{directory.name} kernel time over {len(texts)} test texts, {total:.2f} s: {shares}", flush=True)  # fmt: skip
 
 
 def _pct(values, q: float) -> float:

@@ -174,6 +174,7 @@ class OnnxPredictor:
 
         from hpo.deploy.onnx import MODEL_FILE, session
 
+        self.directory = Path(directory)
         self.labels = labels
         self.thresholds = read_thresholds(directory, labels.names)
         self.session = session(directory / MODEL_FILE)
@@ -199,6 +200,30 @@ class OnnxPredictor:
                 inputs["features"] = features[rows]
             out[rows] = self.session.run(["logits"], inputs)[0]
         return _probabilities(out, self.labels.task)
+
+    def kernel_seconds_by_operator(
+        self, texts: Sequence[str], batch_size: int = 64
+    ) -> dict[str, float]:
+        """ONNX Runtime's profiler over one pass on `texts`: kernel seconds per operator type,
+        largest first (where the time goes: int8 MatMuls, attention, normalisation...)."""
+        import collections
+        import tempfile
+
+        from hpo.deploy.onnx import MODEL_FILE, session
+
+        timed = self.session
+        with tempfile.TemporaryDirectory(prefix="onnx-profile-") as tmp:
+            self.session = session(self.directory / MODEL_FILE, profile_prefix=Path(tmp) / "ops")
+            try:
+                self.probabilities(texts, batch_size)
+                events = _read_json(Path(self.session.end_profiling()))
+            finally:
+                self.session = timed
+        by_op: collections.Counter[str] = collections.Counter()
+        for event in events:
+            if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+                by_op[event["args"]["op_name"]] += event["dur"] / 1e6
+        return dict(by_op.most_common())
 
 
 def _padded(ids: list[list[int]], pad_id: int) -> dict[str, np.ndarray]:

@@ -208,3 +208,14 @@ def test_remeasuring_keeps_each_variants_thresholds_and_rewrites_the_report(comp
         }
         == before
     )
+
+
+@pytest.mark.skipif(not HAS_ORT, reason=NO_ORT)
+def test_onnx_int8_spends_its_matmul_time_in_int8_kernels(compressed):
+    _, shared, best_dir, _ = compressed
+    texts = pd.read_csv(shared.data_dir / "ucc" / "val.csv")["comment"].tolist()
+    int8 = load_predictor(best_dir, "onnx-int8").kernel_seconds_by_operator(texts)
+    fp32 = load_predictor(best_dir, "onnx").kernel_seconds_by_operator(texts)
+    integer = {"DynamicQuantizeMatMul", "MatMulIntegerToFloat", "QAttention", "MatMulInteger"}
+    assert integer & set(int8) and not integer & set(fp32), (int8, fp32)
+    assert all(s >= 0 for s in int8.values())
