@@ -146,3 +146,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['complete']} complete, {r['failed']} failed ({r['oom']} out of memory), at most {r['most_at_once']} at once, "
                   f"peak {r['peak_mb']:.0f} MiB, {r['seconds']:.0f} s, exit {r['exit']} {' '.join(r['stderr'])}", flush=True)  # fmt: skip
     return 0 if all(r["exit"] == 0 and r["oom"] == 0 for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

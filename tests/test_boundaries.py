@@ -64,3 +64,17 @@ def test_package_does_not_import_its_neighbours(package):
         for p in (REPO / package).rglob("*.py")
     }
     assert {path: names for path, names in offenders.items() if names} == {}
+
+
+def test_every_benchmark_runs_as_its_own_module():
+    """A benchmark (a module of `benchmarks` with a top-level `main`) is run as `python -m
+    benchmarks.NAME`, as its docstring and the README say: without the `__main__` guard that
+    command imports it, measures nothing and exits 0."""
+    unguarded = []
+    for path in sorted((REPO / "benchmarks").glob("[!_]*.py")):
+        body = ast.parse(path.read_text()).body
+        has_main = any(isinstance(n, ast.FunctionDef) and n.name == "main" for n in body)
+        guarded = any(isinstance(n, ast.If) and "__main__" in ast.unparse(n.test) for n in body)
+        if has_main and not guarded:
+            unguarded.append(path.name)
+    assert unguarded == []
