@@ -89,6 +89,38 @@ def test_a_batch_is_one_call_and_lands_whole(storage, monkeypatch) -> None:
     assert study._storage.get_study_system_attrs(study._study_id)["note"] == "two lines"
 
 
+def test_the_last_write_of_a_key_wins_as_one_by_one(storage) -> None:
+    """A batch that writes one key twice lands as the same writes made one at a time would."""
+    study = optuna.create_study(storage=storage, study_name=_name("twice"))
+    trial = study.ask()
+    writes = WriteBatch(trial.storage)
+    with writes.collecting():
+        for value in (1, 2):
+            trial.storage.set_trial_user_attr(trial._trial_id, "k", value)
+            trial.storage.set_trial_intermediate_value(trial._trial_id, 1, float(value))
+            trial.storage.set_study_system_attr(study._study_id, "note", f"v{value}")
+        trial.storage.set_trial_intermediate_value(trial._trial_id, 2, float("-inf"))
+        trial.storage.set_trial_intermediate_value(trial._trial_id, 3, float("nan"))
+    writes.flush()
+    stored = study.trials[0]
+    assert stored.user_attrs == {"k": 2}
+    assert stored.intermediate_values[1] == 2.0 and stored.intermediate_values[2] == -math.inf
+    assert math.isnan(stored.intermediate_values[3])
+    assert study._storage.get_study_system_attrs(study._study_id)["note"] == "v2"
+
+
+def test_a_batch_naming_a_missing_trial_is_refused_whole(storage) -> None:
+    study = optuna.create_study(storage=storage, study_name=_name("missing"))
+    trial = study.ask()
+    writes = WriteBatch(trial.storage)
+    with writes.collecting():
+        trial.set_user_attr("a", 1)
+        trial.storage.set_trial_user_attr(trial._trial_id + 10_000, "b", 2)
+    with pytest.raises(KeyError):
+        writes.flush()
+    assert study.trials[0].user_attrs == {}
+
+
 def test_a_failed_flush_keeps_its_writes_for_the_next(storage, monkeypatch) -> None:
     study = optuna.create_study(storage=storage, study_name=_name("retry"))
     trial = study.ask()
