@@ -70,6 +70,7 @@ class ProxyStorage(BatchedWrites, GrpcStorageProxy, AttrHeartbeat):
         self._timeout_s = timeout_s
         self._lease: tuple[int, str] | None = None
         self._claimed: dict[int, int] = {}  # study id → the trial claimed for the next ask
+        self._handed: dict[int, FrozenTrial] = {}  # trial id → a claimed trial as created
         self.init_heartbeat(heartbeat_interval, grace_period, retry_failed_trials)
         with warnings.catch_warnings():  # "experimental" since Optuna 4.2
             warnings.simplefilter("ignore", ExperimentalWarning)
@@ -111,12 +112,13 @@ class ProxyStorage(BatchedWrites, GrpcStorageProxy, AttrHeartbeat):
             "_waiting_trials",
             "_lease",
             "_claimed",
+            "_handed",
         ):
             state.pop(key, None)
         return state
 
     def __setstate__(self, state: dict[Any, Any]) -> None:
-        self._lease, self._claimed = None, {}
+        self._lease, self._claimed, self._handed = None, {}, {}
         super().__setstate__(state)
         self.init_heartbeat(self._beat_interval, self._grace_s, self._retry._max_retry or 0)
 
@@ -129,6 +131,11 @@ class ProxyStorage(BatchedWrites, GrpcStorageProxy, AttrHeartbeat):
             return self.waiting_trials(study_id)  # Optuna taking a queued trial: the queue alone
         return super().get_all_trials(study_id, deepcopy=deepcopy, states=states)
 
+    def get_trial(self, trial_id: int) -> FrozenTrial:
+        if (trial := self._handed.pop(trial_id, None)) is not None:
+            return trial  # Optuna's ask reading the trial the claim created: as created
+        return super().get_trial(trial_id)
+
     def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
         if template_trial is None and study_id in self._claimed:
             return self._claimed.pop(study_id)  # Optuna's ask, after a claim: the claimed trial
@@ -138,12 +145,16 @@ class ProxyStorage(BatchedWrites, GrpcStorageProxy, AttrHeartbeat):
         """Have the proxy count the study's finished and running trials and, while they leave
         room under `n_trials`, take a queued trial or create one, all under the study lease in
         one call (storage.proxy_server.claim_trial). True: the trial is RUNNING, and this
-        worker's next `ask` gets it. False: by the database's count there is no room."""
+        worker's next `ask` gets it (a new trial as the proxy created it, without reading it back).
+        False: by the database's count there is no room."""
         request = {"study_id": study_id, "n_trials": n_trials}
         reply = _until_granted(lambda: self._claim(request), lambda r: not r.get("busy"))
         if reply["trial_id"] is None:
             return False
         self._claimed[study_id] = int(reply["trial_id"])
+        if "trial" in reply:  # created for this claim, not taken from the queue
+            proto = wire.decode_trial(reply["trial"], api_pb2.Trial)
+            self._handed = {int(reply["trial_id"]): _from_proto_trial(proto)}
         return True
 
     def apply_writes(self, writes: list[Write]) -> None:

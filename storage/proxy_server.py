@@ -275,9 +275,10 @@ class _FencedService(OptunaStorageProxyService):
 def claim_trial(storage: SharedReads, leases: LeaseTable, study_id: int, n_trials: int) -> dict:
     """A worker's whole turn in one call, under the study lease taken here for the few
     milliseconds it needs: while the finished and running trials leave room under n_trials,
-    take the oldest queued trial or create a new one, RUNNING, for the caller. A worker that
-    holds the lease itself (to fail stale trials and queue their retries, to place a grid point)
-    excludes every claim meanwhile. {"busy": True} when the lease stayed taken for MAX_WAIT_S."""
+    take the oldest queued trial or create a new one, RUNNING, for the caller; a new one comes
+    back whole (wire.encode_trial), so the caller's ask reads nothing. A worker that holds the
+    lease itself (to fail stale trials and queue their retries, to place a grid point) excludes
+    every claim meanwhile. {"busy": True} when the lease stayed taken for MAX_WAIT_S."""
     token = leases.acquire(study_id, wire.CLAIM_TTL_S, wire.MAX_WAIT_S)
     if token is None:
         return {"busy": True}
@@ -292,7 +293,8 @@ def claim_trial(storage: SharedReads, leases: LeaseTable, study_id: int, n_trial
             with suppress(UpdateFinishedTrialError):  # finished meanwhile: not ours to take
                 if storage.set_trial_state_values(trial._trial_id, TrialState.RUNNING):
                     return {"trial_id": trial._trial_id}
-        return {"trial_id": storage.create_new_trial(study_id)}
+        trial = storage.create_running_trial(study_id)
+        return {"trial_id": trial._trial_id, "trial": wire.encode_trial(_to_proto_trial(trial))}
     finally:
         leases.release(study_id, token)
 

@@ -9,6 +9,7 @@ trials come back as Optuna's own GetTrialsReply.
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -37,6 +38,15 @@ def encode(body: dict[str, Any]) -> bytes:
 
 def decode(data: bytes) -> dict[str, Any]:
     return json.loads(data)
+
+
+def encode_trial(proto: Any) -> str:
+    """An Optuna trial message (api_pb2.Trial) inside a JSON body."""
+    return base64.b64encode(proto.SerializeToString()).decode()
+
+
+def decode_trial(text: str, message_type: Any) -> Any:
+    return message_type.FromString(base64.b64decode(text))
 
 
 def lease_header(study_id: int, token: str) -> tuple[str, str]:

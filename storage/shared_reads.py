@@ -6,6 +6,8 @@ every other call on the proxy (a trial's parameter, a cached trial) waits for. H
 - the query runs outside that lock, and only the merge into the cache takes it;
 - concurrent reads of one study share a query: a read joins the next query to start, so it sees
   every write that completed before it arrived (a query already under way is never joined);
+- a trial created for a worker's claim comes back whole (`create_running_trial`), so the worker
+  does not read it back;
 - `count_states` (or `tally`, with the finished trials' durations) and `waiting_trials` answer
   the study lock's two questions (how many trials are finished or running, which are queued)
   with small queries instead of the whole study, and `running_beats` reads the running trials'
@@ -58,6 +60,15 @@ class SharedReads(_CachedStorage):
         finally:
             self._backend.scoped_session.remove()
         return dict(rows)
+
+    def create_running_trial(self, study_id: int) -> FrozenTrial:
+        """_CachedStorage.create_new_trial, returning the trial as the database created it
+        (RDBStorage builds it anyway): the worker that claims it needs no read of it."""
+        trial = self._backend._create_new_trial(study_id, None)
+        with self._lock:
+            self._studies.setdefault(study_id, _StudyInfo())
+            self._add_trials_to_cache(study_id, [trial])
+        return trial
 
     def waiting_trials(self, study_id: int) -> list[FrozenTrial]:
         return self._backend._get_trials(

@@ -14,6 +14,7 @@ import grpc
 import optuna
 import pytest
 from optuna.artifacts import get_all_artifact_meta, upload_artifact
+from optuna.storages import GrpcStorageProxy
 from optuna.trial import TrialState
 
 from storage import StorageError, artifact_store, open_storage, proxy_address, resolve_storage_url
@@ -168,6 +169,31 @@ def test_a_claim_takes_the_queue_first_then_creates_and_stops_at_n_trials(proxy_
     assert storage.count_states(study._study_id) == {
         TrialState.COMPLETE: 1, TrialState.FAIL: 1, TrialState.RUNNING: 1
     }  # fmt: skip
+
+
+def test_a_created_trial_comes_with_its_claim_and_ask_reads_nothing(
+    proxy_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = client(proxy_url, heartbeat_interval=None)
+    study = optuna.create_study(storage=storage, study_name="handed")
+    reads: list[int] = []
+    real = GrpcStorageProxy.get_trial
+    monkeypatch.setattr(
+        GrpcStorageProxy, "get_trial", lambda self, i: reads.append(i) or real(self, i)
+    )
+    assert storage.claim_trial(study._study_id, n_trials=3)
+    trial = study.ask()
+    assert reads == []  # the claim's reply held the trial
+    stored = storage.get_trial(trial._trial_id)  # read from the proxy: the next read is real
+    assert reads == [trial._trial_id]
+    handed = trial._cached_frozen_trial
+    assert (handed.number, handed.state, handed.datetime_start) == (
+        stored.number, TrialState.RUNNING, stored.datetime_start
+    )  # fmt: skip
+    study.enqueue_trial({"x": 0.5})  # a queued trial is taken, then read as it is now
+    assert storage.claim_trial(study._study_id, n_trials=3)
+    assert study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}).params == {"x": 0.5}
+    assert len(reads) == 2
 
 
 def test_concurrent_claims_take_exactly_the_room_left(proxy_url: str) -> None:
