@@ -11,7 +11,7 @@ every worker from it. It is Optuna's own servicer with these additions:
   refused (ABORTED) unless that token still holds the study's lease, so a worker that lost its
   lease while cut off cannot add a trial beyond n_trials when its link returns.
 
-One Python process serves calls on one core at a time (the GIL), about 0.2 CPU seconds per trial
+One Python process serves calls on one core at a time (the GIL), about 0.06 CPU seconds per trial
 of the sleep trainer (benchmarks/worker_scaling.py). `processes` > 1 forks that many servers on
 one port (SO_REUSEPORT: the kernel spreads the workers' connections over them), each with its own
 database pool, all sharing one lease table.
