@@ -36,6 +36,12 @@ def _name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"  # one PostgreSQL server serves the whole session
 
 
+def _batch_on_a_new_trial(storage, prefix: str) -> tuple[optuna.Study, optuna.Trial, WriteBatch]:
+    study = optuna.create_study(storage=storage, study_name=_name(prefix))
+    trial = study.ask()
+    return study, trial, WriteBatch(trial.storage)
+
+
 _WRITES = (
     "set_trial_user_attr",
     "set_trial_system_attr",
@@ -91,9 +97,7 @@ def test_a_batch_is_one_call_and_lands_whole(storage, monkeypatch) -> None:
 
 def test_the_last_write_of_a_key_wins_as_one_by_one(storage) -> None:
     """A batch that writes one key twice lands as the same writes made one at a time would."""
-    study = optuna.create_study(storage=storage, study_name=_name("twice"))
-    trial = study.ask()
-    writes = WriteBatch(trial.storage)
+    study, trial, writes = _batch_on_a_new_trial(storage, "twice")
     with writes.collecting():
         for value in (1, 2):
             trial.storage.set_trial_user_attr(trial._trial_id, "k", value)
@@ -110,9 +114,7 @@ def test_the_last_write_of_a_key_wins_as_one_by_one(storage) -> None:
 
 
 def test_a_batch_naming_a_missing_trial_is_refused_whole(storage) -> None:
-    study = optuna.create_study(storage=storage, study_name=_name("missing"))
-    trial = study.ask()
-    writes = WriteBatch(trial.storage)
+    study, trial, writes = _batch_on_a_new_trial(storage, "missing")
     with writes.collecting():
         trial.set_user_attr("a", 1)
         trial.storage.set_trial_user_attr(trial._trial_id + 10_000, "b", 2)
@@ -156,9 +158,7 @@ def _fails_once(fn):
 
 
 def test_a_batch_to_a_finished_trial_is_refused_whole(storage) -> None:
-    study = optuna.create_study(storage=storage, study_name=_name("finished"))
-    trial = study.ask()
-    writes = WriteBatch(trial.storage)
+    study, trial, writes = _batch_on_a_new_trial(storage, "finished")
     with writes.collecting():
         trial.set_user_attr("a", 1)
         trial.set_user_attr("b", 2)
@@ -170,9 +170,7 @@ def test_a_batch_to_a_finished_trial_is_refused_whole(storage) -> None:
 
 def test_other_threads_write_at_once(storage) -> None:
     """The heartbeat thread's writes never wait in the trial's batch."""
-    study = optuna.create_study(storage=storage, study_name=_name("threads"))
-    trial = study.ask()
-    writes = WriteBatch(trial.storage)
+    study, trial, writes = _batch_on_a_new_trial(storage, "threads")
     with writes.collecting():
         beat = threading.Thread(
             target=lambda: trial.storage.set_trial_system_attr(trial._trial_id, "beat", 1)
