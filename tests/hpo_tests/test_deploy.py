@@ -219,3 +219,6 @@ def test_onnx_int8_spends_its_matmul_time_in_int8_kernels(compressed):
     integer = {"DynamicQuantizeMatMul", "MatMulIntegerToFloat", "QAttention", "MatMulInteger"}
     assert integer & set(int8) and not integer & set(fp32), (int8, fp32)
     assert all(s >= 0 for s in int8.values())
+    # Residual + LayerNorm stays two kernels (the fused one is slower on CPU), in both graphs.
+    for ops in (int8, fp32):
+        assert "LayerNormalization" in ops and "SkipLayerNormalization" not in ops, ops
