@@ -185,9 +185,11 @@ def _check_owners(storage: RDBStorage, session: Any, writes: list[Write]) -> Non
         if trial_id not in states:
             raise KeyError(models.NOT_FOUND_MSG)
         storage.check_trial_is_updatable(trial_id, states[trial_id])
-    found = {
-        i for (i,) in session.query(study.study_id).filter(study.study_id.in_(study_ids)).all()
-    }
+    found = (
+        {i for (i,) in session.query(study.study_id).filter(study.study_id.in_(study_ids)).all()}
+        if study_ids
+        else set()
+    )
     if study_ids - found:
         raise KeyError(models.NOT_FOUND_MSG)
 

@@ -70,7 +70,7 @@ class ProxyStorage(BatchedWrites, GrpcStorageProxy, AttrHeartbeat):
         self._timeout_s = timeout_s
         self._lease: tuple[int, str] | None = None
         self._claimed: dict[int, int] = {}  # study id → the trial claimed for the next ask
-        self._handed: dict[int, FrozenTrial] = {}  # trial id → a claimed trial as created
+        self._handed: FrozenTrial | None = None  # the last claim's trial, as it was created
         self.init_heartbeat(heartbeat_interval, grace_period, retry_failed_trials)
         with warnings.catch_warnings():  # "experimental" since Optuna 4.2
             warnings.simplefilter("ignore", ExperimentalWarning)
@@ -118,7 +118,7 @@ class ProxyStorage(BatchedWrites, GrpcStorageProxy, AttrHeartbeat):
         return state
 
     def __setstate__(self, state: dict[Any, Any]) -> None:
-        self._lease, self._claimed, self._handed = None, {}, {}
+        self._lease, self._claimed, self._handed = None, {}, None
         super().__setstate__(state)
         self.init_heartbeat(self._beat_interval, self._grace_s, self._retry._max_retry or 0)
 
@@ -132,8 +132,9 @@ class ProxyStorage(BatchedWrites, GrpcStorageProxy, AttrHeartbeat):
         return super().get_all_trials(study_id, deepcopy=deepcopy, states=states)
 
     def get_trial(self, trial_id: int) -> FrozenTrial:
-        if (trial := self._handed.pop(trial_id, None)) is not None:
-            return trial  # Optuna's ask reading the trial the claim created: as created
+        trial, self._handed = self._handed, None  # one use: Optuna's ask after the claim
+        if trial is not None and trial._trial_id == trial_id:
+            return trial
         return super().get_trial(trial_id)
 
     def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
@@ -152,9 +153,11 @@ class ProxyStorage(BatchedWrites, GrpcStorageProxy, AttrHeartbeat):
         if reply["trial_id"] is None:
             return False
         self._claimed[study_id] = int(reply["trial_id"])
-        if "trial" in reply:  # created for this claim, not taken from the queue
-            proto = wire.decode_trial(reply["trial"], api_pb2.Trial)
-            self._handed = {int(reply["trial_id"]): _from_proto_trial(proto)}
+        # A trial created for this claim comes whole; one taken from the queue is read by ask.
+        created = reply.get("trial")
+        self._handed = (
+            _from_proto_trial(wire.decode_trial(created, api_pb2.Trial)) if created else None
+        )
         return True
 
     def apply_writes(self, writes: list[Write]) -> None:

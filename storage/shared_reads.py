@@ -62,13 +62,12 @@ class SharedReads(_CachedStorage):
         return dict(rows)
 
     def create_running_trial(self, study_id: int) -> FrozenTrial:
-        """_CachedStorage.create_new_trial, returning the trial as the database created it
-        (RDBStorage builds it anyway): the worker that claims it needs no read of it."""
-        trial = self._backend._create_new_trial(study_id, None)
+        """create_new_trial, returning the trial as the database created it, from the cache it
+        has just been put in: the worker that claims it needs no read of it."""
+        trial_id = self.create_new_trial(study_id)  # which caches the trial it created
         with self._lock:
-            self._studies.setdefault(study_id, _StudyInfo())
-            self._add_trials_to_cache(study_id, [trial])
-        return trial
+            _, number = self._trial_id_to_study_id_and_number[trial_id]
+            return self._studies[study_id].trials[number]
 
     def waiting_trials(self, study_id: int) -> list[FrozenTrial]:
         return self._backend._get_trials(

@@ -8,10 +8,10 @@ graph onnxruntime.transformers' optimizer recognises: attention, embedding + Lay
 bias + GELU each become one fused kernel (the SDPA graph fuses only the last). Residual +
 LayerNorm is left as Add and LayerNormalization, and sessions keep ONNX Runtime from fusing
 them at load: its fused SkipLayerNormalization kernel was the slower one on CPU (28 % of
-onnx-int8's kernel time on UCC test texts; unfused, the whole model ran 24-30 % faster, measured
-in one run on MiniLM). The int8 model is onnxruntime.quantization's dynamic quantisation of that graph:
-int8 weights per output channel, activations quantised per batch; the fused attention becomes
-ONNX Runtime's QAttention.
+onnx-int8's kernel time on UCC test texts; unfused, the whole model ran 24-30 % faster,
+measured in one run on MiniLM). The int8 model is onnxruntime.quantization's dynamic
+quantisation of that graph: int8 weights per output channel, activations quantised per batch;
+the fused attention becomes ONNX Runtime's QAttention.
 """
 
 from __future__ import annotations
@@ -151,9 +151,9 @@ def _quiet_root_logger():
 
 
 def session(path: Path, profile_prefix: Path | None = None):
-    """An ONNX Runtime CPU session on every core this process may use, all graph optimisations on
-    but the residual + LayerNorm fusion (module docstring); with `profile_prefix`, ONNX Runtime's profiler writes every kernel's time to a JSON file there
-    (its path: `end_profiling()`)."""
+    """An ONNX Runtime CPU session on every core this process may use, all graph optimisations
+    on but the residual + LayerNorm fusion (module docstring); with `profile_prefix`, ONNX
+    Runtime's profiler writes every kernel's time to a JSON file there (`end_profiling()`)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
