@@ -136,10 +136,11 @@ def _mean_metrics(config: TrainConfig, got: list, y: np.ndarray) -> tuple[np.nda
 def _val_thresholds(
     config: TrainConfig, y: np.ndarray, val_probs: np.ndarray
 ) -> np.ndarray | None:
-    """Multi-label: each label's threshold chosen on the validation probabilities."""
-    from trainers.thresholds import best_f1_thresholds
+    """Multi-label: each label's threshold chosen on the validation probabilities, at the
+    best expected F1 under Platt calibration (trainers.thresholds)."""
+    from trainers.thresholds import calibrated_f1_thresholds
 
-    return best_f1_thresholds(y, val_probs) if config.task == "multi_label" else None
+    return calibrated_f1_thresholds(y, val_probs) if config.task == "multi_label" else None
 
 
 def _trained(config: TrainConfig, model, tokenizer, extractor, val_metrics, thresholds) -> Trained:

@@ -56,13 +56,14 @@ class Splits:
 def tune_thresholds(
     predictor: Predictor, splits: Splits, directory: Path | None
 ) -> np.ndarray | None:
-    """Multi-label: each label's bagged best-F1 threshold on this variant's validation
-    probabilities, written to the variant's thresholds.json (None: keep the fp32 model's own)."""
+    """Multi-label: each label's best expected-F1 threshold (calibrated, as `hpo retrain`
+    chooses it) on this variant's validation probabilities, written to the variant's thresholds.json (None: keep the fp32 model's own)."""
     if splits.task != "multi_label":
         return None
-    from trainers.thresholds import best_f1_thresholds
+    from trainers.thresholds import calibrated_f1_thresholds
 
-    thresholds = best_f1_thresholds(splits.val_labels, predictor.probabilities(splits.val_texts))
+    val_probs = predictor.probabilities(splits.val_texts)
+    thresholds = calibrated_f1_thresholds(splits.val_labels, val_probs)
     if directory is not None:
         table = {n: float(t) for n, t in zip(splits.names, thresholds, strict=True)}
         (Path(directory) / THRESHOLDS_FILE).write_text(json.dumps(table, indent=2))

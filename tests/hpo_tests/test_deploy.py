@@ -28,7 +28,7 @@ from hpo.deploy.variants import VARIANTS
 from hpo.errors import HpoError
 from hpo.report import open_existing_study
 from testing.studies import TINY_NAME as NAME
-from trainers.thresholds import best_f1_thresholds
+from trainers.thresholds import calibrated_f1_thresholds
 
 HAS_ORT = importlib.util.find_spec("onnxruntime") is not None
 NO_ORT = "onnxruntime is not installed (pip install -e '.[deploy]')"
@@ -89,7 +89,8 @@ def test_thresholds_are_retuned_on_validation_for_each_variant(compressed):
     splits = Splits.load(Source.open(spec, best_dir, shared.data_dir).config)
     for variant in SETTINGS.variants:
         predictor = load_predictor(best_dir, variant)
-        expected = best_f1_thresholds(splits.val_labels, predictor.probabilities(splits.val_texts))
+        val_probs = predictor.probabilities(splits.val_texts)
+        expected = calibrated_f1_thresholds(splits.val_labels, val_probs)
         np.testing.assert_allclose(predictor.thresholds, expected, atol=1e-4)
         figures = VariantFigures.read(variant_dir(best_dir, variant))
         assert (

@@ -29,7 +29,7 @@ from testing.workers import run_hpo
 from trainers.checkpoint import FEATURES_FILE, load_best
 from trainers.data import load_split
 from trainers.evaluate import multi_label_scores, predict_probabilities
-from trainers.thresholds import best_f1_thresholds
+from trainers.thresholds import calibrated_f1_thresholds
 
 TEXTS = [
     "You are an idiot and everyone knows it",
@@ -118,7 +118,7 @@ def test_reloaded_model_reproduces_the_scores_and_thresholds_come_from_val(retra
     val = load_split(data.val_path, data, spec.task)
     val_probs, _ = predict_probabilities(best, val.texts)
     np.testing.assert_allclose(
-        best.thresholds, best_f1_thresholds(val.labels, val_probs), atol=1e-5
+        best.thresholds, calibrated_f1_thresholds(val.labels, val_probs), atol=1e-5
     )
 
 

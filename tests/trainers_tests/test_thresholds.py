@@ -1,10 +1,12 @@
-"""Thresholds: the F1-best point of the PR curve, and its bagged median for small splits."""
+"""Thresholds: the F1-best point of the PR curve, its bagged median, and the expected-F1-best
+threshold under Platt calibration."""
 
 import numpy as np
 import pytest
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score, precision_recall_curve
 
-from trainers.thresholds import best_f1_thresholds
+from trainers.thresholds import best_f1_thresholds, calibrated_f1_thresholds
 
 
 def test_unbagged_threshold_is_the_f1_best_score_and_default_without_positives():
@@ -72,3 +74,36 @@ def test_each_resample_gets_precision_recall_curves_best_point_even_with_tied_sc
         f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
         picks.append(thresholds[int(np.argmax(f1[:-1]))])
     assert best_f1_thresholds(y, p, seed=11)[0] == np.median(picks)
+
+
+def test_calibrated_thresholds_score_better_on_unseen_rows_and_move_less_than_bagged_ones():
+    """Tuned on 850 rows with ~25 positives, scored on fresh rows, as above."""
+    rng = np.random.default_rng(0)
+    test_y, test_p = _rare_label(rng, 20_000)
+    scores, thresholds = {"bagged": [], "calibrated": []}, {"bagged": [], "calibrated": []}
+    rules = {"bagged": best_f1_thresholds, "calibrated": calibrated_f1_thresholds}
+    for _ in range(40):
+        val_y, val_p = _rare_label(rng, 850)
+        for name, rule in rules.items():
+            threshold = rule(val_y, val_p)[0]
+            thresholds[name].append(threshold)
+            scores[name].append(f1_score(test_y[:, 0], test_p[:, 0] >= threshold))
+    # Seeds 0-3 all gave this order: F1 0.185-0.219 bagged vs 0.199-0.234 calibrated, threshold
+    # spread across draws 0.055-0.075 vs 0.026-0.031.
+    assert np.mean(scores["calibrated"]) > np.mean(scores["bagged"])
+    assert np.std(thresholds["calibrated"]) < np.std(thresholds["bagged"])
+
+
+def test_calibrated_threshold_is_the_score_with_the_best_expected_f1():
+    y, p = _rare_label(np.random.default_rng(2), 400)
+    z = np.log(p / (1 - p))
+    q = LogisticRegression().fit(z, y[:, 0]).predict_proba(z)[:, 1]
+    candidates = np.unique(p[:, 0])
+    expected = [2 * q[p[:, 0] >= t].sum() / ((p[:, 0] >= t).sum() + q.sum()) for t in candidates]
+    assert calibrated_f1_thresholds(y, p)[0] == candidates[int(np.argmax(expected))]
+
+
+def test_calibrated_threshold_is_the_default_for_a_column_of_one_class():
+    y = np.array([[0, 1], [0, 1], [0, 1]])
+    p = np.array([[0.1, 0.2], [0.3, 0.9], [0.35, 0.1]])
+    np.testing.assert_allclose(calibrated_f1_thresholds(y, p, default=0.42), [0.42, 0.42])
