@@ -130,7 +130,11 @@ def axis_levels(values: pd.Series) -> pd.Series:
     edges = (
         np.geomspace(low, high, 5) if low > 0 and high / low >= 10 else np.linspace(low, high, 5)
     )
-    return pd.cut(values, edges, include_lowest=True).astype(str)
+    # Own labels: pandas' would print the float noise of the edges and, with include_lowest,
+    # move the first edge down by 0.001 (a learning rate range "(-0.0009445, 6.48e-05]").
+    text = [f"{edge:.3g}" for edge in edges]
+    labels = [f"[{text[0]}, {text[1]}]"] + [f"({a}, {b}]" for a, b in zip(text[1:-1], text[2:])]
+    return pd.cut(values, edges, labels=labels, include_lowest=True)  # ordered: sorts by value
 
 
 def objective_pivot(trials: pd.DataFrame, rows: str, columns: str, maximize: bool) -> pd.DataFrame:
@@ -144,14 +148,18 @@ def objective_pivot(trials: pd.DataFrame, rows: str, columns: str, maximize: boo
         }
     )
     return frame.pivot_table(
-        index=rows, columns=columns, values="objective", aggfunc="max" if maximize else "min"
+        index=rows,
+        columns=columns,
+        values="objective",
+        aggfunc="max" if maximize else "min",
+        observed=True,
     )
 
 
 def marginal(trials: pd.DataFrame, param: str, maximize: bool) -> pd.DataFrame:
     """Trials, mean and best objective of the complete trials at each value of `param`."""
     done = complete(trials)
-    grouped = done["objective"].groupby(axis_levels(done[param]))
+    grouped = done["objective"].groupby(axis_levels(done[param]), observed=True)
     return pd.DataFrame(
         {
             "trials": grouped.size(),

@@ -352,3 +352,16 @@ def test_study_report_warns_when_the_best_trial_collapsed_to_the_majority(tmp_pa
     healthy = optuna.create_study(direction="maximize")
     healthy.add_trial(_made_trial(0.30, {"dropout": 0.1}, space))
     assert summarize(healthy, spec, baseline={"tuned_macro_f1": 0.10}).warnings == []
+
+
+def test_binned_levels_read_as_the_values_range_and_sort_by_value():
+    """A log-scaled learning rate over a decade and more: edges at 3 significant digits from
+    the smallest value itself (never below it, never negative), levels in ascending order."""
+    from hpo.report.tables import axis_levels
+
+    values = pd.Series([5.5e-5 * 1.3**i for i in range(12)])  # 5.5e-05 .. 9.86e-04
+    levels = axis_levels(values)
+    order = list(levels.cat.categories)
+    assert order[0].startswith("[5.5e-05, ") and order[-1].endswith(", 0.000986]")
+    lows = [float(label[1:].split(",")[0]) for label in order]
+    assert lows == sorted(lows) and len(order) == 4
