@@ -131,9 +131,19 @@ def predict(
     from hpo.deploy.runtime import load_predictor
 
     check_out(out)
+    _refuse_a_study_name(best_dir)
     model = load_predictor(best_dir, variant, quiet=True)
     inputs = read_texts(texts, file, text_column, model.labels.text_column)
     probs = model.probabilities(inputs)
     records = label_records(probs, inputs, model.labels.task, model.labels.names, model.thresholds)
     _write(records, out)
     return len(records)
+
+
+def _refuse_a_study_name(best_dir: str) -> None:
+    """A study's name given where its model directory is meant: say where the model is."""
+    model_dir = Path("runs") / str(best_dir) / "best"
+    if not Path(best_dir).is_dir() and model_dir.is_dir():
+        raise HpoError(
+            f"{best_dir}: not a model directory; study {best_dir}'s retrained model is in {model_dir}: `hpo predict {model_dir} …`"
+        )

@@ -328,3 +328,11 @@ def test_not_a_model_directory(capsys, tmp_path, spec):
         "not a saved model (labels.json missing)"
     )
     cli(capsys, "predict", spec, "--text", "hello").refused("not a saved model")
+
+
+def test_a_study_name_given_for_its_model_is_pointed_to_the_model(capsys, tmp_path, monkeypatch):
+    (tmp_path / "runs" / "my-study" / "best").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    cli(capsys, "predict", "my-study", "--text", "hello").refused(
+        "my-study: not a model directory; study my-study's retrained model is in runs/my-study/best"
+    )
