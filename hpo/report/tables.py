@@ -133,7 +133,9 @@ def axis_levels(values: pd.Series) -> pd.Series:
     # Own labels: pandas' would print the float noise of the edges and, with include_lowest,
     # move the first edge down by 0.001 (a learning rate range "(-0.0009445, 6.48e-05]").
     text = [f"{edge:.3g}" for edge in edges]
-    labels = [f"[{text[0]}, {text[1]}]"] + [f"({a}, {b}]" for a, b in zip(text[1:-1], text[2:])]
+    labels = [f"[{text[0]}, {text[1]}]"] + [
+        f"({a}, {b}]" for a, b in zip(text[1:-1], text[2:], strict=True)
+    ]
     return pd.cut(values, edges, labels=labels, include_lowest=True)  # ordered: sorts by value
 
 
