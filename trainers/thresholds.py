@@ -67,9 +67,8 @@ def _best_thresholds(y: np.ndarray, p: np.ndarray, draws: np.ndarray) -> np.ndar
     running sums of the weights. A score no row of the resample holds is no candidate of it. Of
     equal F1s the lowest threshold wins, as argmax over precision_recall_curve's order gives.
     """
-    order = np.argsort(p, kind="mergesort")[::-1]
+    order, ends = _descending(p)
     scores = p[order]
-    ends = np.r_[np.flatnonzero(np.diff(scores)), len(p) - 1]  # last row of each distinct score
     weights = draws[:, order]
     tp = np.cumsum(weights * y[order], axis=1)[:, ends]
     predicted = np.cumsum(weights, axis=1)[:, ends]
@@ -81,6 +80,14 @@ def _best_thresholds(y: np.ndarray, p: np.ndarray, draws: np.ndarray) -> np.ndar
     f1 = np.where(held, f1, -np.inf)[:, ::-1]  # ascending thresholds
     best = scores[ends][::-1][np.argmax(f1, axis=1)].astype(np.float64)
     return np.where(tp[:, -1] > 0, best, np.nan)
+
+
+def _descending(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows in descending order of score (stable), and the position in that order of the
+    last row of each distinct score: the candidate thresholds, highest first."""
+    order = np.argsort(p, kind="mergesort")[::-1]
+    ends = np.r_[np.flatnonzero(np.diff(p[order])), len(p) - 1]
+    return order, ends
 
 
 def apply_thresholds(probs: np.ndarray, thresholds: np.ndarray | float) -> np.ndarray:
@@ -111,9 +118,8 @@ def calibrated_f1_thresholds(
         clipped = np.clip(p, 1e-7, 1 - 1e-7)
         z = np.log(clipped / (1 - clipped))[:, None]
         q = LogisticRegression().fit(z, y).predict_proba(z)[:, 1]
-        order = np.argsort(p, kind="mergesort")[::-1]
+        order, ends = _descending(p)
         scores = p[order]
-        ends = np.r_[np.flatnonzero(np.diff(scores)), len(p) - 1]
         expected_tp = np.cumsum(q[order])[ends]
         expected_f1 = 2 * expected_tp / (ends + 1 + q.sum())
         thresholds.append(float(scores[ends][np.argmax(expected_f1)]))

@@ -142,8 +142,16 @@ def predict(
 
 def _refuse_a_study_name(best_dir: str) -> None:
     """A study's name given where its model directory is meant: say where the model is."""
-    model_dir = Path("runs") / str(best_dir) / "best"
-    if not Path(best_dir).is_dir() and model_dir.is_dir():
+    if Path(best_dir).is_dir():
+        return
+    from storage.artifacts import run_dir
+    from storage.errors import StorageError
+
+    try:
+        model_dir = run_dir(str(best_dir)) / "best"  # where `hpo retrain` writes it
+    except StorageError:
+        return  # not a plain study name: the loader says what is wrong with the path
+    if model_dir.is_dir():
         raise HpoError(
             f"{best_dir}: not a model directory; study {best_dir}'s retrained model is in {model_dir}: `hpo predict {model_dir} …`"
         )

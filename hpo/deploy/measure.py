@@ -57,7 +57,8 @@ def tune_thresholds(
     predictor: Predictor, splits: Splits, directory: Path | None
 ) -> np.ndarray | None:
     """Multi-label: each label's best expected-F1 threshold (calibrated, as `hpo retrain`
-    chooses it) on this variant's validation probabilities, written to the variant's thresholds.json (None: keep the fp32 model's own)."""
+    chooses it) on this variant's validation probabilities, written to the variant's
+    thresholds.json (None: keep the fp32 model's own)."""
     if splits.task != "multi_label":
         return None
     from trainers.thresholds import calibrated_f1_thresholds
