@@ -215,6 +215,17 @@ class EnsembleMember(_Record):
     seed: int
 
 
+class BlendRecord(_Record):
+    """How the n-gram blend's weight was chosen: the validation objective at each candidate
+    weight (0: the model alone), the n-gram model's alone, and the weight kept."""
+
+    metric: str
+    weight: float
+    model_val_value: float
+    ngram_val_value: float
+    by_weight: dict[str, float]
+
+
 class JsonRecord(_Record):
     """A typed record kept as one JSON file, FILENAME, in a folder, written by WRITER (the
     command to run again when the file is not what it wrote)."""
@@ -286,6 +297,9 @@ class BestMetrics(JsonRecord):
     collapse: list[str] = []
     members: list[EnsembleMember] = Field(
         [], description="the delivered ensemble's members, in order (empty: one model)"
+    )
+    blend: BlendRecord | None = Field(
+        None, description="the n-gram blend's choice on validation (None: the spec asked for none)"
     )
 
     FILENAME: ClassVar[str] = "metrics.json"

@@ -4,7 +4,8 @@ Hugging Face format (safetensors weights and config via `save_pretrained`, token
 model adds its head files, see trainers.fusion) plus `labels.json` (task, label names, text
 column, max length, whether the model uses hand-made features, and the sha256 of every other
 file of the model), `thresholds.json` (multi-label: per-label thresholds chosen on validation)
-and, for a model that uses hand-made features, their fitted statistics in `features.json`.
+and, for a model that uses hand-made features, their fitted statistics in `features.json`; a
+model blended with an n-gram model adds that model's files (trainers.ngram).
 
 Everything is data: loading reads only the files labels.json lists, after checking their
 hashes (trainers.manifest), and never unpickles anything.
@@ -27,12 +28,14 @@ from trainers.manifest import file_hashes, move_into, stage_verified
 
 if TYPE_CHECKING:  # the features' lexicon packages load only for a model that uses them
     from trainers.features import TextFeatureExtractor
+    from trainers.ngram import NgramBlend
 
 LABELS_FILE = "labels.json"
 THRESHOLDS_FILE = "thresholds.json"
 RUN_FILE = (
     "run.json"  # beside a model saved at the end of its run: how it was trained, how it scored
 )
+NGRAM_FILE = "ngram.json"  # as trainers.ngram writes it (sklearn is not imported here)
 FEATURES_FILE = "features.json"  # written by TextFeatureExtractor.save (trainers.features, not imported here: its lexicons load slowly)
 
 
@@ -84,6 +87,7 @@ class BestModel(NamedTuple):
     labels: LabelInfo
     thresholds: np.ndarray | None  # None for multi-class (argmax)
     extractor: TextFeatureExtractor | None
+    blend: NgramBlend | None = None  # mixed into the model's probabilities (trainers.ngram)
 
 
 def save_best(
@@ -93,6 +97,7 @@ def save_best(
     labels: LabelInfo,
     thresholds: np.ndarray | None = None,
     extractor: TextFeatureExtractor | None = None,
+    blend: NgramBlend | None = None,
 ) -> Path:
     """Write the model's files into a fresh folder, hash them, then move them into `directory`
     with labels.json last: files left there from an earlier model are not in the new list, so
@@ -110,6 +115,8 @@ def save_best(
             (staging / THRESHOLDS_FILE).write_text(json.dumps(table, indent=2))
         if extractor is not None:
             extractor.save(staging)
+        if blend is not None:
+            blend.save(staging)
         card = ModelCard(
             **asdict(labels), features=extractor is not None, files=file_hashes(staging)
         )
@@ -198,9 +205,10 @@ def load_best(directory: str | Path, device: str | None = None) -> BestModel:
             load_thresholds(staged, card.names, path) if THRESHOLDS_FILE in card.files else None
         )
         extractor = _load_extractor(staged, path) if card.features else None
+        blend = _load_blend(staged, card, path) if NGRAM_FILE in card.files else None
     if device is not None:
         model = model.to(device)
-    return BestModel(model, tokenizer, card.labels, thresholds, extractor)
+    return BestModel(model, tokenizer, card.labels, thresholds, extractor, blend)
 
 
 def _load_weights(staged: Path, shown: Path):
@@ -278,7 +286,22 @@ def _load_extractor(staged: Path, shown: Path) -> TextFeatureExtractor:
     return TextFeatureExtractor.load(staged, shown_as=shown)
 
 
+def _load_blend(staged: Path, card: ModelCard, shown: Path) -> NgramBlend:
+    from trainers.ngram import NgramBlend
+
+    blend = NgramBlend.load(staged, shown_as=shown)
+    if blend.model.coef.shape[0] != len(card.names) or blend.model.task != card.task:
+        raise TrainerError(
+            f"{shown / NGRAM_FILE}: its n-gram model predicts {blend.model.coef.shape[0]} {blend.model.task} outputs, labels.json {len(card.names)} {card.task}; copy the model directory again or retrain"
+        )
+    return blend
+
+
 def weights_size_mb(directory: str | Path) -> float:
     """Size on disk of what prediction loads besides the tokenizer: weights and features."""
-    files = [*Path(directory).rglob("*.safetensors"), *Path(directory).glob(FEATURES_FILE)]
+    files = [
+        *Path(directory).rglob("*.safetensors"),
+        *Path(directory).glob(FEATURES_FILE),
+        *Path(directory).glob(NGRAM_FILE),
+    ]
     return sum(f.stat().st_size for f in files) / 2**20

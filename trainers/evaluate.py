@@ -32,8 +32,9 @@ from trainers.thresholds import apply_thresholds
 def predict_probabilities(
     best: BestModel, texts: Sequence[str], batch_size: int = 128
 ) -> tuple[np.ndarray, float]:
-    """Probabilities (n, labels) in the texts' order, and the seconds it took (tokenising and
-    features included: that is what a caller waits for)."""
+    """Probabilities (n, labels) in the texts' order, mixed with the model's n-gram blend when it
+    has one, and the seconds it took (tokenising, features and blend included: that is what a
+    caller waits for)."""
     model, tokenizer, labels = best.model, best.tokenizer, best.labels
     device = next(model.parameters()).device
     start = time.perf_counter()
@@ -51,6 +52,8 @@ def predict_probabilities(
         sorted_batches(split.lengths, batch_size), tokenizer.pad_token_id, device
     ):
         out[rows] = probabilities(model(**inputs).logits.float(), labels.task).cpu().numpy()
+    if best.blend is not None:
+        out = best.blend.mix(out, texts)
     return out, time.perf_counter() - start
 
 

@@ -28,8 +28,8 @@ from hpo.report.best_tables import best_model_tables
 from hpo.report.read import require_same_data
 from hpo.report.summary import StudySummary
 from hpo.search_space import replay
-from hpo.spec import StudySpec
-from hpo.stored import BestMetrics, EnsembleMember
+from hpo.spec import BlendSpec, StudySpec
+from hpo.stored import BestMetrics, BlendRecord, EnsembleMember
 from trainers.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,9 @@ class Trained:
     best: Any  # trainers.checkpoint.BestModel
     val_metrics: dict
     thresholds: np.ndarray | None
+    val_probs: np.ndarray  # what the thresholds were chosen on
     members: list[EnsembleMember] = field(default_factory=list)  # empty: one model
+    blend: BlendRecord | None = None
 
 
 def retrain_config(spec: StudySpec, trial: FrozenTrial, data_dir: Path) -> TrainConfig:
@@ -80,7 +82,7 @@ def train(config: TrainConfig, cross_fit_folds: int | None = None) -> Trained:
     else:
         thresholds = _val_thresholds(config, _val_labels(config), result.val_probs)
     extractor = result.extras.get("feature_extractor")
-    return _trained(config, result.model, result.tokenizer, extractor, result.best_metrics, thresholds)  # fmt: skip
+    return _trained(config, result.model, result.tokenizer, extractor, result.best_metrics, thresholds, result.val_probs)  # fmt: skip
 
 
 def train_ensemble(config: TrainConfig, members: list[tuple[int, TrainConfig]]) -> Trained:
@@ -109,7 +111,9 @@ def train_ensemble(config: TrainConfig, members: list[tuple[int, TrainConfig]]) 
     got = got[:keep]
     model = SeedEnsemble([m.model for m in got], config.task)
     thresholds = _val_thresholds(config, y, probs)
-    trained = _trained(config, model, got[0].tokenizer, got[0].extractor, metrics, thresholds)
+    trained = _trained(
+        config, model, got[0].tokenizer, got[0].extractor, metrics, thresholds, probs
+    )
     trained.members = [EnsembleMember(trial=t, seed=c.hyper.seed) for t, c in members[:keep]]
     return trained
 
@@ -143,11 +147,34 @@ def _val_thresholds(
     return calibrated_f1_thresholds(y, val_probs) if config.task == "multi_label" else None
 
 
-def _trained(config: TrainConfig, model, tokenizer, extractor, val_metrics, thresholds) -> Trained:
+def _trained(config: TrainConfig, model, tokenizer, extractor, val_metrics, thresholds, val_probs) -> Trained:  # fmt: skip
     from trainers.checkpoint import BestModel, LabelInfo
 
     best = BestModel(model, tokenizer, LabelInfo.of(config), thresholds, extractor)
-    return Trained(config, best, val_metrics, thresholds)
+    return Trained(config, best, val_metrics, thresholds, np.asarray(val_probs))
+
+
+def with_blend(trained: Trained, settings: BlendSpec) -> Trained:
+    """`trained` mixed with an n-gram model at the weight validation prefers (hpo.best.blend),
+    its thresholds and validation metrics those of the mix."""
+    from hpo.best.blend import fit_blend
+    from trainers.metrics import compute_metrics
+
+    config = trained.config
+    y = _val_labels(config)
+    blend, probs, record = fit_blend(config, settings, y, trained.val_probs)
+    trained.blend = record
+    if blend is None:
+        return trained
+    metrics = compute_metrics(config.task, y, probs, config.data.label_names)
+    metrics["monitor_value"] = metrics[config.monitor]
+    for key in ("member_values", "epoch"):  # what the unblended metrics said of the training
+        if key in trained.val_metrics:
+            metrics[key] = trained.val_metrics[key]
+    trained.thresholds = _val_thresholds(config, y, probs)
+    trained.best = trained.best._replace(thresholds=trained.thresholds, blend=blend)
+    trained.val_metrics, trained.val_probs = metrics, probs
+    return trained
 
 
 def ensemble_members(
@@ -245,11 +272,11 @@ def retrain_best(
     else:
         cross_fit = selection.folds if selection and selection.thresholds == "cross_fit" else None
         trained = train(config, cross_fit)
+    if spec.blend:
+        trained = with_blend(trained, spec.blend)
     model = trained.best
     device = next(model.model.parameters()).device
-    save_best(
-        out_dir, model.model, model.tokenizer, model.labels, model.thresholds, model.extractor
-    )
+    save_best(out_dir, model.model, model.tokenizer, model.labels, model.thresholds, model.extractor, model.blend)  # fmt: skip
     saved = load_best(out_dir, device=str(device))  # score what `hpo predict` will load
     evaluation, y, probs = evaluate_test(saved, config, n_resamples)
     names = config.data.label_names
@@ -287,6 +314,7 @@ def retrain_best(
         "model_size_mb": weights_size_mb(out_dir),
         "collapse": [f"retrained model: {w}" for w in collapse],
         "members": trained.members,
+        "blend": trained.blend,
     }))  # fmt: skip
     metrics.write(out_dir)
     summary = StudySummary(name=spec.name, spec=spec, warnings=list(metrics.collapse))
@@ -332,10 +360,19 @@ def _best_header(m: BestMetrics) -> list[str]:
         if m.task == "multi_label"
         else "Multi-class: the predicted class is the most probable one.",
         f"Test: {m.n_test} texts; 95 % intervals from bootstrap resampling of the test texts.",
+        _blend_line(m.blend) if m.blend else "",
         "The trial was measured dynamically quantised to int8 (int8: true): this is its fp32 model; `hpo compress` builds the int8 variant."
         if m.params.get("int8")
         else "",
     ]
+
+
+def _blend_line(b: BlendRecord) -> str:
+    alone = f"validation {b.metric}: the model alone {show(b.model_val_value)}, the n-gram model alone {show(b.ngram_val_value)}"
+    if not b.weight:
+        return f"No n-gram blend: no candidate weight beat the model alone ({alone})."
+    mixed = show(b.by_weight[f"{b.weight:g}"])
+    return f"Probabilities mixed with a TF-IDF n-gram logistic regression at weight {b.weight:g}, chosen on validation ({alone}, the mix {mixed})."
 
 
 def _members_line(members: list) -> str:

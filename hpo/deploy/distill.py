@@ -37,6 +37,7 @@ def build_distilled(source: Source, target: Path, settings: DistillSpec) -> Vari
         teacher.best.labels,
         None,
         teacher.best.extractor,
+        teacher.best.blend,  # the student replaces the transformer; the blend stays
     )
     details = {"teacher_layers": n_layers, "student_layers": layers, "teacher_parameters": parameter_count(teacher.best.model),
                "temperature": chosen.temperature, "alpha": chosen.alpha, "epochs": chosen.epochs, "best_epoch": best["epoch"],

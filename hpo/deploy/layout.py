@@ -63,10 +63,12 @@ def variant_dir(best_dir: Path, variant: str) -> Path:
 
 
 def size_on_disk_mb(directory: Path) -> float:
-    """What prediction loads besides the tokenizer: weight files (and hand-made features' state)."""
+    """What prediction loads besides the tokenizer: weight files (and hand-made features' and
+    the n-gram blend's state)."""
     files = [
         f
         for f in Path(directory).rglob("*")
-        if f.is_file() and (f.name.endswith(WEIGHT_SUFFIXES) or f.name.startswith("features."))
+        if f.is_file()
+        and (f.name.endswith(WEIGHT_SUFFIXES) or f.name.startswith(("features.", "ngram.")))
     ]
     return sum(f.stat().st_size for f in files) / 2**20

@@ -154,7 +154,14 @@ class TorchPredictor:
         model = _load_int8(directory) if fmt == "int8" else _load_pruned(directory)
         info = LabelInfo(labels.task, labels.names, labels.text_column, labels.max_length)  # type: ignore[arg-type]
         tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
-        self.best = BestModel(model, tokenizer, info, self.thresholds, _load_extractor(directory))
+        self.best = BestModel(
+            model,
+            tokenizer,
+            info,
+            self.thresholds,
+            _load_extractor(directory),
+            _load_blend(directory),
+        )
 
     @property
     def model(self) -> Any:
@@ -183,6 +190,7 @@ class OnnxPredictor:
         self.tokenizer.enable_truncation(labels.max_length)
         self.pad_id = _pad_id(directory, self.tokenizer)
         self.extractor = _load_extractor(directory)
+        self.blend = _load_blend(directory)
         self.takes_features = any(i.name == "features" for i in self.session.get_inputs())
 
     def probabilities(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
@@ -223,7 +231,8 @@ class OnnxPredictor:
             if features is not None:
                 inputs["features"] = features[rows]
             out[rows] = session.run(["logits"], inputs)[0]
-        return _probabilities(out, self.labels.task)
+        probs = _probabilities(out, self.labels.task)
+        return self.blend.mix(probs, texts) if self.blend is not None else probs
 
 
 def _padded(ids: list[list[int]], pad_id: int) -> dict[str, np.ndarray]:
@@ -260,6 +269,13 @@ def _load_extractor(directory: Path):
     from trainers.features import TextFeatureExtractor
 
     return TextFeatureExtractor.load(directory)
+
+
+def _load_blend(directory: Path):
+    """The n-gram model mixed into the probabilities (`ngram.*`, copied from the fp32 model), if any."""
+    from trainers.ngram import NgramBlend, has_blend
+
+    return NgramBlend.load(directory) if has_blend(directory) else None
 
 
 def _load_int8(directory: Path):

@@ -22,6 +22,7 @@ SHARED_PREFIXES = (
     "added_tokens",
     "labels.json",
     "features.",
+    "ngram.",
 )
 
 
@@ -91,7 +92,8 @@ class Teacher:
 
 
 def copy_shared_files(source: Path, target: Path, tokenizer: bool = True) -> None:
-    """Tokenizer files (unless the variant writes its own), labels.json and the features' state."""
+    """Tokenizer files (unless the variant writes its own), labels.json, the features' state and
+    the n-gram blend: every variant mixes in the same n-gram model as the fp32 model."""
     target.mkdir(parents=True, exist_ok=True)
     for path in Path(source).iterdir():
         if (

@@ -23,6 +23,7 @@ from hpo.spec.models import (
     MODEL_SETTINGS,
     MULTI_CLASS_ONLY,
     MULTI_LABEL_ONLY,
+    BlendSpec,
     BudgetSpec,
     CategoricalParam,
     DataSpec,
@@ -40,6 +41,7 @@ from hpo.spec.models import (
 )
 
 __all__ = [
+    "BlendSpec",
     "BudgetSpec",
     "CategoricalParam",
     "DEFAULT_TRAINER",

@@ -258,6 +258,25 @@ class SelectionSpec(_Strict):
         return self
 
 
+class BlendSpec(_Strict):
+    """Retrain: mix the delivered model's probabilities with a TF-IDF n-gram logistic
+    regression fitted on train (trainers.ngram), at the weight that scores best on val."""
+
+    weights: tuple[float, ...] = Field(
+        (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
+        min_length=1,
+        description="the n-gram model's candidate weights in the mix; 0 (no blend) is always a candidate",
+    )
+
+    @field_validator("weights")
+    @classmethod
+    def _in_unit_interval(cls, weights: tuple[float, ...]) -> tuple[float, ...]:
+        bad = [w for w in weights if not 0 <= w < 1]
+        if bad:
+            raise ValueError(f"weights must be in [0, 1), got {bad}")
+        return tuple(sorted({0.0, *weights}))
+
+
 class ObjectiveSpec(_Strict):
     metric: str = "tuned_macro_f1"
     direction: Literal["maximize", "minimize"] | None = None
@@ -303,6 +322,10 @@ class StudySpec(_Strict):
     )
     selection: SelectionSpec | None = Field(
         None, description="re-run the top configurations with more seeds (hpo select)"
+    )
+    blend: BlendSpec | None = Field(
+        None,
+        description="retrain: blend the delivered model with an n-gram model (trainers.ngram)",
     )
     test_scores: bool = Field(
         False,
@@ -351,6 +374,10 @@ class StudySpec(_Strict):
         _check_objectives(self)
         _check_hyperparams(self)
         _check_conditions(self)
+        if self.blend and self.selection and self.selection.thresholds == "cross_fit":
+            raise ValueError(
+                "blend needs selection.thresholds: val (cross-fitted thresholds come from the model without its n-gram blend)"
+            )
         if self.sampler.type == "grid":
             _check_grid(self)
         return self

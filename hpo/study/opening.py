@@ -50,7 +50,9 @@ RESUMABLE = (
     "compress",
     "budget",
     "selection",
-)  # what a resumed study may change: run more trials, reword it, track it elsewhere
+    "blend",
+)  # what a resumed study may change: run more trials, reword it, track it elsewhere, or change
+# what follows the search
 
 
 def fingerprint(spec: StudySpec) -> dict:

@@ -271,3 +271,10 @@ def test_grid_refuses_conditions(tmp_path):
         "focal_gamma": {"type": "categorical", "choices": [1.0, 2.0], "when": {"loss": "focal"}},
     }
     assert "have `when`" in _error(_write(tmp_path, search_space=space, sampler={"type": "grid"}))
+
+
+def test_a_bad_blend_is_one_line_naming_it(tmp_path):
+    assert "blend.weights" in _error(_write(tmp_path, blend={"weights": [0.2, 1.5]}))
+    crossed = _write(tmp_path, blend={}, selection={"thresholds": "cross_fit"})
+    assert "blend needs selection.thresholds: val" in _error(crossed)
+    assert load_spec(str(_write(tmp_path, blend={}))).blend.weights[0] == 0.0
