@@ -199,7 +199,3 @@ class NgramBlend:
 def mix(model_probs: np.ndarray, ngram_probs: np.ndarray, weight: float) -> np.ndarray:
     """The delivered probabilities: a convex mix, so a multi-class row still sums to 1."""
     return (1.0 - weight) * model_probs + weight * ngram_probs
-
-
-def has_blend(directory: str | Path) -> bool:
-    return (Path(directory) / NGRAM_FILE).is_file()

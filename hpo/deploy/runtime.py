@@ -272,10 +272,15 @@ def _load_extractor(directory: Path):
 
 
 def _load_blend(directory: Path):
-    """The n-gram model mixed into the probabilities (`ngram.*`, copied from the fp32 model), if any."""
-    from trainers.ngram import NgramBlend, has_blend
+    """The n-gram model mixed into the probabilities (`ngram.*`, copied from the fp32 model), if
+    any; scikit-learn is imported only for a model that has one."""
+    from trainers.checkpoint import NGRAM_FILE
 
-    return NgramBlend.load(directory) if has_blend(directory) else None
+    if not (Path(directory) / NGRAM_FILE).is_file():
+        return None
+    from trainers.ngram import NgramBlend
+
+    return NgramBlend.load(directory)
 
 
 def _load_int8(directory: Path):
