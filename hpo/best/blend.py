@@ -19,16 +19,21 @@ from trainers.config import TrainConfig
 log = logging.getLogger(__name__)
 
 
-def fit_blend(config: TrainConfig, settings: BlendSpec, y_val: np.ndarray, val_probs: np.ndarray):
+def fit_blend(
+    config: TrainConfig,
+    settings: BlendSpec,
+    val_texts: list[str],
+    y_val: np.ndarray,
+    val_probs: np.ndarray,
+):
     """(NgramBlend or None when weight 0 wins, the mixed validation probabilities, its record)."""
     from trainers.data import load_split
     from trainers.metrics import compute_metrics
     from trainers.ngram import NgramBlend, NgramModel, mix
 
     train = load_split(config.data.train_path, config.data, config.task)
-    val = load_split(config.data.val_path, config.data, config.task)
     model = NgramModel.fit(train.texts, train.labels, config.task, seed=config.hyper.seed)
-    ngram_probs = model.probabilities(val.texts)
+    ngram_probs = model.probabilities(val_texts)
 
     def score(probs: np.ndarray) -> float:
         return compute_metrics(config.task, y_val, probs, config.data.label_names)[config.monitor]

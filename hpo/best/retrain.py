@@ -119,19 +119,31 @@ def train_ensemble(config: TrainConfig, members: list[tuple[int, TrainConfig]]) 
 
 
 def _val_labels(config: TrainConfig) -> np.ndarray:
+    return _val_split(config)[1]
+
+
+def _val_split(config: TrainConfig) -> tuple[list[str], np.ndarray]:
+    """Validation texts and labels (multi-label: 0/1 integers)."""
     from trainers.data import load_split
 
     val = load_split(config.data.val_path, config.data, config.task)
-    return val.labels.astype(np.int64) if config.task == "multi_label" else val.labels
+    labels = val.labels.astype(np.int64) if config.task == "multi_label" else val.labels
+    return val.texts, labels
+
+
+def _scored(config: TrainConfig, y: np.ndarray, probs: np.ndarray) -> dict:
+    """Validation metrics of `probs`, the monitored one also as `monitor_value`."""
+    from trainers.metrics import compute_metrics
+
+    metrics = compute_metrics(config.task, y, probs, config.data.label_names)
+    metrics["monitor_value"] = metrics[config.monitor]
+    return metrics
 
 
 def _mean_metrics(config: TrainConfig, got: list, y: np.ndarray) -> tuple[np.ndarray, dict]:
     """The members' mean validation probability and its metrics."""
-    from trainers.metrics import compute_metrics
-
     probs = np.mean([m.val_probs for m in got], axis=0)
-    metrics = compute_metrics(config.task, y, probs, config.data.label_names)
-    metrics["monitor_value"] = metrics[config.monitor]
+    metrics = _scored(config, y, probs)
     metrics["member_values"] = [m.best_value for m in got]
     metrics["epoch"] = max(m.best_epoch for m in got)
     return probs, metrics
@@ -158,16 +170,14 @@ def with_blend(trained: Trained, settings: BlendSpec) -> Trained:
     """`trained` mixed with an n-gram model at the weight validation prefers (hpo.best.blend),
     its thresholds and validation metrics those of the mix."""
     from hpo.best.blend import fit_blend
-    from trainers.metrics import compute_metrics
 
     config = trained.config
-    y = _val_labels(config)
-    blend, probs, record = fit_blend(config, settings, y, trained.val_probs)
+    texts, y = _val_split(config)
+    blend, probs, record = fit_blend(config, settings, texts, y, trained.val_probs)
     trained.blend = record
     if blend is None:
         return trained
-    metrics = compute_metrics(config.task, y, probs, config.data.label_names)
-    metrics["monitor_value"] = metrics[config.monitor]
+    metrics = _scored(config, y, probs)
     for key in ("member_values", "epoch"):  # what the unblended metrics said of the training
         if key in trained.val_metrics:
             metrics[key] = trained.val_metrics[key]
