@@ -117,9 +117,13 @@ def _fit_classes(x: sparse.csr_matrix, y: np.ndarray, seed: int) -> tuple[np.nda
             "the n-gram blend needs at least 2 training texts of every class present; drop `blend`"
         )
     model = _cv_model(folds, "neg_log_loss", seed).fit(x, y)
+    fitted_coef, fitted_intercept = model.coef_, model.intercept_
+    if len(model.classes_) == 2:  # one row, the second class's logit against a first fixed at 0
+        fitted_coef = np.vstack([np.zeros_like(fitted_coef), fitted_coef])
+        fitted_intercept = np.concatenate([[0.0], fitted_intercept])
     coef = np.zeros((len(counts), x.shape[1]))
     intercept = np.full(len(counts), -30.0)  # a class never seen in training is never predicted
-    coef[model.classes_], intercept[model.classes_] = model.coef_, model.intercept_
+    coef[model.classes_], intercept[model.classes_] = fitted_coef, fitted_intercept
     return coef, intercept
 
 

@@ -83,3 +83,13 @@ def test_damaged_files_are_one_line(fitted, tmp_path):
     (tmp_path / NGRAM_FILE).write_text("{")
     with pytest.raises(TrainerError, match="cannot be read"):
         NgramBlend.load(tmp_path)
+
+
+def test_two_classes_get_a_logit_each(ucc):
+    """scikit-learn fits two classes with one row of coefficients; both classes must not share it."""
+    train, val = ucc
+    classes = train["hostile"].to_numpy()
+    model = NgramModel.fit(train.comment.tolist(), classes, "multi_class")
+    probs = model.probabilities(val.comment.tolist())
+    assert model.coef.shape[0] == 2 and np.ptp(probs[:, 1]) > 0.1
+    assert roc_auc_score(val["hostile"], probs[:, 1]) > 0.6
