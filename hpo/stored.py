@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hpo.errors import HpoError
 from trainers.config import Task
@@ -216,14 +216,40 @@ class EnsembleMember(_Record):
 
 
 class BlendRecord(_Record):
-    """How the n-gram blend's weight was chosen: the validation objective at each candidate
-    weight (0: the model alone), the n-gram model's alone, and the weight kept."""
+    """How the blend's weights were chosen: the validation objective at each candidate (keyed
+    by `weights_key`; all 0: the model alone), each side model's alone, and the weights kept."""
 
     metric: str
-    weight: float
+    weights: dict[str, float]
     model_val_value: float
-    ngram_val_value: float
-    by_weight: dict[str, float]
+    side_val_values: dict[str, float]
+    by_weights: dict[str, float]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_ngram_only(cls, raw: Any) -> Any:
+        """metrics.json written when the n-gram model was the only side model."""
+        if not isinstance(raw, dict) or "weight" not in raw:
+            return raw
+        old = dict(raw)
+        return {
+            "metric": old.pop("metric", None),
+            "model_val_value": old.pop("model_val_value", None),
+            "weights": {"ngrams": old.pop("weight")},
+            "side_val_values": {"ngrams": old.pop("ngram_val_value", None)},
+            "by_weights": {weights_key({"ngrams": float(w)}): v for w, v in old.pop("by_weight", {}).items()},
+            **old,
+        }  # fmt: skip
+
+    @property
+    def kept(self) -> dict[str, float]:
+        """The side models in the delivered mix, with their weights."""
+        return {kind: w for kind, w in self.weights.items() if w > 0}
+
+
+def weights_key(weights: dict[str, float]) -> str:
+    """`ngrams=0.3 embeddings=0.2`: a candidate's name in BlendRecord.by_weights."""
+    return " ".join(f"{kind}={w:g}" for kind, w in weights.items())
 
 
 class JsonRecord(_Record):
@@ -299,7 +325,7 @@ class BestMetrics(JsonRecord):
         [], description="the delivered ensemble's members, in order (empty: one model)"
     )
     blend: BlendRecord | None = Field(
-        None, description="the n-gram blend's choice on validation (None: the spec asked for none)"
+        None, description="the blend's choice on validation (None: the spec asked for none)"
     )
 
     FILENAME: ClassVar[str] = "metrics.json"

@@ -5,7 +5,7 @@ model adds its head files, see trainers.fusion) plus `labels.json` (task, label 
 column, max length, whether the model uses hand-made features, and the sha256 of every other
 file of the model), `thresholds.json` (multi-label: per-label thresholds chosen on validation)
 and, for a model that uses hand-made features, their fitted statistics in `features.json`; a
-model blended with an n-gram model adds that model's files (trainers.ngram).
+model blended with side models adds their files (trainers.blend).
 
 Everything is data: loading reads only the files labels.json lists, after checking their
 hashes (trainers.manifest), and never unpickles anything.
@@ -27,15 +27,21 @@ from trainers.errors import TrainerError
 from trainers.manifest import file_hashes, move_into, stage_verified
 
 if TYPE_CHECKING:  # the features' lexicon packages load only for a model that uses them
+    from trainers.blend import Blend
     from trainers.features import TextFeatureExtractor
-    from trainers.ngram import NgramBlend
 
 LABELS_FILE = "labels.json"
 THRESHOLDS_FILE = "thresholds.json"
 RUN_FILE = (
     "run.json"  # beside a model saved at the end of its run: how it was trained, how it scored
 )
-NGRAM_FILE = "ngram.json"  # as trainers.ngram writes it (sklearn is not imported here)
+# The cards of the side models a delivered model is blended with (trainers.blend), by kind, as
+# trainers.ngram and trainers.embeddings write them (neither is imported here: scikit-learn,
+# torch); every file of a side model starts with its card's stem.
+NGRAM_FILE = "ngram.json"
+EMBEDDINGS_FILE = "embeddings.json"
+BLEND_FILES = {"ngrams": NGRAM_FILE, "embeddings": EMBEDDINGS_FILE}
+BLEND_PREFIXES = tuple(card.removesuffix("json") for card in BLEND_FILES.values())
 FEATURES_FILE = "features.json"  # written by TextFeatureExtractor.save (trainers.features, not imported here: its lexicons load slowly)
 
 
@@ -87,7 +93,7 @@ class BestModel(NamedTuple):
     labels: LabelInfo
     thresholds: np.ndarray | None  # None for multi-class (argmax)
     extractor: TextFeatureExtractor | None
-    blend: NgramBlend | None = None  # mixed into the model's probabilities (trainers.ngram)
+    blend: Blend | None = None  # side models mixed into the model's probabilities (trainers.blend)
 
 
 def save_best(
@@ -97,7 +103,7 @@ def save_best(
     labels: LabelInfo,
     thresholds: np.ndarray | None = None,
     extractor: TextFeatureExtractor | None = None,
-    blend: NgramBlend | None = None,
+    blend: Blend | None = None,
 ) -> Path:
     """Write the model's files into a fresh folder, hash them, then move them into `directory`
     with labels.json last: files left there from an earlier model are not in the new list, so
@@ -205,7 +211,11 @@ def load_best(directory: str | Path, device: str | None = None) -> BestModel:
             load_thresholds(staged, card.names, path) if THRESHOLDS_FILE in card.files else None
         )
         extractor = _load_extractor(staged, path) if card.features else None
-        blend = _load_blend(staged, card, path) if NGRAM_FILE in card.files else None
+        blend = (
+            _load_blend(staged, card, path)
+            if set(BLEND_FILES.values()) & set(card.files)
+            else None
+        )
     if device is not None:
         model = model.to(device)
     return BestModel(model, tokenizer, card.labels, thresholds, extractor, blend)
@@ -286,22 +296,26 @@ def _load_extractor(staged: Path, shown: Path) -> TextFeatureExtractor:
     return TextFeatureExtractor.load(staged, shown_as=shown)
 
 
-def _load_blend(staged: Path, card: ModelCard, shown: Path) -> NgramBlend:
-    from trainers.ngram import NgramBlend
+def _load_blend(staged: Path, card: ModelCard, shown: Path) -> Blend:
+    from trainers.blend import Blend
 
-    blend = NgramBlend.load(staged, shown_as=shown)
-    if blend.model.coef.shape[0] != len(card.names) or blend.model.task != card.task:
-        raise TrainerError(
-            f"{shown / NGRAM_FILE}: its n-gram model predicts {blend.model.coef.shape[0]} {blend.model.task} outputs, labels.json {len(card.names)} {card.task}; copy the model directory again or retrain"
-        )
+    blend = Blend.load(staged, shown_as=shown)
+    assert blend is not None  # the card lists a side model's file
+    for kind, (model, _) in blend.parts.items():
+        outputs = model.head.n_outputs
+        if outputs != len(card.names) or model.task != card.task:
+            raise TrainerError(
+                f"{shown / BLEND_FILES[kind]}: its side model predicts {outputs} {model.task} outputs, labels.json {len(card.names)} {card.task}; copy the model directory again or retrain"
+            )
     return blend
 
 
 def weights_size_mb(directory: str | Path) -> float:
-    """Size on disk of what prediction loads besides the tokenizer: weights and features."""
-    files = [
+    """Size on disk of what prediction loads besides the tokenizer: weights, features and
+    side models."""
+    files = {
         *Path(directory).rglob("*.safetensors"),
         *Path(directory).glob(FEATURES_FILE),
-        *Path(directory).glob(NGRAM_FILE),
-    ]
+        *(f for f in Path(directory).iterdir() if f.name.startswith(BLEND_PREFIXES)),
+    }
     return sum(f.stat().st_size for f in files) / 2**20

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from transformers import (
     AutoConfig,
+    AutoModel,
     AutoModelForSequenceClassification,
     AutoTokenizer,
     PreTrainedModel,
@@ -112,6 +113,15 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 
 def load_tokenizer(cfg: ModelConfig):
     return _from_hub_or_local(AutoTokenizer.from_pretrained, cfg.name_or_path)
+
+
+def load_encoder(name_or_path: str) -> PreTrainedModel:
+    """A pretrained transformer without a task head (a sentence encoder), in eval mode."""
+
+    def load(path, **kwargs):
+        return with_fastest_attention(AutoModel.from_pretrained, path, **kwargs)
+
+    return _from_hub_or_local(load, name_or_path).eval()
 
 
 def load_model_config(cfg: ModelConfig, **overrides):

@@ -29,7 +29,7 @@ from hpo.report.read import require_same_data
 from hpo.report.summary import StudySummary
 from hpo.search_space import replay
 from hpo.spec import BlendSpec, StudySpec
-from hpo.stored import BestMetrics, BlendRecord, EnsembleMember
+from hpo.stored import BestMetrics, BlendRecord, EnsembleMember, weights_key
 from trainers.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -167,7 +167,7 @@ def _trained(config: TrainConfig, model, tokenizer, extractor, val_metrics, thre
 
 
 def with_blend(trained: Trained, settings: BlendSpec) -> Trained:
-    """`trained` mixed with an n-gram model at the weight validation prefers (hpo.best.blend),
+    """`trained` mixed with side models at the weights validation prefers (hpo.best.blend),
     its thresholds and validation metrics those of the mix."""
     from hpo.best.blend import fit_blend
 
@@ -378,11 +378,21 @@ def _best_header(m: BestMetrics) -> list[str]:
 
 
 def _blend_line(b: BlendRecord) -> str:
-    alone = f"validation {b.metric}: the model alone {show(b.model_val_value)}, the n-gram model alone {show(b.ngram_val_value)}"
-    if not b.weight:
-        return f"No n-gram blend: no candidate weight beat the model alone ({alone})."
-    mixed = show(b.by_weight[f"{b.weight:g}"])
-    return f"Probabilities mixed with a TF-IDF n-gram logistic regression at weight {b.weight:g}, chosen on validation ({alone}, the mix {mixed})."
+    alone = ", ".join(
+        [f"the model alone {show(b.model_val_value)}"]
+        + [f"{SIDE_MODEL_NAMES[k]} alone {show(v)}" for k, v in b.side_val_values.items()]
+    )
+    if not b.kept:
+        return f"No blend: no candidate weights beat the model alone (validation {b.metric}: {alone})."
+    mixed = show(b.by_weights[weights_key(b.weights)])
+    parts = " and ".join(f"{SIDE_MODEL_NAMES[k]} at weight {w:g}" for k, w in b.kept.items())
+    return f"Probabilities mixed with {parts}, chosen on validation ({b.metric}: {alone}, the mix {mixed})."
+
+
+SIDE_MODEL_NAMES = {
+    "ngrams": "a TF-IDF n-gram logistic regression",
+    "embeddings": "a sentence-embedding logistic regression",
+}
 
 
 def _members_line(members: list) -> str:

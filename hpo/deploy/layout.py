@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from hpo.stored import JsonRecord
+from trainers.checkpoint import BLEND_PREFIXES
 
 DEPLOY_DIR = "deploy"
 Format = Literal["transformers", "int8", "pruned", "onnx"]
@@ -64,11 +65,11 @@ def variant_dir(best_dir: Path, variant: str) -> Path:
 
 def size_on_disk_mb(directory: Path) -> float:
     """What prediction loads besides the tokenizer: weight files (and hand-made features' and
-    the n-gram blend's state)."""
+    the blend's side models)."""
     files = [
         f
         for f in Path(directory).rglob("*")
         if f.is_file()
-        and (f.name.endswith(WEIGHT_SUFFIXES) or f.name.startswith(("features.", "ngram.")))
+        and (f.name.endswith(WEIGHT_SUFFIXES) or f.name.startswith(("features.", *BLEND_PREFIXES)))
     ]
     return sum(f.stat().st_size for f in files) / 2**20

@@ -272,15 +272,11 @@ def _load_extractor(directory: Path):
 
 
 def _load_blend(directory: Path):
-    """The n-gram model mixed into the probabilities (`ngram.*`, copied from the fp32 model), if
-    any; scikit-learn is imported only for a model that has one."""
-    from trainers.checkpoint import NGRAM_FILE
+    """The side models mixed into the probabilities (copied from the fp32 model), if any;
+    scikit-learn is imported only for a model blended with n-grams."""
+    from trainers.blend import Blend
 
-    if not (Path(directory) / NGRAM_FILE).is_file():
-        return None
-    from trainers.ngram import NgramBlend
-
-    return NgramBlend.load(directory)
+    return Blend.load(directory)
 
 
 def _load_int8(directory: Path):

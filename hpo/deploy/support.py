@@ -13,6 +13,7 @@ from hpo.errors import HpoError
 from hpo.search_space import replay
 from hpo.spec import StudySpec
 from hpo.stored import BestMetrics
+from trainers.checkpoint import BLEND_PREFIXES
 from trainers.config import TrainConfig
 
 SHARED_PREFIXES = (
@@ -22,7 +23,7 @@ SHARED_PREFIXES = (
     "added_tokens",
     "labels.json",
     "features.",
-    "ngram.",
+    *BLEND_PREFIXES,
 )
 
 
@@ -93,7 +94,7 @@ class Teacher:
 
 def copy_shared_files(source: Path, target: Path, tokenizer: bool = True) -> None:
     """Tokenizer files (unless the variant writes its own), labels.json, the features' state and
-    the n-gram blend: every variant mixes in the same n-gram model as the fp32 model."""
+    the blend's side models: every variant mixes in the same side models as the fp32 model."""
     target.mkdir(parents=True, exist_ok=True)
     for path in Path(source).iterdir():
         if (

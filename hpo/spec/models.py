@@ -5,6 +5,7 @@ together, so a spec that validates can run."""
 from __future__ import annotations
 
 import codecs
+import itertools
 import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -20,7 +21,16 @@ from pydantic import (
 )
 
 from hpo.deploy.settings import CompressSpec
-from trainers.config import DataConfig, Hyperparams, ModelConfig, SplitConfig, Task, TrainConfig
+from trainers.checkpoint import BLEND_FILES
+from trainers.config import (
+    PACKAGED_MPNET,
+    DataConfig,
+    Hyperparams,
+    ModelConfig,
+    SplitConfig,
+    Task,
+    TrainConfig,
+)
 from trainers.objectives import DEPLOYED_METRICS, OBJECTIVE_METRICS
 
 DEFAULT_TRAINER = "trainers.loop:train_and_evaluate"
@@ -259,14 +269,35 @@ class SelectionSpec(_Strict):
 
 
 class BlendSpec(_Strict):
-    """Retrain: mix the delivered model's probabilities with a TF-IDF n-gram logistic
-    regression fitted on train (trainers.ngram), at the weight that scores best on val."""
+    """Retrain: mix the delivered model's probabilities with side models fitted on train
+    (trainers.blend), at the weights that score best on val."""
 
+    models: tuple[str, ...] = Field(
+        ("ngrams",),
+        min_length=1,
+        description="the side models: `ngrams` (a TF-IDF logistic regression), `embeddings` (a logistic regression over `encoder`'s sentence embedding)",
+    )
+    encoder: str = Field(
+        PACKAGED_MPNET,
+        description="the frozen sentence encoder of the `embeddings` side model: a model folder, a hub name or a packaged: model",
+    )
     weights: tuple[float, ...] = Field(
         (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
         min_length=1,
-        description="the n-gram model's candidate weights in the mix; 0 (no blend) is always a candidate",
+        description="each side model's candidate weights in the mix; every combination whose total is at most the largest is a candidate, and all 0 (no blend) always is",
     )
+
+    @field_validator("models")
+    @classmethod
+    def _known_models(cls, models: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [m for m in models if m not in BLEND_FILES]
+        if unknown:
+            raise ValueError(
+                f"unknown side model(s) {unknown}; choose from {', '.join(BLEND_FILES)}"
+            )
+        if len(set(models)) < len(models):
+            raise ValueError(f"each side model once, got {list(models)}")
+        return models
 
     @field_validator("weights")
     @classmethod
@@ -275,6 +306,16 @@ class BlendSpec(_Strict):
         if bad:
             raise ValueError(f"weights must be in [0, 1), got {bad}")
         return tuple(sorted({0.0, *weights}))
+
+    def candidates(self) -> list[dict[str, float]]:
+        """The weights to try, by side model: the smallest total first, so a tie on val keeps
+        the lighter blend."""
+        cap = max(self.weights) + 1e-9
+        combos = [
+            c for c in itertools.product(self.weights, repeat=len(self.models)) if sum(c) <= cap
+        ]
+        combos.sort(key=lambda c: (sum(c), c))
+        return [dict(zip(self.models, c, strict=True)) for c in combos]
 
 
 class ObjectiveSpec(_Strict):
@@ -325,7 +366,7 @@ class StudySpec(_Strict):
     )
     blend: BlendSpec | None = Field(
         None,
-        description="retrain: blend the delivered model with an n-gram model (trainers.ngram)",
+        description="retrain: blend the delivered model with side models fitted on train (trainers.blend)",
     )
     test_scores: bool = Field(
         False,
@@ -376,7 +417,7 @@ class StudySpec(_Strict):
         _check_conditions(self)
         if self.blend and self.selection and self.selection.thresholds == "cross_fit":
             raise ValueError(
-                "blend needs selection.thresholds: val (cross-fitted thresholds come from the model without its n-gram blend)"
+                "blend needs selection.thresholds: val (cross-fitted thresholds come from the model without its side models)"
             )
         if self.sampler.type == "grid":
             _check_grid(self)

@@ -60,6 +60,7 @@ def preflight(spec: StudySpec, data_dir: Path) -> DataFacts:
 
     facts = read_data(spec, data_dir)
     check_model(spec)
+    check_blend_encoder(spec)
     trainer = find_trainer(spec.trainer)
     return (
         facts
@@ -134,6 +135,21 @@ def check_model(spec: StudySpec) -> None:
             f"model.max_length {spec.model.max_length} is above the {limit} positions {config.model_type} "
             f"{spec.model.name_or_path!r} can read; set model.max_length to at most {limit}"
         )
+
+
+def check_blend_encoder(spec: StudySpec) -> None:
+    """The blend's sentence encoder is there now, not only when `hpo retrain` needs it after
+    the whole study (the packaged MPNet is an optional extra)."""
+    from trainers.config import ModelConfig
+    from trainers.errors import TrainerError
+    from trainers.model import load_model_config
+
+    if spec.blend is None or "embeddings" not in spec.blend.models:
+        return
+    try:
+        load_model_config(ModelConfig(name_or_path=spec.blend.encoder))
+    except TrainerError as e:
+        raise HpoError(f"blend.encoder {spec.blend.encoder!r}: {e}") from None
 
 
 def changed_splits(recorded: dict | None, facts: DataFacts) -> list[str]:

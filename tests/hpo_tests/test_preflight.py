@@ -225,3 +225,11 @@ def test_warnings_reach_the_study_note(capsys, tmp_path, spec, data):
         study
     )
     assert any("has the same content as" in w for w in study.user_attrs["preflight_warnings"])
+
+
+def test_a_missing_blend_encoder_is_one_line_before_the_study(capsys, tmp_path, spec, data):
+    missing = str(tmp_path / "no-encoder")
+    rewrite(spec, lambda raw: raw.update(blend={"models": ["ngrams"], "encoder": missing}))
+    assert cli(capsys, "check", spec, "--data-dir", data).code == 0  # not used: not needed
+    rewrite(spec, lambda raw: raw["blend"].update(models=["ngrams", "embeddings"]))
+    cli(capsys, "check", spec, "--data-dir", data).refused("blend.encoder", "no such folder")

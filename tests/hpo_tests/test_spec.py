@@ -275,6 +275,8 @@ def test_grid_refuses_conditions(tmp_path):
 
 def test_a_bad_blend_is_one_line_naming_it(tmp_path):
     assert "blend.weights" in _error(_write(tmp_path, blend={"weights": [0.2, 1.5]}))
+    unknown = _error(_write(tmp_path, blend={"models": ["ngrams", "tfidf"]}))
+    assert "blend.models" in unknown and "choose from ngrams, embeddings" in unknown
     crossed = _write(tmp_path, blend={}, selection={"thresholds": "cross_fit"})
     assert "blend needs selection.thresholds: val" in _error(crossed)
     assert load_spec(str(_write(tmp_path, blend={}))).blend.weights[0] == 0.0

@@ -1,4 +1,4 @@
-"""The n-gram model a delivered model can be blended with: it learns from real comments,
+"""The n-gram side model a delivered model can be blended with: it learns from real comments,
 reloads from plain numbers to the same probabilities, copes with labels too rare to
 cross-validate, and a damaged file is one line."""
 
@@ -12,8 +12,9 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from testing.data import UCC_LABELS, RealData
+from trainers.blend import Blend, mix
 from trainers.errors import TrainerError
-from trainers.ngram import NGRAM_FILE, NgramBlend, NgramModel, mix
+from trainers.ngram import NGRAM_FILE, NgramModel
 
 LABELS = ["healthy", "antagonize", "hostile"]
 
@@ -41,10 +42,11 @@ def test_it_ranks_unseen_comments_better_than_chance(fitted, ucc):
 def test_it_reloads_from_its_files_to_the_same_probabilities(fitted, ucc, tmp_path):
     _, val = ucc
     texts = val.comment.tolist()[:200]
-    NgramBlend(fitted, 0.3).save(tmp_path)
-    loaded = NgramBlend.load(tmp_path)
-    assert loaded.weight == 0.3 and not list(tmp_path.glob("*.pkl"))
-    np.testing.assert_array_equal(loaded.model.probabilities(texts), fitted.probabilities(texts))
+    fitted.save(tmp_path, 0.3)
+    loaded = Blend.load(tmp_path)
+    assert loaded.weights == {"ngrams": 0.3} and not list(tmp_path.glob("*.pkl"))
+    model, _ = loaded.parts["ngrams"]
+    np.testing.assert_array_equal(model.probabilities(texts), fitted.probabilities(texts))
     model_probs = np.full((len(texts), len(LABELS)), 0.2, dtype=np.float32)
     np.testing.assert_allclose(
         loaded.mix(model_probs, texts), 0.7 * 0.2 + 0.3 * fitted.probabilities(texts), rtol=1e-6
@@ -69,20 +71,21 @@ def test_multi_class_rows_sum_to_one_and_mix_stays_a_distribution(ucc):
     probs = model.probabilities(val.comment.tolist())
     np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-5)
     uniform = np.full_like(probs, 1 / probs.shape[1])
-    np.testing.assert_allclose(mix(uniform, probs, 0.4).sum(axis=1), 1, rtol=1e-5)
+    mixed = mix(uniform, {"ngrams": probs}, {"ngrams": 0.4})
+    np.testing.assert_allclose(mixed.sum(axis=1), 1, rtol=1e-5)
 
 
 def test_damaged_files_are_one_line(fitted, tmp_path):
-    NgramBlend(fitted, 0.3).save(tmp_path)
+    fitted.save(tmp_path, 0.3)
     card = json.loads((tmp_path / NGRAM_FILE).read_text())
     card["n_outputs"] = 5
     (tmp_path / NGRAM_FILE).write_text(json.dumps(card))
     with pytest.raises(TrainerError, match="do not fit") as e:
-        NgramBlend.load(tmp_path)
+        NgramModel.load(tmp_path)
     assert "\n" not in str(e.value)
     (tmp_path / NGRAM_FILE).write_text("{")
     with pytest.raises(TrainerError, match="cannot be read"):
-        NgramBlend.load(tmp_path)
+        NgramModel.load(tmp_path)
 
 
 def test_two_classes_get_a_logit_each(ucc):
@@ -91,5 +94,5 @@ def test_two_classes_get_a_logit_each(ucc):
     classes = train["hostile"].to_numpy()
     model = NgramModel.fit(train.comment.tolist(), classes, "multi_class")
     probs = model.probabilities(val.comment.tolist())
-    assert model.coef.shape[0] == 2 and np.ptp(probs[:, 1]) > 0.1
+    assert model.head.n_outputs == 2 and np.ptp(probs[:, 1]) > 0.1
     assert roc_auc_score(val["hostile"], probs[:, 1]) > 0.6
