@@ -24,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from trainers.checkpoint import EMBEDDINGS_FILE
 from trainers.config import ModelConfig, Task
 from trainers.errors import TrainerError
-from trainers.linear import LinearHead
+from trainers.linear import LinearHead, read_side_model
 
 WEIGHTS_FILE = "embeddings.safetensors"
 C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)  # UCC's labels chose 0.03-0.1 with all-mpnet-base-v2
@@ -134,8 +134,6 @@ class EmbeddingModel:
         return self.head.probabilities(self.encoder.embed(texts))
 
     def save(self, directory: str | Path, weight: float) -> None:
-        from safetensors.numpy import save_file
-
         e = self.encoder
         card = EmbeddingsCard(
             task=self.task,
@@ -147,8 +145,7 @@ class EmbeddingModel:
             dim=e.dim,
         )
         (Path(directory) / EMBEDDINGS_FILE).write_text(card.model_dump_json())
-        arrays = {"coef": self.head.coef, "intercept": self.head.intercept}
-        save_file(arrays, str(Path(directory) / WEIGHTS_FILE))
+        self.head.save(Path(directory) / WEIGHTS_FILE)
 
     @classmethod
     def load(
@@ -156,22 +153,9 @@ class EmbeddingModel:
     ) -> tuple[EmbeddingModel, float]:
         """The side model and its weight in the mix; the encoder it names must be the one it
         was fitted with (same parameters), or loading stops with one line."""
-        from safetensors.numpy import load_file
-
         directory = Path(directory)
         shown = Path(shown_as or directory)
-        try:
-            card = EmbeddingsCard.model_validate_json((directory / EMBEDDINGS_FILE).read_bytes())
-            arrays = load_file(str(directory / WEIGHTS_FILE))
-        except (OSError, ValidationError, ValueError) as e:
-            raise TrainerError(
-                f"{shown}: its embedding side model ({EMBEDDINGS_FILE}, {WEIGHTS_FILE}) cannot be read ({type(e).__name__}); retrain the model"
-            ) from None
-        head = LinearHead(card.task, arrays.get("coef"), arrays.get("intercept"))
-        if head.coef is None or head.intercept is None:
-            raise TrainerError(
-                f"{shown / WEIGHTS_FILE}: it lacks the coefficients or intercepts {EMBEDDINGS_FILE} describes; retrain the model"
-            )
+        card, head = read_side_model(directory, EMBEDDINGS_FILE, WEIGHTS_FILE, EmbeddingsCard, "embedding", shown)  # fmt: skip
         head.check_fits(card.dim, card.n_outputs, shown / WEIGHTS_FILE, EMBEDDINGS_FILE)
         try:
             encoder = SentenceEncoder.load(card.encoder, card.max_length)

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
+from pydantic import BaseModel, ValidationError
 
 from trainers.config import Task
 from trainers.errors import TrainerError
+
+Card = TypeVar("Card", bound=BaseModel)
 
 MAX_FOLDS = 5
 
@@ -51,12 +55,44 @@ class LinearHead:
         shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
         return shifted / shifted.sum(axis=1, keepdims=True)
 
+    def save(self, path: Path) -> None:
+        from safetensors.numpy import save_file
+
+        save_file({"coef": self.coef, "intercept": self.intercept}, str(path))
+
     def check_fits(self, n_features: int, n_outputs: int, shown: Path, card: str) -> None:
         """Loaded arrays must match what the side model's card says."""
         if self.coef.shape != (n_outputs, n_features) or self.intercept.shape != (n_outputs,):
             raise TrainerError(
                 f"{shown}: its coefficients do not fit {card}'s {n_features} features and {n_outputs} outputs; retrain the model"
             )
+
+
+def read_side_model(
+    directory: Path,
+    card_file: str,
+    weights_file: str,
+    card_type: type[Card],
+    what: str,
+    shown: Path,
+) -> tuple[Card, LinearHead]:
+    """A side model's card (it has `task`) and its head: one line naming the files when either
+    cannot be read or the head's arrays are missing."""
+    from safetensors.numpy import load_file
+
+    try:
+        card = card_type.model_validate_json((directory / card_file).read_bytes())
+        arrays = load_file(str(directory / weights_file))
+    except (OSError, ValidationError, ValueError) as e:
+        raise TrainerError(
+            f"{shown}: its {what} side model ({card_file}, {weights_file}) cannot be read ({type(e).__name__}); retrain the model"
+        ) from None
+    coef, intercept = arrays.get("coef"), arrays.get("intercept")
+    if coef is None or intercept is None:
+        raise TrainerError(
+            f"{shown / weights_file}: it lacks the coefficients or intercepts {card_file} describes; retrain the model"
+        )
+    return card, LinearHead(card.task, coef, intercept)  # type: ignore[attr-defined]
 
 
 def _fit_binary(x, y: np.ndarray, c_grid, seed: int) -> tuple[np.ndarray, float]:

@@ -20,14 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from trainers.checkpoint import NGRAM_FILE
 from trainers.config import Task
-from trainers.errors import TrainerError
-from trainers.linear import LinearHead
+from trainers.linear import LinearHead, read_side_model
 
 NGRAM_WEIGHTS_FILE = "ngram.safetensors"
 # The L2 strengths cross-validation chooses from; on UCC (3,575 training comments) every label
@@ -86,8 +85,6 @@ class NgramModel:
         return self.head.probabilities(x)
 
     def save(self, directory: str | Path, weight: float) -> None:
-        from safetensors.numpy import save_file
-
         directory = Path(directory)
         card = NgramCard(
             task=self.task,
@@ -102,8 +99,7 @@ class NgramModel:
             },
         )
         (directory / NGRAM_FILE).write_text(card.model_dump_json())
-        arrays = {"coef": self.head.coef, "intercept": self.head.intercept}
-        save_file(arrays, str(directory / NGRAM_WEIGHTS_FILE))
+        self.head.save(directory / NGRAM_WEIGHTS_FILE)
 
     @classmethod
     def load(
@@ -111,17 +107,9 @@ class NgramModel:
     ) -> tuple[NgramModel, float]:
         """The fitted side model and its weight in the mix, rebuilt from its numbers: no
         fitting, no unpickling."""
-        from safetensors.numpy import load_file
-
         directory = Path(directory)
         shown = Path(shown_as or directory)
-        try:
-            card = NgramCard.model_validate_json((directory / NGRAM_FILE).read_bytes())
-            arrays = load_file(str(directory / NGRAM_WEIGHTS_FILE))
-        except (OSError, ValidationError, ValueError) as e:
-            raise TrainerError(
-                f"{shown}: its n-gram side model ({NGRAM_FILE}, {NGRAM_WEIGHTS_FILE}) cannot be read ({type(e).__name__}); retrain the model"
-            ) from None
+        card, head = read_side_model(directory, NGRAM_FILE, NGRAM_WEIGHTS_FILE, NgramCard, "n-gram", shown)  # fmt: skip
         vectorisers = {}
         for kind, vocabulary in card.vocabularies.items():
             v = _vectoriser(kind)
@@ -129,10 +117,5 @@ class NgramModel:
             v.idf_ = np.asarray(vocabulary.idf, dtype=np.float64)
             vectorisers[kind] = v
         n_terms = sum(len(v.terms) for v in card.vocabularies.values())
-        head = LinearHead(card.task, arrays.get("coef"), arrays.get("intercept"))
-        if head.coef is None or head.intercept is None:
-            raise TrainerError(
-                f"{shown / NGRAM_WEIGHTS_FILE}: it lacks the coefficients or intercepts {NGRAM_FILE} describes; retrain the model"
-            )
         head.check_fits(n_terms, card.n_outputs, shown / NGRAM_WEIGHTS_FILE, NGRAM_FILE)
         return cls(vectorisers, head), card.weight
