@@ -258,13 +258,20 @@ def main(argv: list[str] | None = None) -> int:
     add_data_dir_argument(parser)
     args = parser.parse_args(argv)
     budget = args.budget_min or (2.0 if args.quick else 30.0)
+    from hpo.errors import HpoError
     from hpo.spec import load_spec
+    from hpo.study.preflight import check_blend_encoder
 
     with tempfile.TemporaryDirectory(prefix="study-efficiency-") as tmp:
         work = Path(tmp)
         data_dir = quick_data(args.data_dir, work) if args.quick else args.data_dir
         spec_path = quick_spec(args.spec, work) if args.quick else args.spec.resolve()
         spec = load_spec(str(spec_path))
+        try:  # before the plain arm's half hour, not after it
+            check_blend_encoder(spec)
+        except HpoError as e:
+            print(f"study_efficiency: {e}", file=sys.stderr)
+            return 2
         print(
             f"study_efficiency: {budget:g} min per arm, spec {spec.name}, data {data_dir}",
             flush=True,
@@ -289,13 +296,16 @@ def quick_data(data_dir: Path, work: Path) -> Path:
 
 
 def quick_spec(spec_path: Path, work: Path) -> Path:
-    """The spec with 2-epoch trials of max length 64 and no selection, for a smoke run."""
+    """The spec with 2-epoch trials of max length 64, no selection and no sentence encoder in
+    its blend, for a smoke run."""
     import yaml
 
     raw = yaml.safe_load(spec_path.read_text())
     raw["training"] = {**raw.get("training", {}), "epochs": 2}
     raw["model"] = {**raw.get("model", {}), "max_length": 64}
     raw.pop("budget", None)
+    if raw.get("blend"):
+        raw["blend"] = {**raw["blend"], "models": ["ngrams"]}
     out = work / spec_path.name
     out.write_text(yaml.safe_dump(raw, sort_keys=False))
     return out

