@@ -17,6 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hpo.errors import HpoError
+from trainers.checkpoint import NGRAMS
 from trainers.config import Task
 
 if TYPE_CHECKING:  # pandas behind it: a study worker never reads a profile
@@ -235,9 +236,9 @@ class BlendRecord(_Record):
         return {
             "metric": old.pop("metric", None),
             "model_val_value": old.pop("model_val_value", None),
-            "weights": {"ngrams": old.pop("weight")},
-            "side_val_values": {"ngrams": old.pop("ngram_val_value", None)},
-            "by_weights": {weights_key({"ngrams": float(w)}): v for w, v in old.pop("by_weight", {}).items()},
+            "weights": {NGRAMS: old.pop("weight")},
+            "side_val_values": {NGRAMS: old.pop("ngram_val_value", None)},
+            "by_weights": {weights_key({NGRAMS: float(w)}): v for w, v in old.pop("by_weight", {}).items()},
             **old,
         }  # fmt: skip
 

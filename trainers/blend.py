@@ -17,11 +17,18 @@ from typing import Protocol
 
 import numpy as np
 
-from trainers.checkpoint import BLEND_FILES
+from trainers.checkpoint import BLEND_FILES, EMBEDDINGS, NGRAMS
 from trainers.config import Task
 
-# kind (as `blend.models` names it) -> the module and class of that side model
-SIDE_MODELS = {"ngrams": ("trainers.ngram", "NgramModel"), "embeddings": ("trainers.embeddings", "EmbeddingModel")}  # fmt: skip
+# kind -> the module and class of that side model, and what a report calls it
+SIDE_MODELS = {
+    NGRAMS: ("trainers.ngram", "NgramModel", "a TF-IDF n-gram logistic regression"),
+    EMBEDDINGS: (
+        "trainers.embeddings",
+        "EmbeddingModel",
+        "a sentence-embedding logistic regression",
+    ),
+}
 
 
 class SideModel(Protocol):
@@ -33,7 +40,7 @@ class SideModel(Protocol):
 
 
 def side_model_class(kind: str):
-    module, name = SIDE_MODELS[kind]
+    module, name, _ = SIDE_MODELS[kind]
     return getattr(importlib.import_module(module), name)
 
 

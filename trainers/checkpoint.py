@@ -40,7 +40,8 @@ RUN_FILE = (
 # torch); every file of a side model starts with its card's stem.
 NGRAM_FILE = "ngram.json"
 EMBEDDINGS_FILE = "embeddings.json"
-BLEND_FILES = {"ngrams": NGRAM_FILE, "embeddings": EMBEDDINGS_FILE}
+NGRAMS, EMBEDDINGS = "ngrams", "embeddings"  # the side models' kinds, as `blend.models` names them
+BLEND_FILES = {NGRAMS: NGRAM_FILE, EMBEDDINGS: EMBEDDINGS_FILE}
 BLEND_PREFIXES = tuple(card.removesuffix("json") for card in BLEND_FILES.values())
 FEATURES_FILE = "features.json"  # written by TextFeatureExtractor.save (trainers.features, not imported here: its lexicons load slowly)
 

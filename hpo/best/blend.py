@@ -15,6 +15,7 @@ import numpy as np
 
 from hpo.spec import BlendSpec
 from hpo.stored import BlendRecord, weights_key
+from trainers.checkpoint import NGRAMS
 from trainers.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def fit_blend(
 
 def _fit(kind: str, train, config: TrainConfig, settings: BlendSpec):
     seed = config.hyper.seed
-    if kind == "ngrams":
+    if kind == NGRAMS:
         from trainers.ngram import NgramModel
 
         return NgramModel.fit(train.texts, train.labels, config.task, seed=seed)

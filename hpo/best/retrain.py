@@ -378,21 +378,17 @@ def _best_header(m: BestMetrics) -> list[str]:
 
 
 def _blend_line(b: BlendRecord) -> str:
+    from trainers.blend import SIDE_MODELS
+
     alone = ", ".join(
         [f"the model alone {show(b.model_val_value)}"]
-        + [f"{SIDE_MODEL_NAMES[k]} alone {show(v)}" for k, v in b.side_val_values.items()]
+        + [f"{SIDE_MODELS[k][2]} alone {show(v)}" for k, v in b.side_val_values.items()]
     )
     if not b.kept:
         return f"No blend: no candidate weights beat the model alone (validation {b.metric}: {alone})."
     mixed = show(b.by_weights[weights_key(b.weights)])
-    parts = " and ".join(f"{SIDE_MODEL_NAMES[k]} at weight {w:g}" for k, w in b.kept.items())
+    parts = " and ".join(f"{SIDE_MODELS[k][2]} at weight {w:g}" for k, w in b.kept.items())
     return f"Probabilities mixed with {parts}, chosen on validation ({b.metric}: {alone}, the mix {mixed})."
-
-
-SIDE_MODEL_NAMES = {
-    "ngrams": "a TF-IDF n-gram logistic regression",
-    "embeddings": "a sentence-embedding logistic regression",
-}
 
 
 def _members_line(members: list) -> str:

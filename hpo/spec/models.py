@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from hpo.deploy.settings import CompressSpec
-from trainers.checkpoint import BLEND_FILES
+from trainers.checkpoint import BLEND_FILES, EMBEDDINGS, NGRAMS
 from trainers.config import (
     PACKAGED_MPNET,
     DataConfig,
@@ -273,7 +273,7 @@ class BlendSpec(_Strict):
     (trainers.blend), at the weights that score best on val."""
 
     models: tuple[str, ...] = Field(
-        ("ngrams",),
+        (NGRAMS,),
         min_length=1,
         description="the side models: `ngrams` (a TF-IDF logistic regression), `embeddings` (a logistic regression over `encoder`'s sentence embedding)",
     )
@@ -316,6 +316,10 @@ class BlendSpec(_Strict):
         ]
         combos.sort(key=lambda c: (sum(c), c))
         return [dict(zip(self.models, c, strict=True)) for c in combos]
+
+    @property
+    def uses_encoder(self) -> bool:
+        return EMBEDDINGS in self.models
 
 
 class ObjectiveSpec(_Strict):

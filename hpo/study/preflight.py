@@ -144,7 +144,7 @@ def check_blend_encoder(spec: StudySpec) -> None:
     from trainers.errors import TrainerError
     from trainers.model import load_model_config
 
-    if spec.blend is None or "embeddings" not in spec.blend.models:
+    if spec.blend is None or not spec.blend.uses_encoder:
         return
     try:
         load_model_config(ModelConfig(name_or_path=spec.blend.encoder))
